@@ -1,0 +1,16 @@
+"""bmxlib: BalanceMix and its baselines for noisy, imbalanced multi-label learning.
+
+The small public API (SPEC §6) is re-exported here as submodules::
+
+    bmxlib.data.load_dataset        bmxlib.noise.inject           bmxlib.stats.imbalance
+    bmxlib.metrics.average_precision / mean_average_precision
+    bmxlib.gmm.clean_probability    bmxlib.sampling.minority_probabilities
+    bmxlib.mixing.minority_mix      bmxlib.runs.load_run          bmxlib.engine.fit
+"""
+
+from . import data, gmm, metrics, mixing, noise, sampling, stats
+from .runs import load_run
+
+__version__ = "0.1.0"
+
+__all__ = ["data", "gmm", "load_run", "metrics", "mixing", "noise", "sampling", "stats"]

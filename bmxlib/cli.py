@@ -1,0 +1,157 @@
+"""``bmx`` command line (SPEC §9).
+
+Bad input (unknown key, wrong type, out-of-range value, missing or corrupt file, label
+outside the class list) prints one line ``bmx: error: ...`` naming the offending item and
+exits with status 2, without a traceback. Set ``BMX_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import ConfigError
+
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError,
+               NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import from_dict, load_config, read_yaml
+    from .engine import fit
+
+    if args.resume:
+        from pathlib import Path
+
+        run_dir = Path(args.resume)
+        values = read_yaml(run_dir / "config.yaml")
+        values.update(out_dir=str(run_dir.parent), name=run_dir.name)
+        config = from_dict(values, source=str(run_dir / "config.yaml"))
+        if args.overrides:
+            raise ConfigError("overrides are not allowed with --resume (the run keeps its config)")
+    else:
+        if not args.config:
+            raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")
+        config = load_config(args.config, args.overrides)
+    run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
+    print(f"run written to {run_dir}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    out = run_sweep(args.config, overrides=args.overrides)
+    print(f"sweep written to {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    index, failures = build_report(args.dir, out=args.out)
+    print(f"report written to {index}")
+    return 1 if failures else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(out_dir=args.out_dir, report=not args.no_report)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(device=args.device, out=args.out, quick=args.quick)
+    return 0
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .stats import format_stats, imbalance, shot_groups
+
+    options = {}
+    if args.root:
+        options["root"] = args.root
+    dataset = load_dataset(args.name, args.split, **options)
+    stats = imbalance(dataset.labels)
+    reference = dataset if args.split == "train" else load_dataset(args.name, "train", **options)
+    groups = shot_groups(
+        reference.labels.sum(axis=0), many=reference.shot_many, few=reference.shot_few
+    )
+    print(f"{args.name} ({args.split}): {stats['n_instances']} instances, "
+          f"{stats['n_classes']} classes, shot groups: many > {reference.shot_many}, "
+          f"few < {reference.shot_few} training positives")
+    print(format_stats(stats, dataset.class_names, groups))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bmx", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one config into runs/<name>/")
+    train.add_argument("--config", help="YAML config file")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
+    train.add_argument("--distributed", action="store_true",
+                       help="(under torchrun) use DistributedDataParallel; implied by WORLD_SIZE")
+    train.add_argument("overrides", nargs="*", metavar="key=value")
+    train.set_defaults(func=_train)
+
+    sweep = sub.add_parser("sweep", help="run a grid of configs and tabulate the results")
+    sweep.add_argument("--config", required=True, help="sweep YAML (base + grid)")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="overrides applied to every grid point")
+    sweep.set_defaults(func=_sweep)
+
+    report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")
+    report.add_argument("dir", help="run directory or sweep directory")
+    report.add_argument("--out", help="output folder (default reports/<name>)")
+    report.set_defaults(func=_report)
+
+    demo = sub.add_parser("demo", help="the quick-start demo on digits-lt")
+    demo.add_argument("--out-dir", default="runs/demo", help="where the demo sweep goes")
+    demo.add_argument("--no-report", action="store_true", help="skip the notebook report")
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="time bmxlib against the peers it replaces")
+    bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    bench.add_argument("--out", help="write the results as JSON")
+    bench.add_argument("--quick", action="store_true", help="small sizes (for tests)")
+    bench.set_defaults(func=_bench)
+
+    data = sub.add_parser("data", help="dataset tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    stats = data_sub.add_parser("stats", help="label counts, imbalance ratios, shot groups")
+    stats.add_argument("name", help="digits-lt | coco | voc | manifest")
+    stats.add_argument("--split", default="train")
+    stats.add_argument("--root", help="data folder (coco / voc / manifest)")
+    stats.set_defaults(func=_data_stats)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or err.__class__.__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as err:
+        if os.environ.get("BMX_DEBUG"):
+            raise
+        print(f"bmx: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bmx: interrupted; resume with bmx train --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

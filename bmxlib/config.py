@@ -1,0 +1,239 @@
+"""Run configuration: one flat dataclass of commented literals (nanoGPT style).
+
+Loaded from YAML and overridden by ``key=value`` arguments. Every key is validated:
+unknown keys, wrong types and out-of-range values raise ``ConfigError`` with a one-line
+message naming the key (the CLI turns it into exit status 2, SPEC §9).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct", "coteaching", "db",
+           "balancemix")
+NOISE_KINDS = ("none", "mislabel", "flip", "missing")
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value (one line, names the key)."""
+
+
+@dataclass
+class Config:
+    # --- run ---
+    name: str = "run"  # run directory name under out_dir
+    out_dir: str = "runs"  # parent folder of run directories
+    seed: int = 0  # training seed (model init, samplers, augmentation, λ draws)
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # CPU threads for torch (0 = torch's default)
+    # --- data ---
+    dataset: str = "digits-lt"  # digits-lt | coco | voc | manifest
+    data_root: str = ""  # folder of coco / voc / manifest data
+    data_seed: int = 0  # digits-lt generation seed
+    n_train: int = 8000  # digits-lt training canvases
+    n_test: int = 3000  # digits-lt test canvases
+    max_images: int = 0  # cap on images per split for real datasets (0 = all)
+    image_size: int = 0  # square input side (0 = dataset default: 32 digits, 448 photos)
+    num_workers: int = 0  # DataLoader worker processes
+    # --- noise (SPEC §2), injected once into the training labels ---
+    noise: str = "none"  # none | mislabel | flip | missing
+    noise_rate: float = 0.0  # τ for mislabel / flip
+    noise_seed: int = 0  # seed of the injected noise
+    # --- model ---
+    arch: str = "small_cnn"  # small_cnn | resnet18 | resnet50 | resnet101
+    width: int = 16  # small_cnn base width
+    pretrained: str = "digits"  # none | digits (small_cnn) | imagenet (resnets)
+    weights_path: str = ""  # local ImageNet weights file for resnets
+    # --- optimisation (paper: SGD 0.9, wd 1e-4, lr 0.01 cosine) ---
+    epochs: int = 12  # training epochs
+    batch_size: int = 64  # instances per step (per sampler)
+    lr: float = 0.01  # initial learning rate, cosine-annealed per step to 0
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 1e-4  # SGD weight decay
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # channels_last memory format for conv nets
+    # --- augmentation (RandAugment for all methods) ---
+    randaugment: bool = True  # RandAugment on training images
+    randaugment_ops: int = 2  # RandAugment number of ops
+    randaugment_magnitude: int = 9  # RandAugment magnitude (0..30)
+    hflip: bool = False  # random horizontal flip (photos only)
+    # --- method ---
+    method: str = "bce"  # one of METHODS
+    mix_alpha: float = 4.0  # Beta(α, α) for minority-augmented mixing (SPEC §1.3)
+    per_sample_lambda: bool = False  # one λ per instance instead of per batch
+    warmup_epochs: int = 3  # BalanceMix epochs before label management (SPEC §1.4)
+    minority_sampler: bool = True  # BalanceMix: second batch from the minority sampler
+    clean_labels: bool = True  # BalanceMix: GMM clean-label selection
+    relabel: bool = True  # BalanceMix: re-label confident non-clean labels
+    ambiguous_weighting: bool = True  # BalanceMix: weight remaining labels by p_G
+    relabel_epsilon: float = 0.975  # re-labeling threshold ε (0.55 for missing labels)
+    relabel_to_zero: bool = True  # re-label to 0 as well as to 1 (SPEC default: True)
+    focal_gamma: float = 2.0  # focal loss γ
+    asl_gamma_pos: float = 0.0  # ASL γ+
+    asl_gamma_neg: float = 4.0  # ASL γ−
+    asl_clip: float = 0.05  # ASL probability margin m
+    ll_delta_rel: float = 0.1  # LL-R / LL-Ct clean-rate drop per epoch
+    # --- logging ---
+    diagnostics_every: int = 5  # full per-label arrays every this many epochs (0 = never)
+    progress: bool = True  # tqdm progress bars
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# value constraints: key -> (predicate, description)
+_CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "dataset": ("digits-lt", "coco", "voc", "manifest"),
+    "noise": NOISE_KINDS,
+    "arch": ("small_cnn", "resnet18", "resnet50", "resnet101"),
+    "pretrained": ("none", "digits", "imagenet"),
+    "method": METHODS,
+}
+_RANGES = {
+    "threads": (0, None),
+    "n_train": (10, None),
+    "n_test": (10, None),
+    "max_images": (0, None),
+    "image_size": (0, 4096),
+    "num_workers": (0, 64),
+    "noise_rate": (0.0, 1.0),
+    "noise_seed": (0, None),
+    "data_seed": (0, None),
+    "seed": (0, None),
+    "width": (1, 512),
+    "epochs": (1, 10_000),
+    "batch_size": (1, 1 << 16),
+    "lr": (0.0, 10.0),
+    "momentum": (0.0, 1.0),
+    "weight_decay": (0.0, 1.0),
+    "randaugment_ops": (0, 10),
+    "randaugment_magnitude": (0, 30),
+    "mix_alpha": (1e-6, 1e6),
+    "warmup_epochs": (0, 10_000),
+    "relabel_epsilon": (0.5, 1.0),
+    "focal_gamma": (0.0, 10.0),
+    "asl_gamma_pos": (0.0, 10.0),
+    "asl_gamma_neg": (0.0, 10.0),
+    "asl_clip": (0.0, 1.0),
+    "ll_delta_rel": (0.0, 1.0),
+    "diagnostics_every": (0, None),
+}
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check ``value`` against the declared type of ``key`` (ints accepted for floats)."""
+    kind = _FIELDS[key].type
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind == "float":
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key {key!r}: value must be finite, got {value!r}")
+            return float(value)
+    elif kind == "str":
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key {key!r} expects {kind}, got {type(value).__name__} {value!r}")
+
+
+def validate(config: Config) -> Config:
+    """Check every key's type, choice set and range; return the config."""
+    for key in _FIELDS:
+        setattr(config, key, _coerce(key, getattr(config, key)))
+    for key, choices in _CHOICES.items():
+        if getattr(config, key) not in choices:
+            raise ConfigError(
+                f"config key {key!r}: {getattr(config, key)!r} is not one of {', '.join(choices)}"
+            )
+    for key, (low, high) in _RANGES.items():
+        value = getattr(config, key)
+        if value < low or (high is not None and value > high):
+            bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+            raise ConfigError(f"config key {key!r}: {value!r} is out of range {bound}")
+    if not config.name or "/" in config.name or config.name in (".", ".."):
+        raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
+    if config.noise in ("mislabel", "flip") and config.noise_rate <= 0:
+        raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
+    if config.dataset != "digits-lt" and not config.data_root:
+        raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
+    return config
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse ``key=value``; the value is read as YAML (so 0.4, true, 'text' work)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key not in _FIELDS:
+        raise ConfigError(f"unknown config key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if _FIELDS[key].type == "str" and value is not None and not isinstance(value, str):
+        value = raw  # e.g. name=2024 stays a string
+    return key, value
+
+
+def from_dict(values: dict[str, Any], *, source: str = "config") -> Config:
+    """Build and validate a Config from a mapping, rejecting unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys to values")
+    unknown = [k for k in values if k not in _FIELDS]
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r} in {source}")
+    return validate(Config(**values))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple = ()) -> Config:
+    """Load YAML (optional), apply ``key=value`` overrides, validate."""
+    values = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "overrides"
+    unknown = [k for k in values if k not in _FIELDS]
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r} in {source}")
+    for item in overrides:
+        key, value = parse_override(item)
+        values[key] = value
+    return from_dict(values, source=source)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the full resolved config as YAML (atomically)."""
+    from .runs import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

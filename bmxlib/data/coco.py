@@ -1,0 +1,152 @@
+"""MS-COCO 2014 as a multi-label dataset (the paper's COCO: 82,783 train / 40,137 test).
+
+Expected layout (the official archives unpacked under ``root``)::
+
+    root/annotations/instances_train2014.json
+    root/annotations/instances_val2014.json
+    root/train2014/*.jpg
+    root/val2014/*.jpg
+
+Label rules
+-----------
+- Image i is positive for category c if any of its instance annotations has category
+  c. Crowd annotations (``iscrowd=1``) count by default, as in common multi-label
+  practice: a crowd region still shows objects of that class (``include_crowd=False``
+  leaves them out).
+- Classes are ordered by category id; ``class_names`` are the categories' names.
+- Images without any annotation are kept with an all-zero label row (the common
+  multi-label evaluation keeps them; about 1% of COCO images).
+- Images are ordered by image id, so ``max_images`` keeps the lowest ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bmxlib.data.base import MultiLabelDataset
+from bmxlib.data.manifest import (
+    check_max_images,
+    labels_from_pairs,
+    read_rgb_image,
+    require_images,
+    require_path,
+    resolve_split,
+)
+
+COCO_SPLITS = {"train": "train", "val": "val", "test": "val"}
+
+
+def read_coco_json(path: Path) -> dict:
+    """Load a COCO instances file; raise ValueError naming it when it is not valid."""
+    require_path(path, "coco")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"coco {path}: not valid JSON ({error})") from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data, dict) or key not in data:
+            raise ValueError(f"coco {path}: missing key {key!r}")
+    return data
+
+
+def coco_labels(
+    data: dict, source: Path, *, include_crowd: bool
+) -> tuple[list[dict], list[str], np.ndarray]:
+    """Images (sorted by id), class names (sorted by category id) and (N, K) uint8 labels."""
+    categories = sorted(data["categories"], key=lambda category: category["id"])
+    class_names = [str(category["name"]) for category in categories]
+    images = sorted(data["images"], key=lambda image: image["id"])
+    class_of = {category["id"]: k for k, category in enumerate(categories)}
+    row_of = {image["id"]: i for i, image in enumerate(images)}
+    rows, cols = [], []
+    for annotation in data["annotations"]:
+        if not include_crowd and annotation.get("iscrowd", 0):
+            continue
+        image_id, category_id = annotation["image_id"], annotation["category_id"]
+        if image_id not in row_of:
+            raise ValueError(f"coco {source}: annotation for unknown image id {image_id}")
+        if category_id not in class_of:
+            raise ValueError(f"coco {source}: annotation with unknown category id {category_id}")
+        rows.append(row_of[image_id])
+        cols.append(class_of[category_id])
+    labels = labels_from_pairs(
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(cols, dtype=np.int64),
+        (len(images), len(categories)),
+    )
+    return images, class_names, labels
+
+
+class CocoDataset(MultiLabelDataset):
+    """MS-COCO (default 2014) instances as multi-label classification.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder holding ``annotations/`` and the image folders.
+    split : {"train", "test", "val"}
+        "train" reads train<year>; "test" and "val" both read val<year> (the paper
+        evaluates on val2014).
+    transform : callable, optional
+        Applied to the uint8 image tensor (3, H, W).
+    max_images : int, optional
+        Keep only the first ``max_images`` images by image id.
+    include_crowd : bool
+        Whether crowd annotations make a class positive (default True).
+    year : str
+        "2014" (the paper's) or another release with the same layout, e.g. "2017".
+    check_files : bool
+        Check at construction that every kept image file exists (default True).
+
+    Attributes
+    ----------
+    labels : np.ndarray, uint8 (N, 80)
+    class_names : list of str, ordered by category id
+    image_paths : list of str
+    image_ids : list of int
+    """
+
+    #: paper thresholds (SPEC §3)
+    shot_many = 10_000
+    shot_few = 1_000
+    default_image_size = 448
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        max_images: int | None = None,
+        include_crowd: bool = True,
+        year: str = "2014",
+        check_files: bool = True,
+    ) -> None:
+        folder_name = resolve_split("coco", split, COCO_SPLITS) + str(year)
+        max_images = check_max_images(max_images)
+        root = require_path(Path(root), "coco", directory=True)
+        annotation_file = root / "annotations" / f"instances_{folder_name}.json"
+        data = read_coco_json(annotation_file)
+        image_dir = require_path(root / folder_name, "coco", directory=True)
+        images, class_names, labels = coco_labels(
+            data, annotation_file, include_crowd=include_crowd
+        )
+        if max_images is not None:
+            images, labels = images[:max_images], labels[:max_images]
+        paths = [str(image_dir / image["file_name"]) for image in images]
+        if check_files:
+            require_images(paths, f"coco {folder_name}")
+        super().__init__(labels, class_names, transform=transform)
+        self.split = split
+        self.image_paths = paths
+        self.image_ids = [int(image["id"]) for image in images]
+
+    def load_image(self, index: int) -> torch.Tensor:
+        """Image ``index`` as uint8 (3, H, W), values in [0, 255] (grayscale converted)."""
+        return read_rgb_image(self.image_paths[index])

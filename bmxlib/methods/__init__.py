@@ -1,0 +1,32 @@
+"""Methods (SPEC §4): one class per ``method`` config value, built by ``build_method``."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import Config
+from .balancemix import BalanceMix
+from .base import Batch, Method, TrainingData
+from .coteaching import CoTeaching
+from .large_loss import LargeLossCorrection, LargeLossRejection
+from .loss_methods import ASL, BCE, DistributionBalanced, Focal, RandomOversampling
+from .mixup import Mixup
+
+REGISTRY: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (
+        BCE, Mixup, Focal, ASL, RandomOversampling, LargeLossRejection, LargeLossCorrection,
+        CoTeaching, DistributionBalanced, BalanceMix,
+    )
+}
+
+
+def build_method(config: Config, data: TrainingData, *, model: torch.nn.Module) -> Method:
+    """Instantiate the method named by ``config.method``."""
+    cls = REGISTRY[config.method]
+    if cls is CoTeaching:
+        return cls(config, data, model=model)
+    return cls(config, data)
+
+
+__all__ = ["REGISTRY", "Batch", "Method", "TrainingData", "build_method"]

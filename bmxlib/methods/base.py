@@ -1,0 +1,100 @@
+"""The method interface: each method owns how a step's batch is built and its loss.
+
+The engine (``bmxlib.engine``) drives every method the same way:
+
+1. ``second_sampler`` says whether a step takes a second batch and from which sampler
+   ("random": an independent shuffled pass; "minority": SPEC §1.2; None: one batch).
+   ``instance_weights()`` may replace the random sampler by a weighted one (ROS).
+2. ``training_step(model, batch)`` runs forward + loss and returns a dict with 'loss'
+   (a scalar tensor) and anything else worth logging (floats).
+3. ``end_of_epoch(ctx)`` may run the full-data pass (SPEC §1.1) and update samplers and
+   label state; it returns epoch-level logs and diagnostics arrays.
+4. ``state_dict`` / ``load_state_dict`` carry everything needed for exact resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+
+
+@dataclass
+class TrainingData:
+    """What a method knows about the training set."""
+
+    noisy_labels: torch.Tensor  # (N, K) float32 on the training device, given labels
+    clean_labels: np.ndarray  # (N, K) uint8, the truth (known for synthetic noise)
+    corrupted: np.ndarray  # (N, K) bool, noisy != clean
+    noise_known: bool  # True when the noise was injected synthetically
+
+
+@dataclass
+class Batch:
+    """One training step's inputs on the device. ``*_m`` are None without a 2nd sampler."""
+
+    x_r: torch.Tensor
+    index_r: torch.Tensor
+    x_m: torch.Tensor | None = None
+    index_m: torch.Tensor | None = None
+    epoch: int = 1
+    generator: torch.Generator | None = None  # for λ draws, seeded per epoch
+
+
+class Method:
+    """Base class; subclasses set ``name`` and override ``loss`` or ``training_step``."""
+
+    name = "base"
+    second_sampler: str | None = None
+
+    def __init__(self, config: Config, data: TrainingData) -> None:
+        self.config = config
+        self.data = data
+        self.epoch = 1
+
+    # --- per-epoch hooks -------------------------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def end_of_epoch(self, ctx: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Return (logs for metrics.jsonl, arrays for diagnostics/epoch_XXX.npz)."""
+        return {}, {}
+
+    def instance_weights(self) -> np.ndarray | None:
+        """Sampling weights (N,) replacing the random sampler, or None."""
+        return None
+
+    def minority_probabilities(self) -> torch.Tensor | None:
+        """Current minority-sampler probabilities (N,), or None for uniform."""
+        return None
+
+    # --- the step --------------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-element loss (B, K); reduced as sum over labels, mean over the batch."""
+        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+
+    def training_step(self, model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
+        targets = self.data.noisy_labels[batch.index_r]
+        logits = model(batch.x_r).float()
+        loss = self.loss(logits, targets).sum(dim=1).mean()
+        return {"loss": loss}
+
+    # --- extra trainable state (co-teaching's peer network) ----------------------------
+    def extra_modules(self) -> dict[str, torch.nn.Module]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def reduce_loss(per_element: torch.Tensor) -> torch.Tensor:
+    """Sum over labels, mean over the batch (the reduction of SPEC §1.5)."""
+    return per_element.sum(dim=1).mean()

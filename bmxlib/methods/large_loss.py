@@ -1,0 +1,38 @@
+"""LL-R and LL-Ct (Kim et al., CVPR 2022, "Large Loss Matters").
+
+Among the unobserved / negative labels of each batch, the k = ceil(B·K·(1 − clean_rate))
+with the largest BCE are rejected (LL-R: loss 0) or temporarily corrected (LL-Ct:
+target 1). The clean rate is 1 in epoch 1 and drops by ``ll_delta_rel`` per epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import Batch, Method, reduce_loss
+from .losses import large_loss_clean_rate, large_loss_modify
+
+
+class LargeLoss(Method):
+    """Shared body of LL-R and LL-Ct; ``mode`` is "reject" or "correct"."""
+
+    mode = "reject"
+
+    def training_step(self, model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
+        targets = self.data.noisy_labels[batch.index_r]
+        logits = model(batch.x_r).float()
+        rate = large_loss_clean_rate(batch.epoch, delta_rel=self.config.ll_delta_rel)
+        result = large_loss_modify(logits, targets, clean_rate=rate, mode=self.mode)
+        return {"loss": reduce_loss(result.loss), "modified": float(result.modified.float().mean())}
+
+
+class LargeLossRejection(LargeLoss):
+    name = "ll_r"
+    mode = "reject"
+
+
+class LargeLossCorrection(LargeLoss):
+    name = "ll_ct"
+    mode = "correct"

@@ -1,0 +1,165 @@
+"""Synthetic label-noise protocols (SPEC §2).
+
+Every protocol takes clean multi-label targets ``Y`` (N, K) in {0, 1} and a seed,
+is deterministic for that seed, and returns the noisy labels together with the
+boolean mask of the entries that differ from ``Y``.
+
+Kinds
+-----
+``"none"``
+    A copy of ``Y``; ``rate`` must be ``None`` or ``0``.
+``"mislabel"``
+    Class-dependent noise ρ(i→j) = τ·N_j / (N − N_i): each positive (n, i) is turned off
+    with probability τ and one target class j ≠ i, drawn with probability
+    N_j / (N − N_i), is turned on. All removals and targets are drawn from ``Y`` first,
+    then removals are applied, then additions, so an instance never gains positives.
+    When no other class has a positive (N − N_i = 0) a positive of class i has no
+    possible target and is left untouched (ρ(i→j) = 0 for every j).
+``"flip"``
+    Every entry, positive or negative, flips independently with probability τ.
+``"missing"``
+    Single positive label: each instance with a positive keeps exactly one of them,
+    chosen uniformly; ``rate`` is meaningless here and must be ``None``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+KINDS = ("none", "mislabel", "flip", "missing")
+
+
+def inject(labels, kind: str, rate: float | None = None, *, seed: int = 0):
+    """Apply one label-noise protocol of SPEC §2 to clean labels.
+
+    Parameters
+    ----------
+    labels : np.ndarray or torch.Tensor, shape (N, K)
+        Clean labels with values in {0, 1} (any bool, integer or float dtype).
+    kind : {"none", "mislabel", "flip", "missing"}
+        The protocol.
+    rate : float in [0, 1] or None
+        Noise rate τ; required for ``"mislabel"`` and ``"flip"``, must be ``None`` (or 0)
+        for ``"none"`` and ``None`` for ``"missing"``.
+    seed : int, keyword-only
+        Non-negative seed of the numpy Generator; the result is a function of
+        (labels, kind, rate, seed) only.
+
+    Returns
+    -------
+    noisy : np.ndarray, uint8, shape (N, K)
+        Noisy labels in {0, 1}.
+    corrupted : np.ndarray, bool, shape (N, K)
+        ``noisy != labels``.
+    """
+    clean = _as_binary_matrix(labels)
+    _check_kind_and_rate(kind, rate)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
+
+    if kind == "none":
+        noisy = clean.copy()
+    elif kind == "mislabel":
+        noisy = _mislabel(clean, float(rate), rng)
+    elif kind == "flip":
+        noisy = clean ^ (rng.random(clean.shape) < float(rate)).astype(np.uint8)
+    else:
+        noisy = _single_positive(clean, rng)
+    return noisy, noisy != clean
+
+
+def transition_matrix(positives) -> np.ndarray:
+    """Target distribution of the mislabel protocol.
+
+    Parameters
+    ----------
+    positives : array-like of int, shape (K,)
+        N_k, the number of positive labels per class.
+
+    Returns
+    -------
+    np.ndarray, float64, shape (K, K)
+        Row i holds N_j / (N − N_i) for j ≠ i and 0 on the diagonal; a row is all
+        zeros when no other class has a positive (N − N_i = 0).
+    """
+    counts = np.asarray(positives, dtype=np.float64)
+    if counts.ndim != 1 or np.any(counts < 0):
+        raise ValueError("positives must be a 1-D array of non-negative counts")
+    others = counts.sum() - counts  # N − N_i
+    matrix = np.broadcast_to(counts, (counts.size, counts.size)).copy()
+    np.fill_diagonal(matrix, 0.0)
+    np.divide(matrix, others[:, None], out=matrix, where=others[:, None] > 0)
+    matrix[others <= 0] = 0.0
+    return matrix
+
+
+def _mislabel(clean: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    rows, sources = np.nonzero(clean)
+    transition = transition_matrix(clean.sum(axis=0, dtype=np.int64))
+    # Draw everything from Y first: one removal coin per positive, one target per removal.
+    removed = rng.random(rows.size) < rate
+    removed &= transition[sources].sum(axis=1) > 0  # no possible target -> leave untouched
+    rows, sources = rows[removed], sources[removed]
+    targets = _draw_targets(transition, sources, rng)
+
+    noisy = clean.copy()
+    noisy[rows, sources] = 0
+    noisy[rows, targets] = 1  # at most one addition per removal: positives never grow
+    return noisy
+
+
+def _draw_targets(transition: np.ndarray, sources: np.ndarray, rng) -> np.ndarray:
+    """Inverse-CDF draw of one target per source class, vectorized over all draws."""
+    cdf = np.cumsum(transition, axis=1)
+    totals = cdf[:, -1:]
+    # Dividing by the row total makes every entry from the last reachable class on
+    # exactly 1.0, so u < 1 can never land on a zero-probability class at the end.
+    np.divide(cdf, totals, out=cdf, where=totals > 0)
+    uniforms = rng.random(sources.size)
+    return (uniforms[:, None] >= cdf[sources]).sum(axis=1)
+
+
+def _single_positive(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # Uniform random keys; the arg-max over a row's positives is a uniform choice.
+    keys = np.where(clean == 1, rng.random(clean.shape), -1.0)
+    kept = keys.argmax(axis=1)
+    has_positive = clean.any(axis=1)
+    noisy = np.zeros_like(clean)
+    noisy[np.nonzero(has_positive)[0], kept[has_positive]] = 1
+    return noisy
+
+
+def _as_binary_matrix(labels) -> np.ndarray:
+    if hasattr(labels, "detach") and hasattr(labels, "cpu"):  # torch tensor
+        labels = labels.detach().cpu().numpy()
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(f"labels must be a numpy array or torch tensor, got {type(labels)}")
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2-D (N, K), got shape {labels.shape}")
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"labels must have a bool, integer or float dtype, got {labels.dtype}")
+    if not np.all((labels == 0) | (labels == 1)):
+        raise ValueError("labels must contain only 0 and 1")
+    return labels.astype(np.uint8)
+
+
+def _check_kind_and_rate(kind, rate) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    if kind == "missing":
+        if rate is not None:
+            raise ValueError("rate must be None for kind 'missing' (it has no rate)")
+        return
+    if rate is None:
+        if kind == "none":
+            return
+        raise ValueError(f"rate is required for kind {kind!r}")
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"rate must be a real number, got {type(rate).__name__}")
+    if not 0.0 <= float(rate) <= 1.0:
+        raise ValueError(f"rate must lie in [0, 1], got {rate}")
+    if kind == "none" and float(rate) != 0.0:
+        raise ValueError(f"rate must be None or 0 for kind 'none', got {rate}")

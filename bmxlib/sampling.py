@@ -1,0 +1,221 @@
+"""Confidence-based minority sampler (SPEC §1.2).
+
+``minority_probabilities`` turns the latest full-data confidences F into per-instance
+sampling probabilities; ``MinoritySampler`` draws indices with replacement from them,
+deterministically per (seed, epoch) and split across DDP ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "MinoritySampler"]
+
+#: Scores below this are raised to it before inverting. A zero score means every label of
+#: the instance sits in a class the model predicts with zero confidence, so the instance
+#: should be drawn (almost) always: the floor gives it (almost) all the mass, the limit of
+#: 1/Score, instead of a division by zero. If every score is 0 the result is uniform.
+SCORE_FLOOR = 1e-12
+
+
+def _as_tensor(array, name: str) -> torch.Tensor:
+    if isinstance(array, np.ndarray):
+        array = torch.from_numpy(array)
+    if not isinstance(array, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(array)}")
+    return array
+
+
+def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    confidences = _as_tensor(confidences, "confidences")
+    labels = _as_tensor(labels, "labels").to(confidences.device)
+    if confidences.dim() != 2 or labels.shape != confidences.shape:
+        raise ValueError(
+            f"confidences and labels must both have shape (N, K); got "
+            f"{tuple(confidences.shape)} and {tuple(labels.shape)}"
+        )
+    if not confidences.is_floating_point():
+        raise TypeError(f"confidences must be a float array, got {confidences.dtype}")
+    if not ((confidences >= 0) & (confidences <= 1)).all():
+        raise ValueError("confidences must lie in [0, 1] (and not be NaN)")
+    if not ((labels == 0) | (labels == 1)).all():
+        raise ValueError("labels must contain only 0 and 1")
+    return confidences.double(), labels.double()
+
+
+def _class_terms(confidences, labels):
+    """P(k), A(k) as float64 (K,) with NaN where a class has no such instance."""
+    positives = labels.sum(dim=0)
+    negatives = labels.shape[0] - positives
+    presence = (confidences * labels).sum(dim=0) / positives  # 0/0 -> NaN
+    absence = ((1.0 - confidences) * (1.0 - labels)).sum(dim=0) / negatives
+    return presence, absence
+
+
+def class_confidences(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class confidence in presence P(k) and in absence A(k) (SPEC §1.2).
+
+    Parameters
+    ----------
+    confidences : torch.Tensor or np.ndarray, shape (N, K), float in [0, 1]
+        F from the full-data pass.
+    labels : torch.Tensor or np.ndarray, shape (N, K), values in {0, 1}
+        The given (noisy) labels.
+
+    Returns
+    -------
+    (P, A) : two torch.Tensor of shape (K,), float64
+        P(k) = mean F[n, k] over instances with label 1, A(k) = mean 1 - F[n, k] over
+        instances with label 0; NaN where a class has no such instance. On the input device.
+    """
+    confidences, labels = _validate(confidences, labels)
+    return _class_terms(confidences, labels)
+
+
+def minority_probabilities(confidences, labels) -> torch.Tensor:
+    """Sampling probability of every instance, p(n) ∝ 1 / Score(n) (SPEC §1.2).
+
+    Score(n) = Σ_k (Ỹ[n,k]·P(k) + (1 − Ỹ[n,k])·A(k)); a class lacking positives
+    (negatives) contributes nothing to the P (A) term. Scores are floored at
+    :data:`SCORE_FLOOR` before inverting (see there).
+
+    Parameters
+    ----------
+    confidences : torch.Tensor or np.ndarray, shape (N, K), float in [0, 1]
+    labels : torch.Tensor or np.ndarray, shape (N, K), values in {0, 1}
+
+    Returns
+    -------
+    torch.Tensor, shape (N,), float64, non-negative, summing to 1, on the input device.
+    """
+    confidences, labels = _validate(confidences, labels)
+    presence, absence = _class_terms(confidences, labels)
+    # An undefined term only ever multiplies zeros; nan_to_num makes that product 0, not NaN.
+    score = labels @ presence.nan_to_num(0.0) + (1.0 - labels) @ absence.nan_to_num(0.0)
+    inverse = 1.0 / score.clamp_min(SCORE_FLOOR)
+    return inverse / inverse.sum()
+
+
+class MinoritySampler(Sampler[int]):
+    """Draws instance indices with replacement from a probability vector (SPEC §1.2).
+
+    Uniform until :meth:`set_probabilities` is first called. Each epoch draws
+    ``num_samples`` indices in total (rounded up to a multiple of ``num_replicas``) from a
+    CPU generator seeded with ``seed + epoch``, so every rank draws the same global
+    sequence from the same probabilities; rank r keeps positions r, r + R, r + 2R, ...,
+    so the draws are split across ranks, not duplicated.
+
+    Parameters
+    ----------
+    num_items : int
+        N, the size of the dataset.
+    num_samples : int, optional
+        Draws per epoch over all ranks (default N).
+    seed : int
+        Base seed; call :meth:`set_epoch` every epoch.
+    num_replicas, rank : int
+        DDP world size and this process's rank (defaults 1 and 0).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        *,
+        num_samples: int | None = None,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if not isinstance(num_items, int) or num_items < 1:
+            raise ValueError(f"num_items must be an int >= 1, got {num_items!r}")
+        num_samples = num_items if num_samples is None else num_samples
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}")
+        if not isinstance(num_replicas, int) or num_replicas < 1:
+            raise ValueError(f"num_replicas must be an int >= 1, got {num_replicas!r}")
+        if not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an int in [0, {num_replicas}), got {rank!r}")
+        self.num_items = num_items
+        self.num_samples = num_samples
+        self.seed = int(seed)
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        self.probabilities: torch.Tensor | None = None  # None = uniform
+
+    @property
+    def samples_per_rank(self) -> int:
+        """Draws this rank yields per epoch (equal on every rank, as DDP requires)."""
+        return math.ceil(self.num_samples / self.num_replicas)
+
+    def __len__(self) -> int:
+        return self.samples_per_rank
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch; the draws are a function of (seed, epoch, probabilities)."""
+        self.epoch = int(epoch)
+
+    def set_probabilities(self, probabilities) -> None:
+        """Replace the sampling distribution (after a full-data pass); it is renormalised.
+
+        Parameters
+        ----------
+        probabilities : torch.Tensor or np.ndarray, shape (num_items,), finite, >= 0,
+            positive sum; any device (a CPU float64 copy is kept).
+        """
+        probabilities = _as_tensor(probabilities, "probabilities").detach()
+        probabilities = probabilities.to("cpu", torch.float64)
+        if probabilities.shape != (self.num_items,):
+            raise ValueError(
+                f"probabilities must have shape ({self.num_items},), "
+                f"got {tuple(probabilities.shape)}"
+            )
+        if not torch.isfinite(probabilities).all() or (probabilities < 0).any():
+            raise ValueError("probabilities must be finite and non-negative")
+        total = probabilities.sum()
+        if total <= 0:
+            raise ValueError("probabilities must have a positive sum")
+        self.probabilities = probabilities / total
+
+    def global_indices(self) -> torch.Tensor:
+        """The epoch's full draw sequence over all ranks, int64 (R · samples_per_rank,)."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        total = self.samples_per_rank * self.num_replicas
+        weights = self.probabilities
+        if weights is None:
+            weights = torch.ones(self.num_items, dtype=torch.float64)
+        return torch.multinomial(weights, total, replacement=True, generator=generator)
+
+    def __iter__(self) -> Iterator[int]:
+        shard = self.global_indices()[self.rank :: self.num_replicas]
+        return iter(shard.tolist())
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume the exact draws: seed, epoch and probabilities."""
+        probabilities = None if self.probabilities is None else self.probabilities.clone()
+        return {
+            "num_items": self.num_items,
+            "num_samples": self.num_samples,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "probabilities": probabilities,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from :meth:`state_dict`; the dataset size must match."""
+        if state.get("num_items") != self.num_items:
+            raise ValueError(
+                f"state num_items {state.get('num_items')!r} does not match {self.num_items}"
+            )
+        self.num_samples = int(state["num_samples"])
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        if state["probabilities"] is None:
+            self.probabilities = None
+        else:
+            self.set_probabilities(state["probabilities"])

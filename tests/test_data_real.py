@@ -1,0 +1,388 @@
+"""Real-data loaders (COCO, VOC, manifest) on tiny trees written in the real formats."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from bmxlib.data.coco import CocoDataset
+from bmxlib.data.manifest import ManifestDataset, read_rgb_image
+from bmxlib.data.voc import VOC_CLASSES, VocDataset
+
+RED = (200, 10, 30)
+
+
+def write_image(path: Path, mode: str = "RGB", size: tuple[int, int] = (6, 4)) -> None:
+    """A tiny solid image; size is (W, H)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    color = {"RGB": RED, "L": 90, "RGBA": (*RED, 128), "P": 3}[mode]
+    Image.new(mode, size, color).save(path)
+
+
+# --------------------------------------------------------------------------- COCO tree
+
+
+def make_coco(root: Path) -> Path:
+    """2 categories (ids 18 'dog', 1 'person'), 3 images (ids 30, 10, 20), out of order.
+
+    Expected, rows by image id [10, 20, 30], columns by category id [person, dog]:
+    10: person -> [1, 0]; 20: no annotation -> [0, 0]; 30: crowd dog + person -> [1, 1].
+    """
+    categories = [{"id": 18, "name": "dog"}, {"id": 1, "name": "person"}]
+    images = [
+        {"id": 30, "file_name": "c.png"},
+        {"id": 10, "file_name": "a.jpg"},
+        {"id": 20, "file_name": "b.jpg"},
+    ]
+    annotations = [
+        {"id": 1, "image_id": 10, "category_id": 1, "iscrowd": 0},
+        {"id": 2, "image_id": 30, "category_id": 18, "iscrowd": 1},
+        {"id": 3, "image_id": 30, "category_id": 1, "iscrowd": 0},
+        {"id": 4, "image_id": 10, "category_id": 1, "iscrowd": 0},  # duplicate class
+    ]
+    (root / "annotations").mkdir(parents=True)
+    for folder in ("train2014", "val2014"):
+        data = {"images": images, "annotations": annotations, "categories": categories}
+        (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(data))
+        write_image(root / folder / "a.jpg", "RGB")
+        write_image(root / folder / "b.jpg", "L")
+        write_image(root / folder / "c.png", "RGBA", size=(5, 7))
+    return root
+
+
+@pytest.fixture
+def coco_root(tmp_path: Path) -> Path:
+    return make_coco(tmp_path / "coco")
+
+
+@pytest.mark.parametrize("split", ["train", "test", "val"], ids=["train", "test", "val"])
+def test_coco_labels_and_names(coco_root: Path, split: str) -> None:
+    dataset = CocoDataset(coco_root, split)
+    assert dataset.class_names == ["person", "dog"]
+    assert dataset.image_ids == [10, 20, 30]
+    np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 1]])
+    assert dataset.labels.dtype == np.uint8
+    folder = "train2014" if split == "train" else "val2014"
+    assert dataset.image_paths[0] == str(coco_root / folder / "a.jpg")
+    assert (dataset.shot_many, dataset.shot_few) == (10_000, 1_000)
+
+
+def test_coco_crowd_excluded(coco_root: Path) -> None:
+    dataset = CocoDataset(coco_root, "train", include_crowd=False)
+    np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 0]])
+
+
+def test_coco_images_decode_rgb(coco_root: Path) -> None:
+    dataset = CocoDataset(coco_root, "train")
+    shapes = [tuple(dataset.load_image(i).shape) for i in range(3)]
+    assert shapes == [(3, 4, 6), (3, 4, 6), (3, 7, 5)]
+    for i in range(3):
+        assert dataset.load_image(i).dtype == torch.uint8
+    gray = dataset.load_image(1)  # grayscale JPEG -> three equal channels
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    rgba = dataset.load_image(2)  # lossless PNG: alpha dropped, colour exact
+    assert rgba[:, 0, 0].tolist() == list(RED)
+    image, target = dataset[2]
+    assert target.dtype == torch.float32 and target.tolist() == [1.0, 1.0]
+
+
+def test_coco_max_images_takes_lowest_ids(coco_root: Path) -> None:
+    dataset = CocoDataset(coco_root, "train", max_images=2)
+    assert len(dataset) == 2 and dataset.image_ids == [10, 20]
+    assert len(dataset.image_paths) == 2
+
+
+def test_coco_missing_image_file(coco_root: Path) -> None:
+    (coco_root / "train2014" / "b.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match="b.jpg"):
+        CocoDataset(coco_root, "train")
+    assert len(CocoDataset(coco_root, "train", max_images=1)) == 1  # b.jpg not kept
+
+
+def test_coco_bad_json(coco_root: Path) -> None:
+    (coco_root / "annotations" / "instances_train2014.json").write_text("{not json")
+    with pytest.raises(ValueError, match="instances_train2014.json"):
+        CocoDataset(coco_root, "train")
+
+
+def test_coco_unknown_category(coco_root: Path) -> None:
+    path = coco_root / "annotations" / "instances_train2014.json"
+    data = json.loads(path.read_text())
+    data["annotations"].append({"id": 9, "image_id": 10, "category_id": 77})
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="category id 77"):
+        CocoDataset(coco_root, "train")
+
+
+# --------------------------------------------------------------------------- VOC tree
+
+VOC_XML = """<annotation><filename>{id}.jpg</filename>{objects}</annotation>"""
+VOC_OBJECT = "<object><name>{name}</name><difficult>{difficult}</difficult></object>"
+
+
+def make_voc(devkit: Path) -> Path:
+    """000001: dog, person; 000002: cat (difficult only), person; 000003: car (test)."""
+    base = devkit / "VOC2007"
+    objects = {
+        "000001": [("dog", 0), ("person", 0), ("dog", 1)],
+        "000002": [("cat", 1), ("person", 0)],
+        "000003": [("car", 0)],
+    }
+    (base / "Annotations").mkdir(parents=True)
+    for image_id, objs in objects.items():
+        body = "".join(VOC_OBJECT.format(name=n, difficult=d) for n, d in objs)
+        (base / "Annotations" / f"{image_id}.xml").write_text(
+            VOC_XML.format(id=image_id, objects=body)
+        )
+        write_image(base / "JPEGImages" / f"{image_id}.jpg")
+    (base / "ImageSets" / "Main").mkdir(parents=True)
+    (base / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000002\n")
+    (base / "ImageSets" / "Main" / "test.txt").write_text("000003\n")
+    return devkit
+
+
+@pytest.fixture
+def voc_root(tmp_path: Path) -> Path:
+    return make_voc(tmp_path / "VOCdevkit")
+
+
+def voc_row(*names: str) -> list[int]:
+    return [int(name in names) for name in VOC_CLASSES]
+
+
+@pytest.mark.parametrize(
+    ("difficult_as_positive", "second_row"),
+    [(True, ("cat", "person")), (False, ("person",))],
+    ids=["difficult-positive", "difficult-negative"],
+)
+def test_voc_trainval_labels(voc_root: Path, difficult_as_positive: bool, second_row) -> None:
+    dataset = VocDataset(voc_root, "train", difficult_as_positive=difficult_as_positive)
+    assert dataset.class_names == list(VOC_CLASSES) and len(VOC_CLASSES) == 20
+    assert dataset.class_names[:3] == ["aeroplane", "bicycle", "bird"]
+    assert dataset.image_ids == ["000001", "000002"]
+    np.testing.assert_array_equal(dataset.labels, [voc_row("dog", "person"), voc_row(*second_row)])
+
+
+@pytest.mark.parametrize("use_voc2007_folder", [False, True], ids=["devkit-root", "voc2007-root"])
+def test_voc_test_split_and_image(voc_root: Path, use_voc2007_folder: bool) -> None:
+    root = voc_root / "VOC2007" if use_voc2007_folder else voc_root
+    dataset = VocDataset(root, "test")
+    np.testing.assert_array_equal(dataset.labels, [voc_row("car")])
+    image = dataset.load_image(0)
+    assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 4, 6)
+    assert dataset.image_paths == [str(voc_root / "VOC2007" / "JPEGImages" / "000003.jpg")]
+    assert dataset.shot_many > dataset.shot_few
+
+
+def test_voc_max_images(voc_root: Path) -> None:
+    dataset = VocDataset(voc_root, "train", max_images=1)
+    assert dataset.image_ids == ["000001"] and dataset.labels.shape == (1, 20)
+
+
+def test_voc_missing_xml(voc_root: Path) -> None:
+    (voc_root / "VOC2007" / "Annotations" / "000002.xml").unlink()
+    with pytest.raises(FileNotFoundError, match="000002.xml"):
+        VocDataset(voc_root, "train")
+
+
+def test_voc_unknown_class(voc_root: Path) -> None:
+    path = voc_root / "VOC2007" / "Annotations" / "000003.xml"
+    path.write_text(
+        VOC_XML.format(id="000003", objects=VOC_OBJECT.format(name="zebra", difficult=0))
+    )
+    with pytest.raises(ValueError, match="'zebra'"):
+        VocDataset(voc_root, "test")
+
+
+def test_voc_missing_imageset(voc_root: Path) -> None:
+    (voc_root / "VOC2007" / "ImageSets" / "Main" / "test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="test.txt"):
+        VocDataset(voc_root, "test")
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def make_manifest(root: Path, absolute_image: Path) -> Path:
+    """classes: cat, dog, bird. train rows: cat;dog / (none) / bird (absolute path)."""
+    root.mkdir(parents=True)
+    (root / "classes.txt").write_text("cat\ndog\n\nbird\n")
+    write_image(root / "img" / "a.png")
+    write_image(root / "img" / "sub" / "b.jpg", "L")
+    write_image(absolute_image, "P")
+    (root / "train.csv").write_text(
+        f"path,labels,note\nimg/a.png,cat;dog,x\nimg/sub/b.jpg,,y\n{absolute_image}, bird ,z\n"
+    )
+    (root / "test.csv").write_text("path,labels\nimg/a.png,dog\n")
+    return root
+
+
+@pytest.fixture
+def manifest_root(tmp_path: Path) -> Path:
+    return make_manifest(tmp_path / "mine", tmp_path / "elsewhere" / "c.png")
+
+
+def test_manifest_labels_paths_images(manifest_root: Path, tmp_path: Path) -> None:
+    dataset = ManifestDataset(manifest_root, "train")
+    assert dataset.class_names == ["cat", "dog", "bird"]
+    np.testing.assert_array_equal(dataset.labels, [[1, 1, 0], [0, 0, 0], [0, 0, 1]])
+    assert dataset.image_paths == [
+        str(manifest_root / "img" / "a.png"),
+        str(manifest_root / "img" / "sub" / "b.jpg"),
+        str(tmp_path / "elsewhere" / "c.png"),
+    ]
+    for i in range(3):
+        image = dataset.load_image(i)
+        assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 4, 6)
+    assert dataset.load_image(0)[:, 1, 2].tolist() == list(RED)
+    assert (dataset.shot_many, dataset.shot_few) == (1000, 100)
+
+
+def test_manifest_test_split_csv_file_and_options(manifest_root: Path) -> None:
+    dataset = ManifestDataset(manifest_root, "test", shot_many=5, shot_few=2)
+    np.testing.assert_array_equal(dataset.labels, [[0, 1, 0]])
+    assert (dataset.shot_many, dataset.shot_few) == (5, 2)
+    assert ManifestDataset.shot_many == 1000  # instance option, class default untouched
+    from_file = ManifestDataset(manifest_root / "train.csv", "train", max_images=2)
+    np.testing.assert_array_equal(from_file.labels, [[1, 1, 0], [0, 0, 0]])
+
+
+def test_transform_and_with_transform(manifest_root: Path) -> None:
+    def to_unit(image: torch.Tensor) -> torch.Tensor:
+        return image.float() / 255.0
+
+    dataset = ManifestDataset(manifest_root, "train", transform=to_unit)
+    image, target = dataset[0]
+    assert image.dtype == torch.float32 and float(image.max()) <= 1.0
+    assert torch.allclose(image[:, 0, 0], torch.tensor(RED) / 255.0)
+    assert target.tolist() == [1.0, 1.0, 0.0]
+    raw = dataset.with_transform(None)
+    assert raw[0][0].dtype == torch.uint8 and dataset[0][0].dtype == torch.float32
+    assert raw.image_paths is dataset.image_paths and raw.labels is dataset.labels
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.booleans(), min_size=4, max_size=4), min_size=1, max_size=6))
+def test_manifest_roundtrip(rows: list[list[bool]]) -> None:
+    names = ["a", "b c", "d-e", "f"]
+    labels = np.asarray(rows, dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "classes.txt").write_text("\n".join(names) + "\n")
+        lines = [
+            f"x{i}.png," + ";".join(n for n, on in zip(names, row) if on)
+            for i, row in enumerate(rows)
+        ]
+        (root / "train.csv").write_text("path,labels\n" + "\n".join(lines) + "\n")
+        dataset = ManifestDataset(root, "train", check_files=False)
+    np.testing.assert_array_equal(dataset.labels, labels)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("name", "loader"),
+    [("coco", CocoDataset), ("voc", VocDataset), ("manifest", ManifestDataset)],
+    ids=["coco", "voc", "manifest"],
+)
+def test_bad_split_and_missing_root(tmp_path: Path, name: str, loader) -> None:
+    root = {
+        "coco": lambda: make_coco(tmp_path / "c"),
+        "voc": lambda: make_voc(tmp_path / "v"),
+        "manifest": lambda: make_manifest(tmp_path / "m", tmp_path / "abs.png"),
+    }[name]()
+    with pytest.raises(ValueError, match=r"'bogus'.*'train'.*'test'"):
+        loader(root, "bogus")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        loader(tmp_path / "nowhere", "train")
+    with pytest.raises(ValueError, match="max_images"):
+        loader(root, "train", max_images=0)
+    with pytest.raises(TypeError, match="max_images"):
+        loader(root, "train", max_images=1.5)
+
+
+def _unknown_label(root: Path) -> None:
+    (root / "train.csv").write_text("path,labels\nimg/a.png,cat\nimg/a.png,dog;xyz\n")
+
+
+def _missing_column(root: Path) -> None:
+    (root / "train.csv").write_text("path,tags\nimg/a.png,cat\n")
+
+
+def _missing_classes(root: Path) -> None:
+    (root / "classes.txt").unlink()
+
+
+def _missing_csv(root: Path) -> None:
+    (root / "train.csv").unlink()
+
+
+def _missing_image(root: Path) -> None:
+    (root / "train.csv").write_text("path,labels\nimg/gone.png,cat\n")
+
+
+def _duplicate_class(root: Path) -> None:
+    (root / "classes.txt").write_text("cat\ndog\ncat\n")
+
+
+def _no_rows(root: Path) -> None:
+    (root / "train.csv").write_text("path,labels\n")
+
+
+@pytest.mark.parametrize(
+    ("breaker", "error", "pattern"),
+    [
+        (_unknown_label, ValueError, r"train\.csv row 3: label 'xyz' not in classes\.txt"),
+        (_missing_column, ValueError, r"train\.csv: missing column 'labels'"),
+        (_missing_classes, FileNotFoundError, r"classes\.txt"),
+        (_missing_csv, FileNotFoundError, r"train\.csv"),
+        (_missing_image, FileNotFoundError, r"gone\.png"),
+        (_duplicate_class, ValueError, r"duplicate class name 'cat'"),
+        (_no_rows, ValueError, r"train\.csv: no rows"),
+    ],
+    ids=[
+        "unknown-label",
+        "missing-column",
+        "missing-classes",
+        "missing-csv",
+        "missing-image",
+        "duplicate-class",
+        "no-rows",
+    ],
+)
+def test_manifest_errors(manifest_root: Path, breaker, error, pattern) -> None:
+    breaker(manifest_root)
+    with pytest.raises(error, match=pattern):
+        ManifestDataset(manifest_root, "train")
+
+
+def test_manifest_bad_shot_thresholds(manifest_root: Path) -> None:
+    with pytest.raises(ValueError, match="shot_few"):
+        ManifestDataset(manifest_root, "train", shot_many=10, shot_few=20)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"], ids=["jpeg", "png"])
+def test_corrupt_image_names_file(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"broken{suffix}"
+    path.write_bytes(b"\x00\x01 definitely not an image")
+    with pytest.raises(ValueError, match=f"broken\\{suffix}"):
+        read_rgb_image(path)
+    with pytest.raises(FileNotFoundError, match="absent.png"):
+        read_rgb_image(tmp_path / "absent.png")
+
+
+def test_other_format_bmp(tmp_path: Path) -> None:
+    path = tmp_path / "picture.bmp"
+    write_image(path, "RGB", size=(3, 2))
+    image = read_rgb_image(path)
+    assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 2, 3)
+    assert image[:, 1, 2].tolist() == list(RED)

@@ -1,0 +1,105 @@
+"""Training core: a complete run directory, exact resume, every method trains."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bmxlib.engine import fit
+from bmxlib.methods import REGISTRY
+from bmxlib.runs import load_run
+
+
+def _weights(run_dir):
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    return state["model"]
+
+
+def test_run_directory_is_complete(tiny_config):
+    run_dir = fit(tiny_config("name=bce", "noise=mislabel", "noise_rate=0.4"))
+    for name in ("config.yaml", "labels.npz", "metrics.jsonl", "summary.json",
+                 "checkpoints/last.pt", "dataset.json"):
+        assert (run_dir / name).is_file(), name
+    run = load_run(run_dir)
+    assert [r["epoch"] for r in run.metrics] == [1, 2]
+    record = run.metrics[-1]
+    for key in ("lr", "train_loss", "mAP", "mAP_many", "mAP_medium", "mAP_few", "ap",
+                "seconds", "images_per_s"):
+        assert key in record, key
+    assert 0 <= record["mAP"] <= 1 and len(record["ap"]) == 10
+    # the corrupted mask is saved with the run so later analysis knows the truth
+    assert np.array_equal(run.corrupted, run.noisy_labels != run.clean_labels)
+    assert run.corrupted.mean() > 0.05
+
+
+@pytest.mark.parametrize("method", ["bce", "balancemix"])
+def test_resume_repeats_the_uninterrupted_run(tiny_config, method):
+    common = [f"method={method}", "noise=mislabel", "noise_rate=0.4", "epochs=4",
+              "warmup_epochs=1"]
+    straight = fit(tiny_config(*common, "name=straight"))
+    # "interrupt" after 2 epochs: train a 4-epoch run whose loop stops at epoch 2
+    config = tiny_config(*common, "name=resumed")
+    import bmxlib.engine as engine
+
+    original = engine.evaluate
+    calls = {"n": 0}
+
+    def interrupt_after_two(s):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(s)
+
+    engine.evaluate = interrupt_after_two
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(config)
+    finally:
+        engine.evaluate = original
+    assert not (straight.parent / "resumed" / "summary.json").exists()
+    resumed = fit(config, resume=True)
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = load_run(straight).metrics, load_run(resumed).metrics
+    assert [r["epoch"] for r in mb] == [1, 2, 3, 4]
+    for ra, rb in zip(ma, mb):
+        assert ra["mAP"] == rb["mAP"] and ra["train_loss"] == rb["train_loss"]
+
+
+@pytest.mark.parametrize("method", sorted(REGISTRY), ids=str)
+def test_every_method_trains(tiny_config, method):
+    run_dir = fit(tiny_config(f"method={method}", f"name={method}", "noise=mislabel",
+                              "noise_rate=0.4", "epochs=2", "warmup_epochs=1"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0 <= summary["mAP"] <= 1
+    losses = [r["train_loss"] for r in load_run(run_dir).metrics]
+    assert all(np.isfinite(losses))
+
+
+def test_existing_run_is_not_overwritten(tiny_config):
+    from bmxlib.engine import RunExistsError
+
+    fit(tiny_config("name=once", "epochs=1"))
+    with pytest.raises(RunExistsError, match="once"):
+        fit(tiny_config("name=once", "epochs=1"))
+
+
+def test_balancemix_writes_diagnostics(balancemix_run):
+    run = load_run(balancemix_run)
+    assert run.diagnostic_epochs == [1, 2]
+    diag = run.diagnostics(2)
+    assert diag["gmm_means"].shape == (10, 2, 2)
+    assert diag["loss_hist"].shape[:2] == (10, 2)
+    assert diag["sampling_probabilities"].shape == (240,)
+    assert np.isclose(diag["sampling_probabilities"].sum(), 1, atol=1e-5)
+    assert diag["confidences"].shape == (240, 10)
+    assert diag["state"].shape == (240, 10)
+    last = run.metrics[-1]
+    for key in ("labels_clean", "labels_relabeled", "labels_ambiguous", "selection_precision",
+                "selection_recall", "relabel_accuracy", "confidence_ap_pearson"):
+        assert key in last, key
+    total = last["labels_clean"] + last["labels_relabeled"] + last["labels_ambiguous"]
+    assert total == 240 * 10

@@ -1,0 +1,93 @@
+"""Tests for bmxlib.stats (SPEC §3 imbalance ratios and shot groups)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bmxlib.stats import format_stats, imbalance, shot_groups
+
+# 5 instances, 3 classes. Positives per class: [4, 1, 1], total 6 of 15 entries.
+HAND_LABELS = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0]])
+
+
+def test_imbalance_by_hand():
+    stats = imbalance(HAND_LABELS)
+    np.testing.assert_array_equal(stats["positives"], [4, 1, 1])
+    assert stats["positives"].dtype == np.int64
+    assert stats["class_imbalance"] == pytest.approx(4 / 1)  # max 4 / min 1
+    assert stats["pos_neg"] == pytest.approx(9 / 6)  # negatives 15 − 6 = 9
+    assert stats["positives_per_instance"] == pytest.approx(6 / 5)
+    assert (stats["n_instances"], stats["n_classes"]) == (5, 3)
+
+
+def test_imbalance_accepts_torch_and_bool():
+    from_torch = imbalance(torch.tensor(HAND_LABELS, dtype=torch.bool))
+    assert from_torch["class_imbalance"] == pytest.approx(4.0)
+
+
+def test_imbalance_is_infinite_with_an_empty_class():
+    stats = imbalance(np.array([[1, 0], [1, 0]]))
+    assert math.isinf(stats["class_imbalance"])
+    assert stats["pos_neg"] == pytest.approx(1.0)
+    assert math.isinf(imbalance(np.zeros((2, 2)))["pos_neg"])
+
+
+@pytest.mark.parametrize(
+    "labels", [np.array([1, 0]), np.zeros((0, 3)), np.array([[0, 2]])],
+    ids=["1d", "empty", "non-binary"],
+)
+def test_imbalance_rejects_bad_labels(labels):
+    with pytest.raises(ValueError, match="labels"):
+        imbalance(labels)
+
+
+@settings(max_examples=25, deadline=None)
+@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 10), st.integers(1, 5)),
+                  elements=st.integers(0, 1)))
+def test_imbalance_matches_definitions(labels):
+    stats = imbalance(labels)
+    positives = labels.sum(axis=0)
+    assert stats["positives"].tolist() == positives.tolist()
+    if positives.min() > 0:
+        assert stats["class_imbalance"] == pytest.approx(positives.max() / positives.min())
+        assert stats["class_imbalance"] >= 1.0
+    if positives.sum() > 0:
+        assert stats["pos_neg"] == pytest.approx((labels == 0).sum() / positives.sum())
+
+
+def test_shot_groups_paper_thresholds():
+    # many: N_k > 10,000; few: N_k < 1,000; boundaries 10,000 and 1,000 are medium.
+    groups = shot_groups([20_000, 10_000, 5_000, 1_000, 999, 0])
+    assert groups.tolist() == ["many", "medium", "medium", "medium", "few", "few"]
+
+
+def test_shot_groups_custom_thresholds():
+    groups = shot_groups(np.array([1500, 1499, 300, 299]), many=1499, few=300)
+    assert groups.tolist() == ["many", "medium", "medium", "few"]
+
+
+def test_shot_groups_validation():
+    with pytest.raises(ValueError, match="few"):
+        shot_groups([5], many=10, few=20)
+    with pytest.raises(TypeError):
+        shot_groups([5], 10, 1)  # thresholds are keyword-only
+    with pytest.raises(ValueError, match="positives"):
+        shot_groups([[1, 2]])
+
+
+def test_format_stats_lists_every_class():
+    stats = imbalance(HAND_LABELS)
+    text = format_stats(stats, ["cat", "dog", "bird"], shot_groups(stats["positives"], many=3,
+                                                                    few=2))
+    lines = text.splitlines()
+    assert "class imbalance ratio (max/min): 4.00" in text
+    assert any(line.startswith("cat") and line.endswith("many") for line in lines)
+    assert any(line.startswith("bird") and line.endswith("few") for line in lines)
+    assert "group" not in format_stats(stats, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="class_names"):
+        format_stats(stats, ["a"])

@@ -1,0 +1,75 @@
+"""Sweeps: grid expansion, skip-finished restart, results tables, bad grid values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bmxlib.cli import main
+from bmxlib.sweep import plan_sweep, results_rows, run_sweep
+from tests.conftest import TINY
+
+
+def _write_sweep(tmp_path, grid: str) -> str:
+    fixed = "\n".join(f"  {item.split('=')[0]}: {item.split('=')[1]}" for item in TINY)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}\n  epochs: 1\n"
+                    f"grid:\n{grid}")
+    return str(path)
+
+
+GRID = """  method: [bce, mixup]
+  noise:
+    - {label: clean, noise: none}
+    - {label: mislabel-40, noise: mislabel, noise_rate: 0.4}
+  seed: [0, 1]
+"""
+
+
+def test_plan_expands_the_product_with_readable_names(tmp_path):
+    sweep_dir, points = plan_sweep(_write_sweep(tmp_path, GRID))
+    assert len(points) == 8
+    assert points[0].name == "method=bce__noise=clean__seed=0"
+    assert points[-1].config.noise_rate == 0.4 and points[-1].config.method == "mixup"
+
+
+def test_sweep_runs_skips_finished_points_and_tabulates(tmp_path, monkeypatch):
+    grid = "  method: [bce]\n  seed: [0, 1]\n"
+    path = _write_sweep(tmp_path, grid)
+    sweep_dir = run_sweep(path)
+    assert (sweep_dir / "results.md").is_file() and (sweep_dir / "results.csv").is_file()
+    table = (sweep_dir / "results.md").read_text()
+    assert "| bce |" in table and "± " in table
+    first = json.loads((sweep_dir / "method=bce__seed=0" / "summary.json").read_text())
+
+    import bmxlib.engine as engine
+
+    calls = []
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: calls.append(a))
+    run_sweep(path)  # everything finished: nothing re-runs
+    assert calls == []
+    again = json.loads((sweep_dir / "method=bce__seed=0" / "summary.json").read_text())
+    assert again == first
+
+
+def test_results_rows_average_over_seeds():
+    records = [{"method": "bce", "seed": s, "mAP": v, "mAP_many": v, "mAP_medium": v,
+                "mAP_few": v} for s, v in ((0, 0.5), (1, 0.7))]
+    (row,) = results_rows(["method", "seed"], records)
+    assert row["mAP_mean"] == pytest.approx(0.6) and row["seeds"] == 2
+    assert row["mAP_std"] == pytest.approx(0.1414213, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "grid, needle",
+    [("  method: [bce, nonsense]\n", "nonsense"), ("  epochz: [1]\n", "epochz"),
+     ("  lr: []\n", "non-empty")],
+    ids=["bad-method", "unknown-key", "empty-axis"],
+)
+def test_bad_grid_value_exits_2_before_anything_runs(tmp_path, capsys, grid, needle):
+    code = main(["sweep", "--config", _write_sweep(tmp_path, grid)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "out").exists()
