@@ -42,7 +42,7 @@ def _train(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
-    out = run_sweep(args.config, overrides=args.overrides)
+    out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs)
     print(f"sweep written to {out}")
     return 0
 
@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run a grid of configs and tabulate the results")
     sweep.add_argument("--config", required=True, help="sweep YAML (base + grid)")
+    sweep.add_argument("--jobs", type=int, default=1,
+                       help="points run at once in worker processes (default 1)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
     sweep.set_defaults(func=_sweep)

@@ -13,9 +13,23 @@ of them at once with tensor operations, replicating scikit-learn's
   group once the change of its mean log-likelihood is below ``tol``; the parameters of a
   converged group are frozen, as sklearn breaks out of its loop.
 
-Everything is computed in float64 (also on CUDA): the data are tiny (2K × N values), the
-prefix-sum split and the log-likelihood bound lose precision in float32, and sklearn, the
-parity oracle, works in float64.
+Everything is computed in float64 (also on CUDA): the prefix-sum split and the
+log-likelihood bound lose precision in float32, and sklearn, the parity oracle, works in
+float64.
+
+Speed and memory (the fit runs every epoch on all N·K losses):
+
+* the log-odds of the two components is a quadratic in x per group, so an E-step is two
+  fused multiply-adds, one sigmoid and one softplus per value; every moment the M-step and
+  the bound need comes from one batched matrix product with the planes [member, x, x²];
+* converged groups leave the working set and the loop ends once all have converged;
+* :func:`clean_probability` packs each group's members to the left of a row and pads
+  groups of similar size (within 2×) together, so it works on ~N·K values, not 2K·N, and
+  it processes classes in chunks sized from a memory budget (``workspace_bytes``), so its
+  peak memory beyond the (N, K) input and output is bounded; the result does not depend on
+  the chunking;
+* on the CPU the sort of the initialisation runs in NumPy (vectorised, values only),
+  about 15× faster there than ``torch.sort``.
 """
 
 from __future__ import annotations
@@ -29,12 +43,23 @@ import torch
 __all__ = [
     "GMMFit",
     "CleanProbabilityFit",
+    "WORKSPACE_BYTES",
+    "DEVICE_WORKSPACE_BYTES",
     "fit_gmm_batched",
     "clean_probability",
     "clean_probability_with_fit",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+#: Default working memory of :func:`clean_probability` beyond its input and output on the
+#: CPU: chunks this small stay in the allocator's reused heap (no page faults on fresh
+#: allocations) and mostly in cache, which is faster than one big chunk.
+WORKSPACE_BYTES = 64 << 20
+#: The default on accelerators, where fewer, larger chunks mean fewer kernel launches.
+DEVICE_WORKSPACE_BYTES = 1 << 30
+#: Peak working bytes per (padded) label of a chunk of classes (measured: ~150).
+_BYTES_PER_LABEL = 192
 
 
 @dataclass
@@ -103,6 +128,9 @@ class CleanProbabilityFit:
     n_iter: torch.Tensor
 
 
+# --------------------------------------------------------------------------------------
+# densities (the public GMMFit methods; the fit itself uses the quadratic form below)
+# --------------------------------------------------------------------------------------
 def _component_log_prob(values, mean, variance, weight):
     """log w + log N(x | mu, var) for one component; params (G,), values (G, N)."""
     tiny = torch.finfo(variance.dtype).tiny  # guards zero variance / weight against -inf
@@ -120,14 +148,30 @@ def _weighted_log_prob(values, means, variances, weights):
     )
 
 
-def _moments(values, weight):
-    """Per-group zeroth, first and second moments of ``values`` under ``weight``, (G, 3)."""
-    weighted = weight * values
-    return torch.stack(
-        [weight.sum(dim=1), weighted.sum(dim=1), (weighted * values).sum(dim=1)], dim=1
-    )
+def _quadratic(means, variances, weights):
+    """Coefficients (q, l, k), each (G, 2), of log w_c + log N(x | mu_c, var_c) = q x² + l x + k.
+
+    The variance floor sqrt(tiny) keeps 1/var and mu²/var finite even for a collapsed
+    component (``reg_covar=0``), so no inf - inf can appear.
+    """
+    floor = torch.finfo(variances.dtype).tiny ** 0.5
+    variances = variances.clamp_min(floor)
+    q = -0.5 / variances
+    l = means / variances
+    log_weight = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
+    k = log_weight - 0.5 * (_LOG_2PI + variances.log()) + q * means * means
+    return q, l, k
 
 
+def _log_odds(planes, q, l, k):
+    """a_1(x) - a_0(x), shape (G, M), from planes (G, 3, M) = [member, x, x²]."""
+    dq, dl, dk = (t[:, 1:] - t[:, :1] for t in (q, l, k))  # (G, 1) each
+    return torch.addcmul(dk, dq, planes[:, 2]).addcmul_(dl, planes[:, 1])
+
+
+# --------------------------------------------------------------------------------------
+# the fit on planes [member, x, x²] of centred data
+# --------------------------------------------------------------------------------------
 def _m_step(member_moments, high_moments, reg_covar):
     """sklearn's M-step in closed form for two components.
 
@@ -145,43 +189,156 @@ def _m_step(member_moments, high_moments, reg_covar):
     return means, variances, weights
 
 
-def _e_step(values, member, means, variances, weights):
-    """Responsibility of the second component (G, N) and the mean log-likelihood (G,)."""
-    log_w0 = _component_log_prob(values, means[:, 0], variances[:, 0], weights[:, 0])
-    log_w1 = _component_log_prob(values, means[:, 1], variances[:, 1], weights[:, 1])
-    # log(e^a0 + e^a1) = a0 + softplus(a1 - a0); the posterior of 1 is sigmoid(a1 - a0).
-    gap = log_w1 - log_w0
-    log_norm = log_w0 + torch.nn.functional.softplus(gap)
-    resp_high = torch.sigmoid(gap) * member
-    bound = (log_norm * member).sum(dim=1) / member.sum(dim=1).clamp_min(1.0)
-    return resp_high, bound
+def _e_step(planes, member_moments, means, variances, weights):
+    """Moments (G, 3) under the second component's responsibilities, and the bound (G,).
+
+    The bound is the mean over members of a_0(x) + softplus(gap), gap = a_1(x) - a_0(x).
+    Σ a_0 is a quadratic in the member moments, and softplus(gap) = relu(gap) -
+    log max(r, 1 - r) with r = sigmoid(gap) (exact, and the log never sees a value below
+    1/2), so one sigmoid and one log per value give everything.
+    """
+    q, l, k = _quadratic(means, variances, weights)
+    gap = _log_odds(planes, q, l, k)
+    resp_high = torch.sigmoid(gap)
+    high_moments = _moments_under(planes, resp_high)
+    pair = gap.new_empty((gap.shape[0], 2, gap.shape[1]))  # [relu(gap), log max(r, 1 - r)]
+    torch.clamp_min(gap, 0.0, out=pair[:, 0])
+    torch.sub(resp_high, 0.5, out=pair[:, 1]).abs_().add_(0.5).log_()
+    del gap, resp_high
+    sums = torch.bmm(pair, planes[:, :1].transpose(1, 2)).squeeze(2)  # member sums (G, 2)
+    softplus_sum = sums[:, 0] - sums[:, 1]
+    count, first, second = member_moments.unbind(dim=1)
+    quadratic_sum = q[:, 0] * second + l[:, 0] * first + k[:, 0] * count
+    return high_moments, (quadratic_sum + softplus_sum) / count.clamp_min(1.0)
 
 
-def _two_means_init(values, mask, counts):
+def _moments_under(planes, weight):
+    """Σ w·[member, x, x²] per group, (G, 3), for weights (G, M); x = 0 off-member.
+
+    A batched product with a contiguous row vector on the left: on the CPU this is one
+    streaming pass, several times faster than three multiply-and-sum passes.
+    """
+    return torch.bmm(weight.unsqueeze(1), planes.transpose(1, 2)).squeeze(1)
+
+
+def _two_means_init(data, mask, counts):
     """Hard responsibility (G, N) of the upper cluster of the optimal 1-D 2-means split."""
-    num_groups, num_items = values.shape
-    # Members sorted ascending; non-members pushed to the end and then zeroed for the sums.
-    ordered = torch.where(mask, values, torch.inf).sort(dim=1).values
-    position = torch.arange(num_items, device=values.device)
-    member = position[None, :] < counts[:, None]
-    ordered = torch.where(member, ordered, 0.0)
-    prefix_sum = ordered.cumsum(dim=1)
-    prefix_sq = (ordered * ordered).cumsum(dim=1)
-    left_n = (position + 1).to(values.dtype)[None, :]  # split after position i
-    right_n = counts[:, None].to(values.dtype) - left_n
-    total_sum, total_sq = prefix_sum[:, -1:], prefix_sq[:, -1:]
-    left_sse = prefix_sq - prefix_sum**2 / left_n
-    right_sse = (total_sq - prefix_sq) - (total_sum - prefix_sum) ** 2 / right_n.clamp_min(1)
-    valid_split = right_n >= 1
-    split = torch.where(valid_split, left_sse + right_sse, torch.inf).argmin(dim=1)  # (G,)
+    num_items = data.shape[1]
+    # Members sorted ascending, non-members (+inf) at the end and then zeroed for the sums.
+    ordered = _sorted_rows(torch.where(mask, data, torch.inf)).nan_to_num_(posinf=0.0)
+    prefix_sq = ordered.square().cumsum_(dim=1)
+    prefix_sum = ordered.cumsum_(dim=1)
+    total_sum, total_sq = prefix_sum[:, -1:].clone(), prefix_sq[:, -1:].clone()
+    position = torch.arange(num_items, device=data.device)
+    left_n = (position + 1).to(data.dtype)  # split after position i
+    right_n = counts[:, None].to(data.dtype) - left_n
+    sse = prefix_sq - prefix_sum.square().div_(left_n)
+    right_sum = torch.sub(total_sum, prefix_sum)
+    sse += torch.sub(total_sq, prefix_sq, out=prefix_sq)
+    sse -= right_sum.square_().div_(right_n.clamp_(min=1.0))
+    del prefix_sq, right_sum
+    sse.masked_fill_(position[None, :] >= counts[:, None] - 1, torch.inf)  # no empty right
+    split = sse.argmin(dim=1)  # (G,)
+    del sse
     left_sum = prefix_sum.gather(1, split[:, None]).squeeze(1)
-    left_count = (split + 1).to(values.dtype)
-    right_count = (counts.to(values.dtype) - left_count).clamp_min(1)
+    left_count = (split + 1).to(data.dtype)
+    right_count = (counts.to(data.dtype) - left_count).clamp_min(1)
     centre_low = left_sum / left_count
     centre_high = (total_sum.squeeze(1) - left_sum) / right_count
     # Like k-means labels_: each member goes to the nearer centre (ties to the first).
-    to_high = (values - centre_high[:, None]).abs() < (values - centre_low[:, None]).abs()
-    return (to_high & mask).to(values.dtype)
+    to_high = (data - centre_high[:, None]).abs() < (data - centre_low[:, None]).abs()
+    return (to_high & mask).to(data.dtype)
+
+
+def _sorted_rows(values: torch.Tensor) -> torch.Tensor:
+    """Each row sorted ascending (values only); NumPy's vectorised sort on the CPU."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.sort(values.numpy(), axis=1))
+    return values.sort(dim=1).values
+
+
+def _centred_planes(values, mask, counts, dtype):
+    """Planes (G, 3, M) = [member, x, x²] of x = value - group mean (0 off-member)."""
+    planes = torch.empty((values.shape[0], 3, values.shape[1]), dtype=dtype, device=values.device)
+    member = planes[:, 0]
+    member.copy_(mask)
+    centred = planes[:, 1]
+    centred.copy_(values).masked_fill_(~mask, 0.0)  # no NaN / inf can leak into the sums
+    shift = centred.sum(dim=1) / counts.clamp_min(1)
+    centred.sub_(shift[:, None]).mul_(member)
+    torch.square(centred, out=planes[:, 2])
+    return planes, shift
+
+
+@dataclass
+class _EMState:
+    means: torch.Tensor
+    variances: torch.Tensor
+    weights: torch.Tensor
+    converged: torch.Tensor
+    n_iter: torch.Tensor
+
+
+def _run_em(planes, member_moments, resp_init, fitted, *, max_iter, tol, reg_covar) -> _EMState:
+    """EM from the hard initial responsibilities; converged groups leave the working set."""
+    means, variances, weights = _m_step(member_moments, _moments_under(planes, resp_init),
+                                        reg_covar)
+    converged = torch.zeros_like(fitted)
+    n_iter = torch.zeros(fitted.shape, dtype=torch.int64, device=fitted.device)
+    lower_bound = torch.full_like(means[:, 0], -torch.inf)
+    rows = torch.nonzero(fitted).flatten()  # the working set, as indices into all groups
+    work = planes if bool(fitted.all()) else planes[rows]
+    alive = torch.ones_like(rows, dtype=torch.bool)  # working rows still iterating
+    for _ in range(max_iter):
+        if rows.numel() == 0:
+            break
+        moments = member_moments[rows]
+        high, bound = _e_step(work, moments, means[rows], variances[rows], weights[rows])
+        new_means, new_vars, new_weights = _m_step(moments, high, reg_covar)
+        keep = ~alive[:, None]  # rows that converged earlier keep their parameters
+        means[rows] = torch.where(keep, means[rows], new_means)
+        variances[rows] = torch.where(keep, variances[rows], new_vars)
+        weights[rows] = torch.where(keep, weights[rows], new_weights)
+        n_iter[rows] += alive.long()
+        done = alive & ((bound - lower_bound[rows]).abs() < tol)
+        lower_bound[rows] = torch.where(alive, bound, lower_bound[rows])
+        converged[rows] |= done
+        alive &= ~done
+        n_alive = int(alive.sum())  # one host sync per iteration
+        if n_alive <= rows.numel() // 2:  # shrink the working set (a copy) when worth it
+            rows, work, alive = rows[alive], work[alive], alive[alive]
+    return _EMState(means, variances, weights, converged, n_iter)
+
+
+def _fit_core(values, mask, *, max_iter, tol, reg_covar, with_posterior):
+    """Fit every row of ``values`` on its ``mask``; optionally the low-mean posterior (G, M)."""
+    dtype = _compute_dtype(values.device)
+    counts = mask.sum(dim=1)
+    fitted = counts >= 2
+    planes, shift = _centred_planes(values, mask, counts, dtype)
+    member_moments = planes.sum(dim=2)
+    resp_init = _two_means_init(planes[:, 1], mask, counts)
+    state = _run_em(planes, member_moments, resp_init, fitted,
+                    max_iter=max_iter, tol=tol, reg_covar=reg_covar)
+    del resp_init
+    posterior = None
+    if with_posterior:
+        q, l, k = _quadratic(state.means, state.variances, state.weights)
+        gap = _log_odds(planes, q, l, k)
+        # posterior of component 1 is sigmoid(gap); of component 0, sigmoid(-gap)
+        sign = torch.where(state.means[:, 1] < state.means[:, 0], 1.0, -1.0).to(dtype)
+        posterior = torch.sigmoid(gap.mul_(sign[:, None]))
+    unfit = ~fitted[:, None]
+    nan = torch.tensor(torch.nan, dtype=dtype, device=values.device)
+    fit = GMMFit(
+        means=torch.where(unfit, nan, state.means + shift[:, None]),
+        variances=torch.where(unfit, nan, state.variances),
+        weights=torch.where(unfit, nan, state.weights),
+        converged=state.converged,
+        n_iter=state.n_iter,
+        fitted=fitted,
+    )
+    return fit, posterior
 
 
 def _check_fit_options(max_iter, tol, reg_covar):
@@ -237,51 +394,15 @@ def fit_gmm_batched(
         raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
     if not values.is_floating_point():
         raise TypeError(f"values must be a float tensor, got {values.dtype}")
-    dtype = _compute_dtype(values.device)
-    counts = mask.sum(dim=1)
-    fitted = counts >= 2
-    member = mask.to(dtype)
-    # Centre each group (EM and 2-means are shift-equivariant) so moments stay accurate;
-    # non-members are zeroed so that no NaN/inf can leak into the masked sums.
-    raw = torch.where(mask, values.to(dtype), 0.0)
-    shift = raw.sum(dim=1) / counts.clamp_min(1)
-    data = torch.where(mask, raw - shift[:, None], 0.0)
-    member_moments = _moments(data, member)
-    resp_high = _two_means_init(data, mask, counts)
-    means, variances, weights = _m_step(member_moments, _moments(data, resp_high), reg_covar)
-    active = fitted.clone()
-    converged = torch.zeros_like(fitted)
-    n_iter = torch.zeros_like(counts)
-    lower_bound = torch.full_like(shift, -torch.inf)
-    for _ in range(max_iter):
-        resp_high, new_bound = _e_step(data, member, means, variances, weights)
-        new_means, new_vars, new_weights = _m_step(
-            member_moments, _moments(data, resp_high), reg_covar
-        )
-        # Converged groups keep their parameters, as sklearn leaves its loop.
-        keep = ~active[:, None]
-        means = torch.where(keep, means, new_means)
-        variances = torch.where(keep, variances, new_vars)
-        weights = torch.where(keep, weights, new_weights)
-        n_iter = n_iter + active.long()
-        just_converged = active & ((new_bound - lower_bound).abs() < tol)
-        lower_bound = torch.where(active, new_bound, lower_bound)
-        converged = converged | just_converged
-        active = active & ~just_converged
-    means = means + shift[:, None]
-    nan = torch.full_like(means, torch.nan)
-    unfit = ~fitted[:, None]
-    return GMMFit(
-        means=torch.where(unfit, nan, means),
-        variances=torch.where(unfit, nan, variances),
-        weights=torch.where(unfit, nan, weights),
-        converged=converged,
-        n_iter=n_iter,
-        fitted=fitted,
-    )
+    fit, _ = _fit_core(values, mask, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                       with_posterior=False)
+    return fit
 
 
-def _as_float_tensor(array, name: str) -> torch.Tensor:
+# --------------------------------------------------------------------------------------
+# clean probability: 2K groups, packed and chunked
+# --------------------------------------------------------------------------------------
+def _as_tensor(array, name: str) -> torch.Tensor:
     if isinstance(array, np.ndarray):
         array = torch.from_numpy(array)
     if not isinstance(array, torch.Tensor):
@@ -290,8 +411,9 @@ def _as_float_tensor(array, name: str) -> torch.Tensor:
 
 
 def _validate_inputs(losses, labels):
-    losses = _as_float_tensor(losses, "losses")
-    labels = _as_float_tensor(labels, "labels").to(losses.device)
+    """Shapes and dtypes; the values are checked chunk by chunk (no (N, K) temporaries)."""
+    losses = _as_tensor(losses, "losses")
+    labels = _as_tensor(labels, "labels").to(losses.device)
     if losses.dim() != 2 or labels.shape != losses.shape:
         raise ValueError(
             f"losses and labels must both have shape (N, K); got {tuple(losses.shape)} "
@@ -299,29 +421,144 @@ def _validate_inputs(losses, labels):
         )
     if not losses.is_floating_point():
         raise TypeError(f"losses must be a float array, got {losses.dtype}")
-    if not torch.isfinite(losses).all():
-        raise ValueError("losses must be finite")
-    if not ((labels == 0) | (labels == 1)).all():
-        raise ValueError("labels must contain only 0 and 1")
-    return losses, labels.long()
+    return losses, labels
 
 
-def _group_layout(losses, labels, dtype):
-    """Per-group (row 2k + l) normalised losses, membership, and the min / max used."""
-    values = losses.to(dtype).T.repeat_interleave(2, dim=0)  # (2K, N)
-    label_value = torch.arange(2, device=losses.device).repeat(losses.shape[1])  # (2K,)
-    mask = labels.T.repeat_interleave(2, dim=0) == label_value[:, None]
-    low = torch.where(mask, values, torch.inf).amin(dim=1)
-    high = torch.where(mask, values, -torch.inf).amax(dim=1)
+def _classes_per_chunk(num_items, num_classes, workspace_bytes, device) -> int:
+    default = WORKSPACE_BYTES if device.type == "cpu" else DEVICE_WORKSPACE_BYTES
+    budget = default if workspace_bytes is None else workspace_bytes
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"workspace_bytes must be a positive int, got {workspace_bytes!r}")
+    per_class = max(num_items, 1) * _BYTES_PER_LABEL
+    return max(1, min(num_classes, budget // per_class))
+
+
+def _size_buckets(counts: torch.Tensor) -> list[torch.Tensor]:
+    """Indices of the groups with >= 2 members, bucketed by floor(log2(count)).
+
+    A bucket is padded to its largest count, so padding wastes at most half of it.
+    """
+    eligible = counts >= 2
+    level = torch.where(eligible, counts.clamp_min(1).double().log2().floor(), -1.0)
+    levels = torch.unique(level[eligible]).tolist()
+    return [torch.nonzero(level == value).flatten() for value in sorted(levels, reverse=True)]
+
+
+@dataclass
+class _ChunkRecord:
+    """Per-group (2c,) results of one chunk of c classes, group 2j + l."""
+
+    means: torch.Tensor
+    variances: torch.Tensor
+    weights: torch.Tensor
+    loss_min: torch.Tensor
+    loss_max: torch.Tensor
+    counts: torch.Tensor
+    degenerate: torch.Tensor
+    converged: torch.Tensor
+    n_iter: torch.Tensor
+
+
+def _empty_record(counts, dtype, device) -> _ChunkRecord:
+    groups = counts.shape[0]
+    nan = lambda *shape: torch.full(shape, torch.nan, dtype=dtype, device=device)  # noqa: E731
+    return _ChunkRecord(
+        means=nan(groups, 2), variances=nan(groups, 2), weights=nan(groups, 2),
+        loss_min=nan(groups), loss_max=nan(groups), counts=counts,
+        degenerate=torch.ones(groups, dtype=torch.bool, device=device),
+        converged=torch.zeros(groups, dtype=torch.bool, device=device),
+        n_iter=torch.zeros(groups, dtype=torch.int64, device=device),
+    )
+
+
+def _fit_bucket(values, member, flat_eps, options):
+    """Normalise and fit one bucket of packed groups; low-mean posterior (Gb, Mb) and fit."""
+    low = torch.where(member, values, torch.inf).amin(dim=1)
+    high = torch.where(member, values, -torch.inf).amax(dim=1)
     # "All losses equal": a spread of a few ulps of the input dtype is rounding noise.
     scale = torch.maximum(high.abs(), torch.ones_like(high))
-    flat = (high - low) <= 4 * torch.finfo(losses.dtype).eps * scale
-    degenerate = (mask.sum(dim=1) < 2) | flat
+    degenerate = (high - low) <= 4 * flat_eps * scale
     span = torch.where(degenerate, 1.0, high - low)
-    normalised = torch.where(mask, (values - low[:, None]) / span[:, None], 0.0)
-    low = torch.where(mask.any(dim=1), low, torch.nan)
-    high = torch.where(mask.any(dim=1), high, torch.nan)
-    return normalised, mask & ~degenerate[:, None], degenerate, low, high, mask.sum(dim=1)
+    normalised = values.sub_(low[:, None]).div_(span[:, None])
+    fit, posterior = _fit_core(normalised, member & ~degenerate[:, None], with_posterior=True,
+                               **options)
+    return posterior.masked_fill_(degenerate[:, None], 1.0), fit, low, high, degenerate
+
+
+def _partition(upper: torch.Tensor):
+    """Per row, where each value goes so that label-0 members come first, then label-1.
+
+    Returns the destination (c, N) int64 and the counts n0, n1 (c,). Stable: members keep
+    their order inside each group.
+    """
+    n1 = upper.sum(dim=1)
+    n0 = upper.shape[1] - n1
+    rank1 = upper.cumsum(dim=1)
+    position = torch.arange(upper.shape[1], device=upper.device)
+    rank0 = position - rank1  # 0-based rank among the label-0 members
+    destination = torch.where(upper, rank1.add_(n0[:, None] - 1), rank0)
+    return destination, n0, n1
+
+
+def _clean_probability_chunk(losses, labels, *, flat_eps, options):
+    """p_G (c, N) float64 of the classes in ``losses`` / ``labels`` (N, c), and their record."""
+    dtype = _compute_dtype(losses.device)
+    num_items, num_classes = losses.shape
+    values = torch.empty((num_classes, num_items), dtype=dtype, device=losses.device)
+    values.copy_(losses.T)
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError("losses must be finite")
+    upper = labels.T == 1
+    if not bool((upper | (labels.T == 0)).all()):
+        raise ValueError("labels must contain only 0 and 1")
+    destination, n0, n1 = _partition(upper)
+    del upper
+    # All rows back to back, label-0 members then label-1 members per class; the extra
+    # last slot is where the padding of a bucket reads from and writes to.
+    trash = num_classes * num_items
+    flat = values.new_zeros(trash + 1)
+    flat[:trash].view(num_classes, num_items).scatter_(1, destination, values)
+    del values
+    row_start = torch.arange(num_classes, device=losses.device) * num_items
+    starts = torch.stack([row_start, row_start + n0], dim=1).flatten()
+    counts = torch.stack([n0, n1], dim=1).flatten()
+    record = _empty_record(counts, dtype, losses.device)
+    single = counts == 1  # a one-member group: its bounds are its value
+    record.loss_min[single] = record.loss_max[single] = flat[starts[single]]
+    posterior_flat = torch.ones_like(flat)
+    for groups in _size_buckets(counts):
+        width = int(counts[groups].max())
+        offsets = torch.arange(width, device=flat.device)
+        member = offsets < counts[groups, None]
+        index = (starts[groups, None] + offsets).masked_fill_(~member, trash)
+        posterior, fit, low, high, degenerate = _fit_bucket(
+            flat[index], member, flat_eps, options
+        )
+        posterior_flat.scatter_(0, index.view(-1), posterior.view(-1))
+        record.means[groups], record.variances[groups] = fit.means, fit.variances
+        record.weights[groups], record.converged[groups] = fit.weights, fit.converged
+        record.n_iter[groups], record.degenerate[groups] = fit.n_iter, degenerate
+        record.loss_min[groups], record.loss_max[groups] = low, high
+    p_rows = posterior_flat[:trash].view(num_classes, num_items).gather(1, destination)
+    return p_rows, record
+
+
+def _merge_records(records: list[_ChunkRecord], num_classes: int) -> CleanProbabilityFit:
+    cat = lambda name: torch.cat([getattr(r, name) for r in records])  # noqa: E731
+    shape3, shape2 = (num_classes, 2, 2), (num_classes, 2)
+    means = cat("means").view(shape3)
+    return CleanProbabilityFit(
+        means=means,
+        variances=cat("variances").view(shape3),
+        weights=cat("weights").view(shape3),
+        low_component=torch.nan_to_num(means).argmin(dim=2),
+        loss_min=cat("loss_min").view(shape2),
+        loss_max=cat("loss_max").view(shape2),
+        counts=cat("counts").view(shape2),
+        degenerate=cat("degenerate").view(shape2),
+        converged=cat("converged").view(shape2),
+        n_iter=cat("n_iter").view(shape2),
+    )
 
 
 def clean_probability_with_fit(
@@ -331,6 +568,7 @@ def clean_probability_with_fit(
     max_iter: int = 10,
     tol: float = 1e-2,
     reg_covar: float = 5e-4,
+    workspace_bytes: int | None = None,
 ) -> tuple[torch.Tensor, CleanProbabilityFit]:
     """:func:`clean_probability` plus the 2K fitted mixtures (see :class:`CleanProbabilityFit`).
 
@@ -341,29 +579,23 @@ def clean_probability_with_fit(
     _check_fit_options(max_iter, tol, reg_covar)
     losses, labels = _validate_inputs(losses, labels)
     num_items, num_classes = losses.shape
-    dtype = _compute_dtype(losses.device)
-    values, mask, degenerate, low, high, counts = _group_layout(losses, labels, dtype)
-    fit = fit_gmm_batched(values, mask, max_iter=max_iter, tol=tol, reg_covar=reg_covar)
-    posterior = fit.posterior_low(values)  # (2K, N); NaN rows for unfitted groups
-    posterior = torch.where(degenerate[:, None], 1.0, posterior)
-    # Pick, for every label, the row of its own group: row 2k + label.
-    per_class = posterior.view(num_classes, 2, num_items)
-    p_clean = per_class.gather(1, labels.T[:, None, :]).squeeze(1).T
+    chunk = _classes_per_chunk(num_items, num_classes, workspace_bytes, losses.device)
     out_dtype = losses.dtype if losses.dtype in (torch.float32, torch.float64) else torch.float32
-    shape3 = (num_classes, 2, 2)
-    record = CleanProbabilityFit(
-        means=fit.means.view(shape3),
-        variances=fit.variances.view(shape3),
-        weights=fit.weights.view(shape3),
-        low_component=torch.nan_to_num(fit.means).argmin(dim=1).view(num_classes, 2),
-        loss_min=low.view(num_classes, 2),
-        loss_max=high.view(num_classes, 2),
-        counts=counts.view(num_classes, 2),
-        degenerate=degenerate.view(num_classes, 2),
-        converged=fit.converged.view(num_classes, 2),
-        n_iter=fit.n_iter.view(num_classes, 2),
-    )
-    return p_clean.to(out_dtype).contiguous(), record
+    p_clean = torch.empty((num_items, num_classes), dtype=out_dtype, device=losses.device)
+    options = {"max_iter": max_iter, "tol": tol, "reg_covar": reg_covar}
+    flat_eps = torch.finfo(losses.dtype).eps
+    records = []
+    for start in range(0, num_classes, chunk):  # chunks of classes bound the memory
+        stop = min(start + chunk, num_classes)
+        p_rows, record = _clean_probability_chunk(
+            losses[:, start:stop], labels[:, start:stop], flat_eps=flat_eps, options=options
+        )
+        p_clean[:, start:stop] = p_rows.T
+        records.append(record)
+    if not records:  # K = 0
+        records.append(_empty_record(torch.zeros(0, dtype=torch.int64), torch.float64,
+                                     losses.device))
+    return p_clean, _merge_records(records, num_classes)
 
 
 def clean_probability(
@@ -373,6 +605,7 @@ def clean_probability(
     max_iter: int = 10,
     tol: float = 1e-2,
     reg_covar: float = 5e-4,
+    workspace_bytes: int | None = None,
 ) -> torch.Tensor:
     """Clean probability p_G of every label from 2K loss mixtures (SPEC §1.4).
 
@@ -387,9 +620,14 @@ def clean_probability(
     losses : torch.Tensor or np.ndarray, shape (N, K), float, finite
         BCE of each label against its given value.
     labels : torch.Tensor or np.ndarray, shape (N, K), values in {0, 1}
-        The given (noisy) labels.
+        The given (noisy) labels (bool, integer or float).
     max_iter, tol, reg_covar
         EM settings (sklearn ``GaussianMixture`` semantics).
+    workspace_bytes : int, optional, keyword-only
+        Memory budget of the working arrays beyond input and output (default
+        :data:`WORKSPACE_BYTES`, 64 MiB, on the CPU and :data:`DEVICE_WORKSPACE_BYTES`,
+        1 GiB, elsewhere); classes are fitted in chunks that fit it (at least one class
+        per chunk). The result does not depend on it.
 
     Returns
     -------
@@ -397,6 +635,7 @@ def clean_probability(
         On the device of ``losses``; never NaN.
     """
     p_clean, _ = clean_probability_with_fit(
-        losses, labels, max_iter=max_iter, tol=tol, reg_covar=reg_covar
+        losses, labels, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+        workspace_bytes=workspace_bytes,
     )
     return p_clean

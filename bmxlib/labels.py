@@ -2,8 +2,13 @@
 
 ``manage_labels`` turns the given labels, the clean probabilities p_G and the two-view
 confidences into refined targets, a reliability state and a loss weight per label;
-``managed_bce_loss`` is the loss of §1.5 on a mixed batch; ``selection_quality`` measures
-the selection against known true labels.
+``label_losses`` gives the per-label BCE the mixtures are fitted on; ``managed_bce_loss``
+is the loss of §1.5 on a mixed batch; ``selection_quality`` measures the selection against
+known true labels.
+
+At N = 10^6, K = 10^3 one float32 (N, K) array is 4 GB, so the (N, K) functions work in
+row chunks (bounded temporaries) and ``manage_labels`` can write into caller-provided
+buffers (``out``), including its own inputs.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "RELABELED",
     "AMBIGUOUS",
     "ManagedLabels",
+    "label_losses",
     "manage_labels",
     "managed_bce_loss",
     "selection_quality",
@@ -66,8 +72,28 @@ def _as_tensor(array, name: str, device=None) -> torch.Tensor:
     return array if device is None else array.to(device)
 
 
+#: Rows per chunk hold about this many values (bounded temporaries at any N·K).
+_CHUNK_VALUES = 1 << 22
+
+
+def _row_chunks(num_rows: int, num_cols: int) -> list[slice]:
+    step = max(1, _CHUNK_VALUES // max(num_cols, 1))
+    return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
+
+
 def _check_binary(tensor: torch.Tensor, name: str) -> None:
-    if not ((tensor == 0) | (tensor == 1)).all():
+    """Raise unless every value is 0 or 1; no full-size temporaries."""
+    if tensor.numel() == 0 or tensor.dtype == torch.bool:
+        return
+    if not tensor.is_floating_point():
+        ok = bool(tensor.amin() >= 0) and bool(tensor.amax() <= 1)
+    else:
+        flat = tensor.reshape(tensor.shape[0], -1) if tensor.dim() else tensor.reshape(1, 1)
+        ok = all(
+            bool(((flat[rows] == 0) | (flat[rows] == 1)).all())
+            for rows in _row_chunks(flat.shape[0], flat.shape[1])
+        )
+    if not ok:
         raise ValueError(f"{name} must contain only 0 and 1")
 
 
@@ -91,6 +117,47 @@ def _relabel(confidence, candidates, epsilon, relabel_to_zero):
     return to_one, to_zero
 
 
+def _manage_block(given, clean_prob, confidence, *, dtype, epsilon, switches):
+    """(targets, state, weight) of one row block; reads every input before returning."""
+    targets = given.to(dtype, copy=True)
+    if not switches["use_clean"]:
+        state = torch.full(given.shape, int(CLEAN), dtype=torch.uint8, device=given.device)
+        return targets, state, torch.ones_like(targets)
+    weight = clean_prob.to(dtype, copy=True)  # a copy: ``out.weight`` may be clean_prob
+    clean = weight > 0.5
+    if not switches["use_ambiguous"]:
+        weight.zero_()
+    weight.masked_fill_(clean, 1.0)
+    state = torch.where(clean, int(CLEAN), int(AMBIGUOUS)).to(torch.uint8)
+    if confidence is not None:
+        to_one, to_zero = _relabel(confidence, ~clean, epsilon, switches["relabel_to_zero"])
+        relabeled = to_one | to_zero
+        targets.masked_fill_(to_one, 1.0).masked_fill_(to_zero, 0.0)
+        weight.masked_fill_(relabeled, 1.0)
+        state.masked_fill_(relabeled, int(RELABELED))
+    return targets, state, weight
+
+
+def _check_out(out, shape, dtype, device) -> ManagedLabels:
+    if out is None:
+        return ManagedLabels(
+            targets=torch.empty(shape, dtype=dtype, device=device),
+            state=torch.empty(shape, dtype=torch.uint8, device=device),
+            weight=torch.empty(shape, dtype=dtype, device=device),
+        )
+    if not isinstance(out, ManagedLabels):
+        raise TypeError(f"out must be a ManagedLabels or None, got {type(out).__name__}")
+    expected = {"targets": dtype, "state": torch.uint8, "weight": dtype}
+    for name, want in expected.items():
+        tensor = getattr(out, name)
+        if tensor.shape != shape or tensor.dtype != want or tensor.device != device:
+            raise ValueError(
+                f"out.{name} must be a {want} tensor of shape {tuple(shape)} on {device}, "
+                f"got {tensor.dtype} {tuple(tensor.shape)} on {tensor.device}"
+            )
+    return out
+
+
 def manage_labels(
     noisy_labels,
     clean_prob,
@@ -101,6 +168,7 @@ def manage_labels(
     use_relabel: bool = True,
     use_ambiguous: bool = True,
     relabel_to_zero: bool = True,
+    out: ManagedLabels | None = None,
 ) -> ManagedLabels:
     """Split labels into clean / re-labeled / ambiguous and set targets and weights.
 
@@ -121,12 +189,18 @@ def manage_labels(
         cannot be re-labeled). Required when ``use_clean`` and ``use_relabel``.
     epsilon : float in [0.5, 1]
         Re-labeling threshold ε (SPEC default 0.975; 0.55 for single-positive labels).
+    out : ManagedLabels, optional, keyword-only
+        Buffers to write the result into (targets and weight of the result dtype, state
+        uint8, all (N, K) on the device of ``clean_prob``). They may be the inputs
+        themselves (e.g. ``weight=clean_prob``, ``targets=relabel_confidence``), which are
+        then overwritten: at N·K = 10^9 this saves two 4 GB allocations.
 
     Returns
     -------
     ManagedLabels
         float tensors in the dtype of ``clean_prob`` (float32 if it is not float32/64), on
-        the device of ``clean_prob``.
+        the device of ``clean_prob``; ``out`` when given. Computed in row chunks, so the
+        temporaries stay small whatever N·K.
     """
     if not (isinstance(epsilon, (int, float)) and 0.5 <= epsilon <= 1):
         raise ValueError(f"epsilon must be a number in [0.5, 1], got {epsilon!r}")
@@ -134,30 +208,61 @@ def manage_labels(
     noisy_labels = _as_tensor(noisy_labels, "noisy_labels", clean_prob.device)
     _check_same_shape(clean_prob, "clean_prob", noisy_labels=noisy_labels)
     _check_binary(noisy_labels, "noisy_labels")
-    if not clean_prob.is_floating_point() or not ((clean_prob >= 0) & (clean_prob <= 1)).all():
+    if not clean_prob.is_floating_point() or not (
+        clean_prob.numel() == 0
+        or (bool(clean_prob.amin() >= 0) and bool(clean_prob.amax() <= 1))  # NaN fails too
+    ):
         raise ValueError("clean_prob must be a float array with values in [0, 1] (no NaN)")
     dtype = clean_prob.dtype if clean_prob.dtype in (torch.float32, torch.float64) else None
     dtype = dtype or torch.float32
-    given = noisy_labels.to(dtype)
-    state = torch.full(given.shape, int(CLEAN), dtype=torch.uint8, device=given.device)
-    if not use_clean:
-        return ManagedLabels(targets=given, state=state, weight=torch.ones_like(given))
-
-    clean = clean_prob > 0.5
-    targets = given.clone()
-    weight = torch.where(clean, 1.0, clean_prob.to(dtype) if use_ambiguous else 0.0)
-    state[~clean] = int(AMBIGUOUS)
-    if use_relabel:
+    confidence = None
+    if use_clean and use_relabel:
         if relabel_confidence is None:
             raise ValueError("relabel_confidence is required when use_relabel is True")
         confidence = _as_tensor(relabel_confidence, "relabel_confidence", clean_prob.device)
         _check_same_shape(clean_prob, "clean_prob", relabel_confidence=confidence)
-        to_one, to_zero = _relabel(confidence, ~clean, epsilon, relabel_to_zero)
-        relabeled = to_one | to_zero
-        targets = torch.where(to_one, 1.0, torch.where(to_zero, 0.0, targets))
-        weight = torch.where(relabeled, 1.0, weight)
-        state[relabeled] = int(RELABELED)
-    return ManagedLabels(targets=targets.to(dtype), state=state, weight=weight.to(dtype))
+    result = _check_out(out, clean_prob.shape, dtype, clean_prob.device)
+    switches = {"use_clean": use_clean, "use_ambiguous": use_ambiguous,
+                "relabel_to_zero": relabel_to_zero}
+    for rows in _row_chunks(*clean_prob.shape):
+        targets, state, weight = _manage_block(
+            noisy_labels[rows], clean_prob[rows],
+            None if confidence is None else confidence[rows],
+            dtype=dtype, epsilon=epsilon, switches=switches,
+        )
+        result.targets[rows], result.state[rows], result.weight[rows] = targets, state, weight
+    return result
+
+
+def label_losses(logits, labels, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-label BCE(sigmoid(z), y) of every instance and class, the GMM input of §1.4.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, (N, K), float — the full-data pass outputs z.
+    labels : torch.Tensor, (N, K), values in {0, 1}, any dtype (not checked here).
+    out : torch.Tensor, optional, keyword-only — (N, K) buffer of the logits' dtype; may
+        be ``logits`` itself (overwritten).
+
+    Returns
+    -------
+    torch.Tensor, (N, K), dtype of ``logits``, ≥ 0, on its device. Computed in row chunks,
+    so ``F.binary_cross_entropy_with_logits``'s several (N, K) temporaries stay small.
+    """
+    if not isinstance(logits, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError("logits and labels must be torch tensors")
+    _check_same_shape(logits, "logits", labels=labels)
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a float tensor, got {logits.dtype}")
+    result = torch.empty_like(logits) if out is None else out
+    if result.shape != logits.shape or result.dtype != logits.dtype:
+        raise ValueError(f"out must be a {logits.dtype} tensor of shape {tuple(logits.shape)}")
+    for rows in _row_chunks(*logits.shape):
+        block = logits[rows]
+        result[rows] = F.binary_cross_entropy_with_logits(
+            block, labels[rows].to(device=block.device, dtype=block.dtype), reduction="none"
+        )
+    return result
 
 
 def managed_bce_loss(logits, mixed_targets, weights=None) -> torch.Tensor:

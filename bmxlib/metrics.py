@@ -17,7 +17,11 @@ def average_precision(scores, targets) -> np.ndarray:
 
     AP = Σ_t (R_t − R_{t−1}) · P_t over the distinct score thresholds t in decreasing
     order, so tied scores enter together (``sklearn.metrics.average_precision_score``).
-    All K classes are computed at once in float64 on the inputs' device.
+    Equivalently, AP is the mean over positives of the precision at the threshold equal to
+    their own score, which is what is computed: per class, sort once, then for each
+    positive count the items and positives scoring at least as high. All K classes at once
+    on the inputs' device (CPU: NumPy's vectorised sort, float32 scores sorted together
+    with their targets as one 64-bit key).
 
     Parameters
     ----------
@@ -33,15 +37,71 @@ def average_precision(scores, targets) -> np.ndarray:
         AP in [0, 1] per class; NaN for classes without a positive target.
     """
     scores, targets = _as_tensor_pair(scores, targets)
-    sorted_scores, order = torch.sort(scores, dim=0, descending=True)
-    sorted_targets = torch.gather(targets, 0, order)
-    true_positives = torch.cumsum(sorted_targets, dim=0)
-    ranks = torch.arange(1, scores.shape[0] + 1, device=scores.device, dtype=torch.float64)
-    precision = true_positives / ranks[:, None]
-    # Each positive counts with the precision at the end of its tie-run (the threshold).
-    precision_at_threshold = torch.gather(precision, 0, _tie_run_ends(sorted_scores))
-    n_positives = sorted_targets.sum(dim=0)
-    summed = (sorted_targets * precision_at_threshold).sum(dim=0)
+    if scores.shape[0] == 0:
+        return np.full(scores.shape[1], np.nan)
+    if scores.device.type == "cpu":
+        rows = np.ascontiguousarray(scores.numpy().T)
+        labels = np.ascontiguousarray(targets.numpy().T)
+        return _ap_from_sorted_numpy(*_sort_rows_numpy(rows, labels))
+    return _average_precision_torch(scores.T.contiguous(), targets.T.contiguous())
+
+
+def _sort_rows_numpy(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of (K, N) scores sorted ascending with its targets: (order codes, int32 targets).
+
+    Scores exactly representable in float32 are mapped to order-preserving 32-bit codes and
+    sorted as one 64-bit key ``code << 1 | target`` (no argsort, no gathers); others are
+    argsorted. Equal scores get equal codes, so ties stay ties.
+    """
+    single = scores.astype(np.float32, copy=False)
+    if scores.dtype == np.float32 or np.array_equal(single, scores):
+        bits = (single + np.float32(0.0)).view(np.uint32)  # + 0 turns -0.0 into +0.0
+        flip = np.where(bits >> np.uint32(31), np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
+        keys = (bits ^ flip).astype(np.uint64)
+        keys <<= np.uint64(1)
+        keys |= targets.astype(np.uint64)
+        keys.sort(axis=1)
+        return keys >> np.uint64(1), (keys & np.uint64(1)).astype(np.int32)
+    order = np.argsort(scores, axis=1)
+    sorted_targets = np.take_along_axis(targets, order, axis=1).astype(np.int32)
+    return np.take_along_axis(scores, order, axis=1), sorted_targets
+
+
+def _ap_from_sorted_numpy(values: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """AP per row from ascending-sorted (K, N) values and their int32 targets."""
+    num_classes, num_items = values.shape
+    is_start = np.empty(values.shape, dtype=bool)  # first item of a run of equal scores
+    is_start[:, 0] = True
+    np.not_equal(values[:, 1:], values[:, :-1], out=is_start[:, 1:])
+    position = np.arange(num_items, dtype=np.int64)
+    run_start = np.maximum.accumulate(np.where(is_start, position, 0), axis=1)
+    positives_before = np.cumsum(targets, axis=1, dtype=np.int64)
+    n_positives = positives_before[:, -1].copy()
+    positives_before -= targets  # exclusive count: positives strictly before each position
+    rows, cols = np.nonzero(targets)  # only positives contribute
+    start = run_start[rows, cols]
+    at_least = n_positives[rows] - positives_before[rows, start]  # positives scoring >= s
+    precision = at_least / (num_items - start).astype(np.float64)
+    summed = np.bincount(rows, weights=precision, minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_positives > 0, summed / np.maximum(n_positives, 1), np.nan)
+
+
+def _average_precision_torch(scores: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """The same computation on (K, N) tensors of any device (dense, deterministic)."""
+    num_items = scores.shape[1]
+    values, order = torch.sort(scores, dim=1)
+    sorted_targets = torch.gather(targets.long(), 1, order)
+    is_start = torch.ones_like(values, dtype=torch.bool)
+    is_start[:, 1:] = values[:, 1:] != values[:, :-1]
+    position = torch.arange(num_items, device=scores.device)
+    run_start = torch.cummax(torch.where(is_start, position, 0), dim=1).values
+    positives_before = sorted_targets.cumsum(dim=1)
+    n_positives = positives_before[:, -1].clone()
+    positives_before -= sorted_targets
+    at_least = n_positives[:, None] - positives_before.gather(1, run_start)
+    precision = at_least.double() / (num_items - run_start).double()
+    summed = torch.where(sorted_targets > 0, precision, 0.0).sum(dim=1)
     ap = torch.where(n_positives > 0, summed / n_positives.clamp(min=1), torch.nan)
     return ap.cpu().numpy()
 
@@ -169,24 +229,14 @@ def confidence_vs_ap(class_confidence_P, ap, positives, *, n_groups: int = 10) -
     }
 
 
-def _tie_run_ends(sorted_scores: torch.Tensor) -> torch.Tensor:
-    """For each sorted position, the index of the last position with the same score."""
-    n_rows = sorted_scores.shape[0]
-    is_end = torch.ones_like(sorted_scores, dtype=torch.bool)
-    is_end[:-1] = sorted_scores[:-1] != sorted_scores[1:]
-    index = torch.arange(n_rows, device=sorted_scores.device)[:, None].expand_as(sorted_scores)
-    end_index = torch.where(is_end, index, torch.full_like(index, n_rows))
-    # Reverse cumulative minimum: the nearest run end at or after each position.
-    return torch.flip(torch.cummin(torch.flip(end_index, [0]), dim=0).values, [0])
-
-
 def _as_tensor_pair(scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated (N, K) scores (float32 or float64) and targets (uint8) on one device."""
     device = next(
         (value.device for value in (scores, targets) if isinstance(value, torch.Tensor)),
         torch.device("cpu"),
     )
-    scores = _to_float64(scores, "scores", device)
-    targets = _to_float64(targets, "targets", device)
+    scores = _to_tensor(scores, "scores", device)
+    targets = _to_tensor(targets, "targets", device)
     if scores.shape != targets.shape:
         raise ValueError(
             f"scores and targets must have the same shape, got {tuple(scores.shape)} "
@@ -196,22 +246,32 @@ def _as_tensor_pair(scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
         scores, targets = scores[:, None], targets[:, None]
     if scores.ndim != 2:
         raise ValueError(f"scores must be 1-D or 2-D (N, K), got shape {tuple(scores.shape)}")
+    if scores.dtype not in (torch.float32, torch.float64):
+        scores = scores.to(torch.float64)  # exact for ints and half precision
     if torch.isnan(scores).any():
         raise ValueError("scores contain NaN")
-    if not ((targets == 0) | (targets == 1)).all():
+    if not _is_binary(targets):
         raise ValueError("targets must contain only 0 and 1")
-    return scores, targets
+    return scores, targets.to(torch.uint8)
 
 
-def _to_float64(value, name: str, device: torch.device) -> torch.Tensor:
+def _is_binary(values: torch.Tensor) -> bool:
+    if values.dtype == torch.bool or values.numel() == 0:
+        return True
+    if not values.is_floating_point():  # integers: the range says it all
+        return bool(values.amin() >= 0) and bool(values.amax() <= 1)
+    return bool(((values == 0) | (values == 1)).all())
+
+
+def _to_tensor(value, name: str, device: torch.device) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         if value.device != device:
             raise ValueError(f"{name} is on {value.device} but the other input on {device}")
-        return value.detach().to(torch.float64)
+        return value.detach()
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TypeError(f"{name} must have a numeric dtype, got {value.dtype}")
-        return torch.from_numpy(value.astype(np.float64)).to(device)
+        return torch.from_numpy(value).to(device)
     raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(value).__name__}")
 
 

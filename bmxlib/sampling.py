@@ -31,6 +31,29 @@ def _as_tensor(array, name: str) -> torch.Tensor:
     return array
 
 
+#: Rows per chunk hold about this many values: the float64 work of the per-class sums and
+#: the scores stays a few hundred MB even at N = 10^6, K = 10^3 (SPEC §1.2 at scale).
+_CHUNK_VALUES = 1 << 24
+
+
+def _row_chunks(num_rows: int, num_cols: int):
+    """Slices of rows whose blocks hold about ``_CHUNK_VALUES`` values."""
+    step = max(1, _CHUNK_VALUES // max(num_cols, 1))
+    return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
+
+
+def _is_binary(labels: torch.Tensor) -> bool:
+    """All values in {0, 1}, checked without (N, K)-sized temporaries."""
+    if labels.numel() == 0 or labels.dtype == torch.bool:
+        return True
+    if not labels.is_floating_point():
+        return bool(labels.amin() >= 0) and bool(labels.amax() <= 1)
+    return all(
+        bool(((block == 0) | (block == 1)).all())
+        for block in (labels[rows] for rows in _row_chunks(labels.shape[0], labels.shape[1]))
+    )
+
+
 def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
     confidences = _as_tensor(confidences, "confidences")
     labels = _as_tensor(labels, "labels").to(confidences.device)
@@ -41,20 +64,45 @@ def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
         )
     if not confidences.is_floating_point():
         raise TypeError(f"confidences must be a float array, got {confidences.dtype}")
-    if not ((confidences >= 0) & (confidences <= 1)).all():
+    # amin / amax propagate NaN, so a NaN fails the range test too
+    if confidences.numel() and not (
+        bool(confidences.amin() >= 0) and bool(confidences.amax() <= 1)
+    ):
         raise ValueError("confidences must lie in [0, 1] (and not be NaN)")
-    if not ((labels == 0) | (labels == 1)).all():
+    if not _is_binary(labels):
         raise ValueError("labels must contain only 0 and 1")
-    return confidences.double(), labels.double()
+    return confidences, labels
 
 
 def _class_terms(confidences, labels):
-    """P(k), A(k) as float64 (K,) with NaN where a class has no such instance."""
-    positives = labels.sum(dim=0)
-    negatives = labels.shape[0] - positives
-    presence = (confidences * labels).sum(dim=0) / positives  # 0/0 -> NaN
-    absence = ((1.0 - confidences) * (1.0 - labels)).sum(dim=0) / negatives
+    """P(k), A(k) as float64 (K,) with NaN where a class has no such instance.
+
+    Accumulated in float64 over row chunks, so no (N, K) float64 copy is ever made.
+    """
+    num_items, num_classes = confidences.shape
+    sums = torch.zeros(3, num_classes, dtype=torch.float64, device=confidences.device)
+    for rows in _row_chunks(num_items, num_classes):
+        f = confidences[rows].double()
+        y = labels[rows].double()
+        sums[0] += y.sum(dim=0)
+        sums[1] += (f * y).sum(dim=0)  # Σ F·Y
+        sums[2] += ((1.0 - f) * (1.0 - y)).sum(dim=0)  # Σ (1 − F)(1 − Y)
+    positives = sums[0]
+    negatives = num_items - positives
+    presence = sums[1] / positives  # 0/0 -> NaN
+    absence = sums[2] / negatives
     return presence, absence
+
+
+def _scores(labels, presence, absence) -> torch.Tensor:
+    """Score(n) = Σ_k Y·P + (1 − Y)·A in float64 (N,), row chunk by row chunk."""
+    # An undefined term only ever multiplies zeros; nan_to_num makes that product 0, not NaN.
+    presence, absence = presence.nan_to_num(0.0), absence.nan_to_num(0.0)
+    score = torch.empty(labels.shape[0], dtype=torch.float64, device=labels.device)
+    for rows in _row_chunks(*labels.shape):
+        y = labels[rows].double()
+        score[rows] = y @ presence + (1.0 - y) @ absence
+    return score
 
 
 def class_confidences(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,16 +136,17 @@ def minority_probabilities(confidences, labels) -> torch.Tensor:
     ----------
     confidences : torch.Tensor or np.ndarray, shape (N, K), float in [0, 1]
     labels : torch.Tensor or np.ndarray, shape (N, K), values in {0, 1}
+        Any dtype (bool / uint8 save memory at scale).
 
     Returns
     -------
     torch.Tensor, shape (N,), float64, non-negative, summing to 1, on the input device.
+        Work is done in float64 over row chunks: beyond the output, memory stays
+        O(2^24 values) whatever N and K.
     """
     confidences, labels = _validate(confidences, labels)
     presence, absence = _class_terms(confidences, labels)
-    # An undefined term only ever multiplies zeros; nan_to_num makes that product 0, not NaN.
-    score = labels @ presence.nan_to_num(0.0) + (1.0 - labels) @ absence.nan_to_num(0.0)
-    inverse = 1.0 / score.clamp_min(SCORE_FLOOR)
+    inverse = 1.0 / _scores(labels, presence, absence).clamp_min(SCORE_FLOOR)
     return inverse / inverse.sum()
 
 

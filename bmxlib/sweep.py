@@ -24,10 +24,13 @@ last-epoch mAP all / many / medium / few, mean ± std over seeds.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,26 +124,58 @@ def plan_sweep(
     return sweep_dir, points
 
 
-def run_sweep(
-    path: str | Path, *, overrides: list[str] | tuple = (), name: str | None = None
-) -> Path:
-    """Run every unfinished point of a sweep, then write the results tables."""
+def _run_point(config: Config, resumable: bool) -> str:
     from .engine import fit
 
+    fit(config, resume=resumable, overwrite=not resumable)
+    return config.name
+
+
+def run_sweep(
+    path: str | Path,
+    *,
+    overrides: list[str] | tuple = (),
+    name: str | None = None,
+    jobs: int = 1,
+) -> Path:
+    """Run every unfinished point of a sweep, then write the results tables.
+
+    ``jobs > 1`` runs that many points at once in worker processes (one CPU thread each
+    unless the config sets ``threads``); results are identical to a sequential sweep.
+    """
+    from . import engine
+
     sweep_dir, points = plan_sweep(path, overrides, name=name)  # all validated before any run
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sweep_dir / "sweep.json", {
         "source": str(path),
         "points": [{"name": p.name, "labels": p.labels} for p in points],
     })
     todo = [p for p in points if not (sweep_dir / p.name / "summary.json").exists()]
-    bar = tqdm(todo, desc=f"sweep {sweep_dir.name}", unit="run")
-    for point in bar:
-        bar.set_postfix_str(point.name)
-        run_dir = sweep_dir / point.name
-        resumable = (run_dir / "checkpoints" / "last.pt").exists()
-        fit(point.config, resume=resumable, overwrite=not resumable)
-        write_results(sweep_dir)
+    resumable = {p.name: (sweep_dir / p.name / "checkpoints" / "last.pt").exists() for p in todo}
+    bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run")
+    if jobs == 1:
+        for point in todo:
+            bar.set_postfix_str(point.name)
+            engine.fit(point.config, resume=resumable[point.name],
+                       overwrite=not resumable[point.name])
+            write_results(sweep_dir)
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = []
+            for point in todo:
+                config = dataclasses.replace(point.config, progress=False,
+                                             threads=point.config.threads or 1)
+                futures.append(pool.submit(_run_point, config, resumable[point.name]))
+            for future in as_completed(futures):
+                bar.set_postfix_str(future.result())
+                write_results(sweep_dir)
+                bar.update()
+    bar.close()
     write_results(sweep_dir)
     return sweep_dir
 
@@ -208,7 +243,8 @@ def write_results(sweep_dir: str | Path) -> tuple[Path, Path]:
     keys = [a for a in axes if a not in SEED_AXES]
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        fields = list(dict.fromkeys(key for row in rows for key in row))  # union, in order
+        writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
     atomic_write_text(sweep_dir / "results.csv", buffer.getvalue())

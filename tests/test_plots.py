@@ -1,0 +1,250 @@
+"""bmxlib.plots: figure functions on small synthetic arrays (no kernel, no run)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from bmxlib import plots
+
+RNG = np.random.default_rng(0)
+E, K, N, B = 3, 4, 50, 40
+
+
+def _assert_labelled(fig: Figure) -> None:
+    """A titled figure whose every data panel has a title and both axis labels."""
+    assert isinstance(fig, Figure)
+    assert fig.get_suptitle().strip()
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert panels
+    for ax in panels:
+        assert ax.get_title(), "panel without a title"
+        assert ax.get_xlabel() and ax.get_ylabel(), f"panel {ax.get_title()!r} lacks labels"
+
+
+def _gmm_inputs():
+    hist = RNG.integers(0, 9, size=(E, K, 2, B))
+    means = np.broadcast_to([0.2, 0.7], (E, K, 2, 2)).copy()
+    variances = np.full((E, K, 2, 2), 0.01)
+    weights = np.full((E, K, 2, 2), 0.5)
+    low = np.zeros((E, K, 2), dtype=int)
+    degenerate = np.zeros((E, K, 2), dtype=bool)
+    degenerate[0, 1, 1] = True
+    means[0, 1, 1] = np.nan
+    boundary = plots.clean_boundary(means, variances, weights, low, degenerate=degenerate)
+    return dict(hist=hist, means=means, variances=variances, weights=weights,
+                low_component=low, boundary=boundary, degenerate=degenerate,
+                loss_min=np.zeros((E, K, 2)), loss_max=np.ones((E, K, 2)),
+                state_counts=RNG.integers(0, 5, size=(E, K, 2, 3)).astype(float))
+
+
+def _rows():
+    return [
+        {"method": "bce", "noise": "clean", "mAP_mean": 0.6, "mAP_std": 0.01,
+         "mAP_many_mean": 0.7, "mAP_many_std": 0.0, "mAP_medium_mean": math.nan,
+         "mAP_medium_std": math.nan, "mAP_few_mean": 0.4, "mAP_few_std": 0.02, "seeds": 2},
+        {"method": "balancemix", "noise": "clean", "mAP_mean": 0.65, "mAP_std": 0.0,
+         "mAP_many_mean": 0.72, "mAP_many_std": 0.0, "mAP_medium_mean": math.nan,
+         "mAP_medium_std": math.nan, "mAP_few_mean": 0.5, "mAP_few_std": 0.0, "seeds": 1},
+        {"method": "bce", "noise": "mislabel-40", "mAP_mean": 0.5, "mAP_std": 0.0,
+         "mAP_many_mean": 0.6, "mAP_many_std": 0.0, "mAP_medium_mean": math.nan,
+         "mAP_medium_std": math.nan, "mAP_few_mean": 0.3, "mAP_few_std": 0.0, "seeds": 1},
+    ]
+
+
+def _label_panel_inputs(with_arrays: bool):
+    epochs = np.arange(1, E + 1)
+    return dict(
+        hist=RNG.integers(0, 5, size=B), means=np.array([0.2, 0.7]),
+        variances=np.array([0.01, 0.02]), weights=np.array([0.6, 0.4]), low_component=0,
+        boundary=0.45, degenerate=False,
+        confidence=RNG.random(N) if with_arrays else None,
+        state=RNG.integers(0, 3, size=N) if with_arrays else None,
+        corrupted=RNG.random(N) < 0.2 if with_arrays else None,
+        history_epochs=epochs, presence=RNG.random(E), absence=RNG.random(E),
+        oversampling=1 + RNG.random(E) if with_arrays else None,
+        precision=RNG.random(E) if with_arrays else None,
+        recall=RNG.random(E) if with_arrays else None,
+        class_name="7", epoch=2, label_value=1, title="explorer — synthetic run",
+    )
+
+
+def _probabilities():
+    raw = RNG.random((E, N)) + 0.5
+    return raw / raw.sum(axis=1, keepdims=True)
+
+
+FIGURES = {
+    "loss_histograms": lambda: plots.loss_histograms(
+        **_gmm_inputs(), epochs=[1, 2, 3], classes=[0, 1], class_names=list("abcd"),
+        title="GMM fits — synthetic run"),
+    "loss_histograms_single_epoch": lambda: plots.loss_histograms(
+        **{k: v[:1] for k, v in _gmm_inputs().items()}, epochs=[5], classes=[3],
+        title="a long title naming a run called method=balancemix__noise=mislabel-40"),
+    "selection_curves": lambda: plots.selection_curves(
+        [1, 2, 3], [np.nan, 0.9, 0.95], [np.nan, 0.6, 0.7], [np.nan, 0.5, 0.8],
+        counts={"clean": [np.nan, 50, 60], "re-labeled": [np.nan, 5, 8],
+                "ambiguous": [np.nan, 45, 32]}, warmup_epochs=1, title="selection — run"),
+    "selection_curves_truth_unknown": lambda: plots.selection_curves(
+        [1, 2], [np.nan] * 2, [np.nan] * 2, [np.nan] * 2, title="selection — clean run"),
+    "confidence_ap_groups": lambda: plots.confidence_ap_groups(
+        RNG.random((E, 5)), RNG.random((E, 5)), [0.1, np.nan, 0.8], epochs=[1, 2, 3],
+        show_epochs=[1, 3], title="confidence vs AP — run"),
+    "confidence_ap_scatter": lambda: plots.confidence_ap_scatter(
+        RNG.random((E, K)), RNG.random((E, K)), [100, 50, 10, 1], epochs=[1, 2, 3],
+        show_epochs=[2, 3], groups=["many", "medium", "few", "few"],
+        class_names=list("abcd"), title="per class — run"),
+    "sampling_distributions": lambda: plots.sampling_distributions(
+        _probabilities(), epochs=[1, 2, 3], title="sampling — run"),
+    "draw_share_bars": lambda: plots.draw_share_bars(
+        np.array([0.5, 0.2, 0.05, 0.01]), RNG.random((2, K)), epochs=[1, 3],
+        class_names=list("abcd"), title="draw share — run"),
+    "draw_share_heatmap": lambda: plots.draw_share_heatmap(
+        np.array([0.5, 0.2, 0.05, 0.01]), RNG.random((E, K)), epochs=[1, 2, 3],
+        title="oversampling — run"),
+    "map_bars": lambda: plots.map_bars(_rows(), axes=["method", "noise"], title="mAP — sweep"),
+    "map_bars_one_axis": lambda: plots.map_bars(_rows()[:2], axes=["method"], title="mAP"),
+    "map_curves": lambda: plots.map_curves(
+        {"bce": ([1, 2, 3], [0.2, 0.3, 0.35]), "balancemix": ([1, 2], [0.25, np.nan])},
+        title="curves — sweep"),
+    "label_panel": lambda: plots.label_panel(**_label_panel_inputs(True)),
+    "label_panel_without_arrays": lambda: plots.label_panel(**_label_panel_inputs(False)),
+}
+
+
+@pytest.mark.parametrize("name", list(FIGURES), ids=list(FIGURES))
+def test_figure_is_titled_and_labelled(name, tmp_path):
+    fig = FIGURES[name]()
+    _assert_labelled(fig)
+    path = plots.save(fig, tmp_path, name)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plots.check_figures(tmp_path, [name]) == [path]
+
+
+def test_loss_histograms_layout_rows_are_class_and_label_value():
+    fig = plots.loss_histograms(**_gmm_inputs(), epochs=[1, 2, 3], classes=[2, 0],
+                                class_names=list("abcd"), title="t")
+    assert len(fig.axes) == 2 * 2 * 3
+    assert fig.axes[0].get_title().startswith("class c · positive labels · epoch 1")
+    assert fig.axes[3].get_title().startswith("class c · negative labels · epoch 1")
+    assert fig.axes[11].get_title().startswith("class a · negative labels · epoch 3")
+    assert fig.legends, "the shared legend is missing"
+
+
+def test_heatmap_shows_the_ratio_sorted_by_frequency():
+    natural = np.array([0.1, 0.4])
+    share = np.array([[0.2, 0.4], [0.3, 0.2]])  # epoch 1, epoch 2
+    fig = plots.draw_share_heatmap(natural, share, epochs=[1, 2], class_names=["a", "b"],
+                                   title="t")
+    image = fig.axes[0].images[0].get_array()
+    # rows: b (0.4) then a (0.1); ratios b: 0.4/0.4, 0.2/0.4; a: 0.2/0.1, 0.3/0.1
+    np.testing.assert_allclose(np.asarray(image), [[1.0, 0.5], [2.0, 3.0]])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: plots.loss_histograms(**_gmm_inputs(), epochs=[1, 2], classes=[0], title="t"),
+        lambda: plots.loss_histograms(**_gmm_inputs(), epochs=[1, 2, 3], classes=[9], title="t"),
+        lambda: plots.confidence_ap_groups(np.ones((2, 3)), np.ones((2, 4)), [0, 0],
+                                           epochs=[1, 2]),
+        lambda: plots.confidence_ap_groups(np.ones((2, 3)), np.ones((2, 3)), [0, 0],
+                                           epochs=[1, 2], show_epochs=[7]),
+        lambda: plots.draw_share_bars(np.ones(3), np.ones((2, 4)), epochs=[1, 2]),
+        lambda: plots.sampling_distributions(np.ones(5), epochs=[1]),
+        lambda: plots.map_bars([], axes=["method"]),
+        lambda: plots.map_curves({}),
+    ],
+    ids=["epochs-length", "class-out-of-range", "group-shapes", "unknown-show-epoch",
+         "share-shape", "probabilities-1d", "no-rows", "no-curves"],
+)
+def test_bad_shapes_raise_value_error(call):
+    with pytest.raises(ValueError):
+        call()
+
+
+# --- the computations behind the figures ------------------------------------------------
+def test_clean_boundary_hand_cases():
+    # equal components at 0.2 and 0.8: the posteriors cross half-way
+    equal = plots.clean_boundary([0.2, 0.8], [0.01, 0.01], [0.5, 0.5], 0)
+    assert equal == pytest.approx(0.5, abs=1e-3)
+    # weights 0.8 / 0.2, v = 0.01: ln 0.8 - (x-.2)²/.02 = ln 0.2 - (x-.8)²/.02
+    # ⇔ -1.2 x + 0.6 = 0.02 · ln 0.25 ⇔ x = (0.6 + 0.0277259) / 1.2 = 0.5231049
+    heavy = plots.clean_boundary([0.2, 0.8], [0.01, 0.01], [0.8, 0.2], 0)
+    assert heavy == pytest.approx(0.5231049, abs=1e-3)
+    # the clean component may be stored second
+    swapped = plots.clean_boundary([0.8, 0.2], [0.01, 0.01], [0.2, 0.8], 1)
+    assert swapped == pytest.approx(heavy, abs=1e-12)
+
+
+def test_clean_boundary_is_nan_for_degenerate_or_unfitted_groups_and_vectorised():
+    means = np.array([[[0.2, 0.8], [np.nan, np.nan]], [[0.2, 0.8], [0.1, 0.9]]])
+    variances = np.full((2, 2, 2), 0.01)
+    weights = np.full((2, 2, 2), 0.5)
+    degenerate = np.array([[False, True], [True, False]])
+    result = plots.clean_boundary(means, variances, weights, np.zeros((2, 2), int),
+                                  degenerate=degenerate)
+    assert result.shape == (2, 2)
+    assert result[0, 0] == pytest.approx(0.5, abs=1e-3)
+    assert np.isnan(result[0, 1]) and np.isnan(result[1, 0])
+    assert result[1, 1] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_clean_boundary_survives_tiny_variances_without_warnings():
+    with np.errstate(all="raise"):
+        value = plots.clean_boundary([0.1, 0.9], [1e-14, 1e-14], [0.5, 0.5], 0)
+    assert value == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("positives", "per_end", "expected"),
+    [([5, 50, 1, 20], 1, [1, 2]), ([5, 50, 1, 20], 2, [1, 3, 0, 2]), ([7], 1, [0]),
+     ([3, 3, 3], 1, [0, 2])],
+    ids=["one-each", "two-each", "single-class", "ties-keep-order"],
+)
+def test_default_classes_most_then_least_frequent(positives, per_end, expected):
+    assert plots.default_classes(positives, per_end=per_end) == expected
+
+
+@pytest.mark.parametrize(
+    ("available", "warmup", "expected"),
+    [(range(1, 13), 3, [4, 8, 12]), ([1, 2], 1, [2]), ([1, 2, 3], 5, [1, 2, 3]),
+     ([2, 4, 6, 8], 0, [2, 6, 8])],
+    ids=["demo", "tiny", "all-in-warmup", "every-other"],
+)
+def test_default_epochs_first_middle_last_after_warmup(available, warmup, expected):
+    assert plots.default_epochs(list(available), warmup_epochs=warmup) == expected
+
+
+def test_default_choices_reject_empty_inputs():
+    with pytest.raises(ValueError, match="no diagnostics"):
+        plots.default_epochs([])
+    with pytest.raises(ValueError):
+        plots.default_classes([])
+
+
+def test_save_validates_and_publish_works_outside_ipython(tmp_path):
+    fig = FIGURES["map_curves"]()
+    with pytest.raises(TypeError):
+        plots.save("not a figure", tmp_path, "x")
+    with pytest.raises(ValueError):
+        plots.save(fig, tmp_path, "../escape")
+    path = plots.publish(fig, tmp_path / "nested", "curves")
+    assert path == tmp_path / "nested" / "curves.png" and path.stat().st_size > 1000
+    assert plots.png_bytes(fig)[:4] == b"\x89PNG"
+
+
+def test_check_figures_fails_loudly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        plots.check_figures(tmp_path, ["absent"])
+    (tmp_path / "fake.png").write_bytes(b"x" * 2000)
+    with pytest.raises(ValueError, match="not a PNG"):
+        plots.check_figures(tmp_path, ["fake"])
+
+
+def test_palette_is_okabe_ito():
+    assert set(plots.CYCLE) == set(plots.OKABE_ITO.values())
+    assert plots.HEATMAP_CMAP in ("cividis", "viridis")
