@@ -72,7 +72,7 @@ def _axis_entries(axis: str, values: Any, source: str) -> list[tuple[str, dict[s
 
 
 def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.=" else "-" for ch in text)
+    return "".join(ch if ch.isalnum() or ch in "-_.=+" else "-" for ch in text)
 
 
 def plan_sweep(
