@@ -32,7 +32,7 @@ figures: $(STAMP)
 	$(PY) -m bmxlib.report --readme-figures reports/demo docs/img
 
 bench: $(STAMP)
-	$(VENV)/bin/bmx bench --out docs/bench-cpu.json
+	OMP_NUM_THREADS=1 $(VENV)/bin/bmx bench --out docs/bench-cpu.json
 
 clean:
 	rm -rf runs reports/*/ .pytest_cache

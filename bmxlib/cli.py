@@ -64,7 +64,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    run_bench(device=args.device, out=args.out, quick=args.quick)
+    run_bench(device=args.device, out=args.out, quick=args.quick, only=args.only)
     return 0
 
 
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bench.add_argument("--out", help="write the results as JSON")
     bench.add_argument("--quick", action="store_true", help="small sizes (for tests)")
+    bench.add_argument("--only", help="comma-separated subset: gmm, ap, label_management, "
+                                      "epoch, gpu")
     bench.set_defaults(func=_bench)
 
     data = sub.add_parser("data", help="dataset tools")
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bmx: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `bmx data stats digits-lt | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
+        return 0
     except KeyboardInterrupt:
         print("bmx: interrupted; resume with bmx train --resume RUN_DIR", file=sys.stderr)
         return 130

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from . import distributed as dist
@@ -282,7 +283,69 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     }
 
 
+def _split_transform(transform):
+    """(per-image part, per-batch tail) of a preset that ends in ToDtype → Normalize.
+
+    The tail is deterministic and elementwise, so running it once on a stacked batch on the
+    device gives the same tensors as running it image by image in the loader, for a
+    fraction of the per-call overhead (~30 µs per 32×32 image on the CPU).
+    """
+    steps = getattr(getattr(transform, "transforms", None), "transforms", None)
+    if (not steps or len(steps) < 2 or not isinstance(steps[-2], v2.ToDtype)
+            or not isinstance(steps[-1], v2.Normalize)):
+        return transform, None
+    return v2.Compose(steps[:-2]), v2.Compose(steps[-2:])
+
+
+class _Views(Dataset):
+    """Item i: ``n_views`` independent per-image transforms of image ``rows[i]``, stacked."""
+
+    def __init__(self, dataset: MultiLabelDataset, rows: torch.Tensor, transform, n_views: int):
+        self.dataset, self.rows, self.transform, self.n_views = dataset, rows, transform, n_views
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        image = self.dataset.load_image(int(self.rows[i]))
+        if self.transform is None:
+            return torch.stack([image] * self.n_views)
+        return torch.stack([self.transform(image) for _ in range(self.n_views)])
+
+
 @torch.no_grad()
+def predict_views(
+    model: torch.nn.Module,
+    dataset: MultiLabelDataset,
+    rows: torch.Tensor,
+    *,
+    n_views: int,
+    device: torch.device,
+    config: Config,
+    desc: str = "predict",
+) -> torch.Tensor:
+    """Logits (len(rows), n_views, K) float32: each image loaded once for all its views."""
+    per_image, tail = _split_transform(dataset.transform)
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views), batch_size=EVAL_BATCH,
+                        shuffle=False, num_workers=config.num_workers,
+                        pin_memory=device.type == "cuda")
+    outputs = []
+    for views in tqdm(loader, desc=desc, leave=False,
+                      disable=not config.progress or not dist.is_main()):
+        images = views.flatten(0, 1).to(device, non_blocking=True)
+        if tail is not None:
+            images = tail(images)
+        with _autocast(device, config.amp):
+            logits = model(_to_device(images, device, config.channels_last)).float()
+        outputs.append(logits.view(len(views), n_views, -1))
+    model.train(was_training)
+    if not outputs:
+        return torch.empty(0, n_views, dataset.num_classes, device=device)
+    return torch.cat(outputs)
+
+
 def predict(
     model: torch.nn.Module,
     dataset: MultiLabelDataset,
@@ -293,18 +356,9 @@ def predict(
     desc: str = "predict",
 ) -> torch.Tensor:
     """Logits (len, K) float32 on ``device`` of ``dataset`` (or its ``indices``)."""
-    was_training = model.training
-    model.eval()
-    subset = dataset if indices is None else Subset(dataset, indices.cpu().tolist())
-    loader = DataLoader(subset, batch_size=EVAL_BATCH, shuffle=False,
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda")
-    outputs = []
-    for images, _ in tqdm(loader, desc=desc, leave=False,
-                          disable=not config.progress or not dist.is_main()):
-        with _autocast(device, config.amp):
-            outputs.append(model(_to_device(images, device, config.channels_last)).float())
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0, dataset.num_classes, device=device)
+    rows = torch.arange(len(dataset)) if indices is None else indices
+    return predict_views(model, dataset, rows, n_views=1, device=device, config=config,
+                         desc=desc)[:, 0]
 
 
 def full_data_pass(s: Setup, model: torch.nn.Module | None = None) -> torch.Tensor:
@@ -321,14 +375,14 @@ def full_data_pass(s: Setup, model: torch.nn.Module | None = None) -> torch.Tens
 
 
 def relabel_views(s: Setup, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``."""
-    total = None
-    for _ in range(n_views):
-        logits = predict(s.model, s.train_set, device=s.device, config=s.config,
-                         indices=rows, desc="re-label views")
-        probs = torch.sigmoid(logits)
-        total = probs if total is None else total + probs
-    return total / n_views
+    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``.
+
+    One pass over the rows: each image is loaded once and augmented ``n_views`` times
+    independently; the views of a batch go through the model together.
+    """
+    logits = predict_views(s.model, s.train_set, rows, n_views=n_views, device=s.device,
+                           config=s.config, desc="re-label views")
+    return torch.sigmoid(logits).mean(dim=1)
 
 
 def evaluate(s: Setup) -> dict[str, Any]:

@@ -199,10 +199,10 @@ def _e_step(planes, member_moments, means, variances, weights):
     """
     q, l, k = _quadratic(means, variances, weights)
     gap = _log_odds(planes, q, l, k)
-    resp_high = torch.sigmoid(gap)
-    high_moments = _moments_under(planes, resp_high)
     pair = gap.new_empty((gap.shape[0], 2, gap.shape[1]))  # [relu(gap), log max(r, 1 - r)]
     torch.clamp_min(gap, 0.0, out=pair[:, 0])
+    resp_high = torch.sigmoid(_clamp_log_odds(gap))
+    high_moments = _moments_under(planes, resp_high)
     torch.sub(resp_high, 0.5, out=pair[:, 1]).abs_().add_(0.5).log_()
     del gap, resp_high
     sums = torch.bmm(pair, planes[:, :1].transpose(1, 2)).squeeze(2)  # member sums (G, 2)
@@ -210,6 +210,16 @@ def _e_step(planes, member_moments, means, variances, weights):
     count, first, second = member_moments.unbind(dim=1)
     quadratic_sum = q[:, 0] * second + l[:, 0] * first + k[:, 0] * count
     return high_moments, (quadratic_sum + softplus_sum) / count.clamp_min(1.0)
+
+
+def _clamp_log_odds(gap):
+    """Clamp log-odds (in place) so that sigmoid never returns a subnormal number.
+
+    sigmoid(-745 < g < -708) is subnormal in float64, and arithmetic on subnormals is
+    ~100x slower on x86 CPUs; values beyond the clamp change the posterior by < 1e-300.
+    """
+    limit = -math.log(torch.finfo(gap.dtype).tiny) - 8.0
+    return gap.clamp_(-limit, limit)
 
 
 def _moments_under(planes, weight):
@@ -222,24 +232,26 @@ def _moments_under(planes, weight):
 
 
 def _two_means_init(data, mask, counts):
-    """Hard responsibility (G, N) of the upper cluster of the optimal 1-D 2-means split."""
+    """Hard responsibility (G, N) of the upper cluster of the optimal 1-D 2-means split.
+
+    With prefix sums S_i of the sorted members and total T, the within-cluster sum of
+    squares of the split after position i is Σx² - S_i²/n_L - (T - S_i)²/n_R; Σx² is the
+    same for every split, so the best split maximises S_i²/n_L + (T - S_i)²/n_R.
+    """
     num_items = data.shape[1]
     # Members sorted ascending, non-members (+inf) at the end and then zeroed for the sums.
     ordered = _sorted_rows(torch.where(mask, data, torch.inf)).nan_to_num_(posinf=0.0)
-    prefix_sq = ordered.square().cumsum_(dim=1)
     prefix_sum = ordered.cumsum_(dim=1)
-    total_sum, total_sq = prefix_sum[:, -1:].clone(), prefix_sq[:, -1:].clone()
+    total_sum = prefix_sum[:, -1:].clone()
     position = torch.arange(num_items, device=data.device)
     left_n = (position + 1).to(data.dtype)  # split after position i
-    right_n = counts[:, None].to(data.dtype) - left_n
-    sse = prefix_sq - prefix_sum.square().div_(left_n)
-    right_sum = torch.sub(total_sum, prefix_sum)
-    sse += torch.sub(total_sq, prefix_sq, out=prefix_sq)
-    sse -= right_sum.square_().div_(right_n.clamp_(min=1.0))
-    del prefix_sq, right_sum
-    sse.masked_fill_(position[None, :] >= counts[:, None] - 1, torch.inf)  # no empty right
-    split = sse.argmin(dim=1)  # (G,)
-    del sse
+    right_n = (counts[:, None].to(data.dtype) - left_n).clamp_(min=1.0)
+    between = prefix_sum.square().div_(left_n)
+    between += torch.sub(total_sum, prefix_sum).square_().div_(right_n)
+    del right_n
+    between.masked_fill_(position[None, :] >= counts[:, None] - 1, -torch.inf)  # no empty right
+    split = between.argmax(dim=1)  # (G,)
+    del between
     left_sum = prefix_sum.gather(1, split[:, None]).squeeze(1)
     left_count = (split + 1).to(data.dtype)
     right_count = (counts.to(data.dtype) - left_count).clamp_min(1)
@@ -327,7 +339,7 @@ def _fit_core(values, mask, *, max_iter, tol, reg_covar, with_posterior):
         gap = _log_odds(planes, q, l, k)
         # posterior of component 1 is sigmoid(gap); of component 0, sigmoid(-gap)
         sign = torch.where(state.means[:, 1] < state.means[:, 0], 1.0, -1.0).to(dtype)
-        posterior = torch.sigmoid(gap.mul_(sign[:, None]))
+        posterior = torch.sigmoid(_clamp_log_odds(gap.mul_(sign[:, None])))
     unfit = ~fitted[:, None]
     nan = torch.tensor(torch.nan, dtype=dtype, device=values.device)
     fit = GMMFit(
@@ -446,7 +458,7 @@ def _size_buckets(counts: torch.Tensor) -> list[torch.Tensor]:
 
 @dataclass
 class _ChunkRecord:
-    """Per-group (2c,) results of one chunk of c classes, group 2j + l."""
+    """Per-group results (2K,) of all classes, group 2k + l; chunks write into row views."""
 
     means: torch.Tensor
     variances: torch.Tensor
@@ -457,6 +469,10 @@ class _ChunkRecord:
     degenerate: torch.Tensor
     converged: torch.Tensor
     n_iter: torch.Tensor
+
+    def rows(self, start: int, stop: int) -> _ChunkRecord:
+        """Views of groups ``start:stop`` (writes go to this record)."""
+        return _ChunkRecord(**{f: getattr(self, f)[start:stop] for f in self.__dataclass_fields__})
 
 
 def _empty_record(counts, dtype, device) -> _ChunkRecord:
@@ -500,8 +516,13 @@ def _partition(upper: torch.Tensor):
     return destination, n0, n1
 
 
-def _clean_probability_chunk(losses, labels, *, flat_eps, options):
-    """p_G (c, N) float64 of the classes in ``losses`` / ``labels`` (N, c), and their record."""
+def _clean_probability_chunk(losses, labels, record, *, flat_eps, options):
+    """p_G (c, N) float64 of the classes in ``losses`` / ``labels`` (N, c).
+
+    The per-group results are written into ``record``, views (2c,) of the whole record:
+    keeping no small tensors alive from chunk to chunk lets the allocator reuse (and give
+    back) each chunk's memory; otherwise heap fragmentation grows with the chunk count.
+    """
     dtype = _compute_dtype(losses.device)
     num_items, num_classes = losses.shape
     values = torch.empty((num_classes, num_items), dtype=dtype, device=losses.device)
@@ -522,7 +543,7 @@ def _clean_probability_chunk(losses, labels, *, flat_eps, options):
     row_start = torch.arange(num_classes, device=losses.device) * num_items
     starts = torch.stack([row_start, row_start + n0], dim=1).flatten()
     counts = torch.stack([n0, n1], dim=1).flatten()
-    record = _empty_record(counts, dtype, losses.device)
+    record.counts.copy_(counts)
     single = counts == 1  # a one-member group: its bounds are its value
     record.loss_min[single] = record.loss_max[single] = flat[starts[single]]
     posterior_flat = torch.ones_like(flat)
@@ -539,25 +560,23 @@ def _clean_probability_chunk(losses, labels, *, flat_eps, options):
         record.weights[groups], record.converged[groups] = fit.weights, fit.converged
         record.n_iter[groups], record.degenerate[groups] = fit.n_iter, degenerate
         record.loss_min[groups], record.loss_max[groups] = low, high
-    p_rows = posterior_flat[:trash].view(num_classes, num_items).gather(1, destination)
-    return p_rows, record
+    return posterior_flat[:trash].view(num_classes, num_items).gather(1, destination)
 
 
-def _merge_records(records: list[_ChunkRecord], num_classes: int) -> CleanProbabilityFit:
-    cat = lambda name: torch.cat([getattr(r, name) for r in records])  # noqa: E731
+def _as_fit(record: _ChunkRecord, num_classes: int) -> CleanProbabilityFit:
     shape3, shape2 = (num_classes, 2, 2), (num_classes, 2)
-    means = cat("means").view(shape3)
+    means = record.means.view(shape3)
     return CleanProbabilityFit(
         means=means,
-        variances=cat("variances").view(shape3),
-        weights=cat("weights").view(shape3),
+        variances=record.variances.view(shape3),
+        weights=record.weights.view(shape3),
         low_component=torch.nan_to_num(means).argmin(dim=2),
-        loss_min=cat("loss_min").view(shape2),
-        loss_max=cat("loss_max").view(shape2),
-        counts=cat("counts").view(shape2),
-        degenerate=cat("degenerate").view(shape2),
-        converged=cat("converged").view(shape2),
-        n_iter=cat("n_iter").view(shape2),
+        loss_min=record.loss_min.view(shape2),
+        loss_max=record.loss_max.view(shape2),
+        counts=record.counts.view(shape2),
+        degenerate=record.degenerate.view(shape2),
+        converged=record.converged.view(shape2),
+        n_iter=record.n_iter.view(shape2),
     )
 
 
@@ -584,18 +603,17 @@ def clean_probability_with_fit(
     p_clean = torch.empty((num_items, num_classes), dtype=out_dtype, device=losses.device)
     options = {"max_iter": max_iter, "tol": tol, "reg_covar": reg_covar}
     flat_eps = torch.finfo(losses.dtype).eps
-    records = []
+    counts = torch.zeros(2 * num_classes, dtype=torch.int64, device=losses.device)
+    record = _empty_record(counts, _compute_dtype(losses.device), losses.device)
     for start in range(0, num_classes, chunk):  # chunks of classes bound the memory
         stop = min(start + chunk, num_classes)
-        p_rows, record = _clean_probability_chunk(
-            losses[:, start:stop], labels[:, start:stop], flat_eps=flat_eps, options=options
+        p_rows = _clean_probability_chunk(
+            losses[:, start:stop], labels[:, start:stop], record.rows(2 * start, 2 * stop),
+            flat_eps=flat_eps, options=options,
         )
         p_clean[:, start:stop] = p_rows.T
-        records.append(record)
-    if not records:  # K = 0
-        records.append(_empty_record(torch.zeros(0, dtype=torch.int64), torch.float64,
-                                     losses.device))
-    return p_clean, _merge_records(records, num_classes)
+        del p_rows
+    return p_clean, _as_fit(record, num_classes)
 
 
 def clean_probability(

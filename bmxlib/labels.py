@@ -61,7 +61,9 @@ class ManagedLabels:
 
     def counts(self) -> dict[str, int]:
         """Number of labels per state, e.g. ``{"clean": 10, "relabeled": 2, "ambiguous": 3}``."""
-        return {s.name.lower(): int((self.state == s).sum()) for s in LabelState}
+        # one bincount pass; a bool mask's .sum() would copy it to int64 (8 GB at N·K = 10^9)
+        counts = torch.bincount(self.state.reshape(-1), minlength=len(LabelState)).tolist()
+        return {s.name.lower(): int(counts[s]) for s in LabelState}
 
 
 def _as_tensor(array, name: str, device=None) -> torch.Tensor:
@@ -73,7 +75,7 @@ def _as_tensor(array, name: str, device=None) -> torch.Tensor:
 
 
 #: Rows per chunk hold about this many values (bounded temporaries at any N·K).
-_CHUNK_VALUES = 1 << 22
+_CHUNK_VALUES = 1 << 21
 
 
 def _row_chunks(num_rows: int, num_cols: int) -> list[slice]:
@@ -304,7 +306,10 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> np.ndarray:
 
 def _per_group(mask: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """Counts of a (N, K) mask per (class, given label value), shape (K, 2)."""
-    return torch.stack([(mask & (noisy == 0)).sum(0), (mask & (noisy == 1)).sum(0)], dim=1)
+    # count_nonzero: a bool .sum() would first copy the mask to int64 (8 bytes per label)
+    total = torch.count_nonzero(mask, dim=0)
+    positive = torch.count_nonzero(mask & (noisy == 1), dim=0)
+    return torch.stack([total - positive, positive], dim=1)
 
 
 def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict:
@@ -342,10 +347,11 @@ def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict
     relabeled = state == int(RELABELED)
     hits = selected & correct
     right = relabeled & (refined == truth)
+    count = torch.count_nonzero
     result = {
-        "precision": float(_ratio(hits.sum(), selected.sum())),
-        "recall": float(_ratio(hits.sum(), correct.sum())),
-        "relabel_accuracy": float(_ratio(right.sum(), relabeled.sum())),
+        "precision": float(_ratio(count(hits), count(selected))),
+        "recall": float(_ratio(count(hits), count(correct))),
+        "relabel_accuracy": float(_ratio(count(right), count(relabeled))),
         "precision_per_group": _ratio(_per_group(hits, noisy), _per_group(selected, noisy)),
         "recall_per_group": _ratio(_per_group(hits, noisy), _per_group(correct, noisy)),
         "relabel_accuracy_per_group": _ratio(

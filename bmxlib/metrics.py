@@ -73,7 +73,8 @@ def _ap_from_sorted_numpy(values: np.ndarray, targets: np.ndarray) -> np.ndarray
     is_start = np.empty(values.shape, dtype=bool)  # first item of a run of equal scores
     is_start[:, 0] = True
     np.not_equal(values[:, 1:], values[:, :-1], out=is_start[:, 1:])
-    position = np.arange(num_items, dtype=np.int64)
+    index_type = np.int32 if num_items < 2**31 else np.int64
+    position = np.arange(num_items, dtype=index_type)
     run_start = np.maximum.accumulate(np.where(is_start, position, 0), axis=1)
     positives_before = np.cumsum(targets, axis=1, dtype=np.int64)
     n_positives = positives_before[:, -1].copy()
@@ -248,18 +249,29 @@ def _as_tensor_pair(scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"scores must be 1-D or 2-D (N, K), got shape {tuple(scores.shape)}")
     if scores.dtype not in (torch.float32, torch.float64):
         scores = scores.to(torch.float64)  # exact for ints and half precision
-    if torch.isnan(scores).any():
+    if _has_nan(scores):
         raise ValueError("scores contain NaN")
     if not _is_binary(targets):
         raise ValueError("targets must contain only 0 and 1")
     return scores, targets.to(torch.uint8)
 
 
+def _has_nan(values: torch.Tensor) -> bool:
+    if values.device.type == "cpu":  # NumPy's reductions are several times faster here
+        return bool(np.isnan(values.numpy()).any())
+    return bool(torch.isnan(values).any())
+
+
 def _is_binary(values: torch.Tensor) -> bool:
     if values.dtype == torch.bool or values.numel() == 0:
         return True
+    array = values.numpy() if values.device.type == "cpu" else None
     if not values.is_floating_point():  # integers: the range says it all
+        if array is not None:
+            return bool(array.min() >= 0) and bool(array.max() <= 1)
         return bool(values.amin() >= 0) and bool(values.amax() <= 1)
+    if array is not None:
+        return bool(((array == 0) | (array == 1)).all())
     return bool(((values == 0) | (values == 1)).all())
 
 

@@ -31,9 +31,9 @@ def _as_tensor(array, name: str) -> torch.Tensor:
     return array
 
 
-#: Rows per chunk hold about this many values: the float64 work of the per-class sums and
-#: the scores stays a few hundred MB even at N = 10^6, K = 10^3 (SPEC §1.2 at scale).
-_CHUNK_VALUES = 1 << 24
+#: Rows per chunk hold about this many values: the float64 temporaries stay at 16 MB, below
+#: the size at which glibc hands out fresh (page-faulting) mmap blocks, at any N and K.
+_CHUNK_VALUES = 1 << 21
 
 
 def _row_chunks(num_rows: int, num_cols: int):
@@ -84,13 +84,14 @@ def _class_terms(confidences, labels):
     for rows in _row_chunks(num_items, num_classes):
         f = confidences[rows].double()
         y = labels[rows].double()
-        sums[0] += y.sum(dim=0)
-        sums[1] += (f * y).sum(dim=0)  # Σ F·Y
-        sums[2] += ((1.0 - f) * (1.0 - y)).sum(dim=0)  # Σ (1 − F)(1 − Y)
+        sums[0] += y.sum(dim=0)  # positives
+        sums[1] += f.sum(dim=0)  # Σ F
+        sums[2] += (f * y).sum(dim=0)  # Σ F·Y
     positives = sums[0]
     negatives = num_items - positives
-    presence = sums[1] / positives  # 0/0 -> NaN
-    absence = sums[2] / negatives
+    presence = sums[2] / positives  # 0/0 -> NaN
+    # Σ (1 − F)(1 − Y) = negatives − Σ F + Σ F·Y, exact enough in float64
+    absence = (negatives - sums[1] + sums[2]) / negatives
     return presence, absence
 
 
@@ -99,9 +100,9 @@ def _scores(labels, presence, absence) -> torch.Tensor:
     # An undefined term only ever multiplies zeros; nan_to_num makes that product 0, not NaN.
     presence, absence = presence.nan_to_num(0.0), absence.nan_to_num(0.0)
     score = torch.empty(labels.shape[0], dtype=torch.float64, device=labels.device)
+    gap, base = presence - absence, absence.sum()  # Σ_k Y·P + (1 − Y)·A = Σ A + Y·(P − A)
     for rows in _row_chunks(*labels.shape):
-        y = labels[rows].double()
-        score[rows] = y @ presence + (1.0 - y) @ absence
+        score[rows] = labels[rows].double() @ gap + base
     return score
 
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..gmm import clean_probability_with_fit
-from ..labels import LabelState, ManagedLabels, manage_labels, selection_quality
+from ..labels import LabelState, ManagedLabels, label_losses, manage_labels, selection_quality
 from ..sampling import class_confidences, minority_probabilities
 from .mixup import Mixup
 
@@ -50,8 +49,8 @@ class BalanceMix(Mixup):
     def end_of_epoch(self, ctx) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         c, noisy = self.config, self.data.noisy_labels
         logits = ctx.full_data_pass()  # (N, K) float32 on the device
-        confidences = torch.sigmoid(logits)
-        losses = F.binary_cross_entropy_with_logits(logits, noisy, reduction="none")
+        losses = label_losses(logits, noisy)  # in row chunks: no (N, K) temporaries
+        confidences = logits.sigmoid_()  # in place: the logits are not needed again
         presence, absence = class_confidences(confidences, noisy)
         logs: dict[str, Any] = {"class_presence_confidence": presence.cpu().numpy()}
         diag: dict[str, np.ndarray] = {
@@ -63,7 +62,8 @@ class BalanceMix(Mixup):
             self.probabilities = minority_probabilities(confidences, noisy)
             diag["sampling_probabilities"] = self.probabilities.float().cpu().numpy()
             # expected share of minority draws that contain class k: Σ_n p(n)·Ỹ[n, k]
-            diag["draw_share"] = (self.probabilities.double() @ noisy.double()).cpu().numpy()
+            share = noisy.T @ self.probabilities.to(noisy.dtype)  # no (N, K) float64 copy
+            diag["draw_share"] = share.double().cpu().numpy()
         if c.clean_labels:
             p_clean, fit = clean_probability_with_fit(losses, noisy)
             diag.update(_gmm_diagnostics(fit, losses, noisy))
@@ -84,10 +84,12 @@ class BalanceMix(Mixup):
         confidence = None
         if c.relabel:
             # two RandAugment views, only for instances holding a non-clean label
-            rows = torch.nonzero((p_clean <= 0.5).any(dim=1)).flatten()
+            rows = torch.nonzero(p_clean.amin(dim=1) <= 0.5).flatten()
             confidence = torch.full_like(p_clean, float("nan"))
             if len(rows):
                 confidence[rows] = ctx.predict_views(rows, n_views=2)
+        # last epoch's buffers are free now: reuse them instead of 2 more (N, K) arrays
+        reuse = self.managed is not None and self.managed.targets.shape == p_clean.shape
         return manage_labels(
             noisy,
             p_clean,
@@ -97,15 +99,13 @@ class BalanceMix(Mixup):
             use_relabel=c.relabel,
             use_ambiguous=c.ambiguous_weighting,
             relabel_to_zero=c.relabel_to_zero,
+            out=self.managed if reuse and self.managed.targets.dtype == p_clean.dtype else None,
         )
 
     def _management_logs(self, diag: dict[str, np.ndarray]) -> dict[str, Any]:
         managed, noisy = self.managed, self.data.noisy_labels
         logs: dict[str, Any] = {f"labels_{k}": v for k, v in managed.counts().items()}
-        # counts per (class, given label value, state): (K, 2, 3)
-        state = managed.state.long() + 3 * noisy.long()
-        counts = F.one_hot(state, 6).sum(dim=0).view(-1, 2, 3)
-        diag["state_counts"] = counts.cpu().numpy()
+        diag["state_counts"] = _state_counts(managed.state, noisy).cpu().numpy()
         if self.data.noise_known:
             quality = selection_quality(
                 managed.state, noisy.to(torch.uint8), self.data.clean_labels, managed.targets
@@ -132,27 +132,53 @@ class BalanceMix(Mixup):
             self.managed = ManagedLabels(state["targets"], state["state"], state["weight"])
 
 
+_ROWS_PER_CHUNK_VALUES = 1 << 21  # diagnostics run in row chunks: bounded temporaries
+
+
+def _row_chunks(num_rows: int, num_cols: int) -> list[slice]:
+    step = max(1, _ROWS_PER_CHUNK_VALUES // max(num_cols, 1))
+    return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
+
+
+def _state_counts(state: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Labels per (class, given label value, state), (K, 2, 3) int64, by row chunks."""
+    num_classes = state.shape[1]
+    offsets = torch.arange(num_classes, device=state.device) * 6
+    counts = torch.zeros(num_classes * 6, dtype=torch.int64, device=state.device)
+    for rows in _row_chunks(*state.shape):
+        code = offsets + 3 * noisy[rows].long() + state[rows].long()
+        counts += torch.bincount(code.view(-1), minlength=num_classes * 6)
+    return counts.view(num_classes, 2, 3)
+
+
+def _loss_histograms(fit, losses: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Histograms (K, 2, HIST_BINS) of the per-group losses on the [0, 1] GMM scale."""
+    low, high = fit.loss_min, fit.loss_max  # (K, 2), NaN for empty groups
+    span = torch.nan_to_num(high - low, nan=1.0).clamp_min(1e-12).T  # (2, K)
+    low = torch.nan_to_num(low).T
+    num_classes = losses.shape[1]
+    base = torch.arange(num_classes, device=losses.device) * 2
+    hist = torch.zeros(num_classes * 2 * HIST_BINS, dtype=torch.int64, device=losses.device)
+    for rows in _row_chunks(*losses.shape):
+        label = noisy[rows].long()
+        normalised = (losses[rows].double() - low.gather(0, label)) / span.gather(0, label)
+        bins = (normalised.clamp_(0, 1) * HIST_BINS).long().clamp_max_(HIST_BINS - 1)
+        flat = (base + label) * HIST_BINS + bins
+        hist += torch.bincount(flat.view(-1), minlength=num_classes * 2 * HIST_BINS)
+    return hist.view(num_classes, 2, HIST_BINS)
+
+
 def _gmm_diagnostics(fit, losses: torch.Tensor, noisy: torch.Tensor) -> dict[str, np.ndarray]:
     """The 2K mixtures and histograms of their (min-max normalised) losses, (K, 2, ...)."""
-    low, high = fit.loss_min, fit.loss_max  # (K, 2), NaN for empty groups
-    span = torch.nan_to_num(high - low, nan=1.0).clamp_min(1e-12)
-    label = noisy.long()  # (N, K)
-    lo = torch.nan_to_num(low.gather(1, label.T).T)
-    sp = span.gather(1, label.T).T
-    normalised = ((losses.double() - lo) / sp).clamp(0, 1)
-    bins = (normalised * HIST_BINS).long().clamp_max(HIST_BINS - 1)
-    num_classes = losses.shape[1]
-    flat = (torch.arange(num_classes, device=losses.device) * 2 + label) * HIST_BINS + bins
-    hist = torch.bincount(flat.flatten(), minlength=num_classes * 2 * HIST_BINS)
     return {
         "gmm_means": fit.means.cpu().numpy(),
         "gmm_variances": fit.variances.cpu().numpy(),
         "gmm_weights": fit.weights.cpu().numpy(),
         "gmm_low_component": fit.low_component.cpu().numpy(),
         "gmm_degenerate": fit.degenerate.cpu().numpy(),
-        "loss_min": low.cpu().numpy(),
-        "loss_max": high.cpu().numpy(),
-        "loss_hist": hist.view(num_classes, 2, HIST_BINS).cpu().numpy(),
+        "loss_min": fit.loss_min.cpu().numpy(),
+        "loss_max": fit.loss_max.cpu().numpy(),
+        "loss_hist": _loss_histograms(fit, losses, noisy).cpu().numpy(),
     }
 
 

@@ -1,0 +1,208 @@
+"""``bmx bench`` and the scale features it measures (issue #6).
+
+The quick bench runs end to end through the CLI; the pieces it relies on are checked on
+small inputs: chunked GMMs equal unchunked ones, ``manage_labels(out=...)`` may overwrite
+its inputs, ``label_losses`` is BCE, the sampler works from bool labels, the AP fast path
+equals scikit-learn with ties, and the GPU throughput code runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import average_precision_score
+
+from bmxlib import bench
+from bmxlib.cli import main as cli_main
+from bmxlib.gmm import clean_probability_with_fit
+from bmxlib.labels import ManagedLabels, label_losses, manage_labels
+from bmxlib.metrics import average_precision
+from bmxlib.sampling import minority_probabilities
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine two threads can be 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- the bench itself
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):  # --quick runs with one torch thread
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    assert cli_main(["bench", "--quick", "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_quick_bench_measures_everything(quick_report, capsys):
+    results = quick_report["results"]
+    assert sorted(results) == ["ap", "epoch", "gmm", "label_management"]
+    assert results["gmm"]["agreement"] >= 0.99
+    assert results["ap"]["max_abs_diff"] <= 1e-9 and results["ap"]["ties"] > 0
+    for key in ("gmm", "ap"):
+        assert results[key]["bmxlib_s"] > 0 and results[key]["speedup"] > 0
+    management = results["label_management"]
+    assert management["peak_rss_bytes"] >= management["baseline_rss_bytes"] > 0
+    assert management["probabilities_sum"] == pytest.approx(1.0)
+    epoch = results["epoch"]
+    assert set(epoch["runs"]) == {"bce", "mixup", "balancemix"}
+    assert epoch["ratio_balancemix_to_mixup"] > 0
+    balancemix = epoch["runs"]["balancemix"]
+    assert balancemix["full_data_pass_s"] > 0 and balancemix["relabel_views_s"] > 0
+    assert quick_report["machine"]["cpu"]
+
+
+def test_table_lists_every_benchmark(quick_report):
+    text = bench.format_table(quick_report["results"], quick_report["machine"])
+    for needle in ("GMM 2K fits", "sklearn loop", "AP N=", "label management", "peak RSS",
+                   "epoch balancemix", "x mixup"):
+        assert needle in text, needle
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+def test_cuda_is_refused_in_one_line(capsys):
+    assert cli_main(["bench", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA is not available" in err[0]
+
+
+@pytest.mark.parametrize(("only", "match"), [("nope", "unknown benchmark"), ("gpu", "cuda")],
+                         ids=["unknown", "gpu-on-cpu"])
+def test_bad_selection_is_refused(only, match):
+    with pytest.raises(ValueError, match=match):
+        bench.run_bench(only=only, quick=True)
+
+
+def test_only_runs_the_selection(capsys):
+    report = bench.run_bench(only="ap", quick=True)
+    assert list(report["results"]) == ["ap"]
+    assert "AP N=" in capsys.readouterr().out
+
+
+def test_sklearn_oracle_on_two_clusters_matches_bmxlib():
+    # class 0, label 1: five losses near 0 and three near 2 -> the three are noisy (p ~ 0)
+    losses = np.array([[0.01], [0.02], [0.03], [0.02], [0.01], [2.0], [2.1], [1.9]], np.float32)
+    labels = np.ones((8, 1), dtype=np.uint8)
+    oracle = bench.sklearn_clean_probability(losses, labels)
+    ours, _ = clean_probability_with_fit(losses, labels)
+    np.testing.assert_allclose(oracle[:, 0], [1, 1, 1, 1, 1, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(ours.numpy()[:, 0], oracle[:, 0], atol=1e-6)
+
+
+def test_throughput_code_path_runs_on_cpu():
+    sizes = bench.Sizes(gpu_images=8, gpu_batch=4, gpu_image_size=32, gpu_arch="resnet18")
+    result = bench.throughput(sizes, torch.device("cpu"), num_classes=5)
+    assert set(result["images_per_s"]) == {"bce", "mixup", "balancemix"}
+    assert all(rate > 0 for rate in result["images_per_s"].values())
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_bench_quick():
+    report = bench.run_bench(device="cuda", quick=True, only="gpu")
+    gpu = report["results"]["gpu"]
+    assert gpu["gmm"]["agreement"] >= 0.99 and gpu["ap"]["max_abs_diff"] <= 1e-9
+    assert gpu["throughput"]["images_per_s"]["balancemix"] > 0
+
+
+# ---------------------------------------------------------------- scale features
+def test_gmm_chunking_does_not_change_the_result():
+    losses, labels = bench.bimodal_losses(600, 7, seed=3)
+    whole, fit = clean_probability_with_fit(losses, labels, workspace_bytes=1 << 30)
+    one_class, fit_one = clean_probability_with_fit(losses, labels, workspace_bytes=1)
+    torch.testing.assert_close(one_class, whole, rtol=0, atol=1e-12)
+    assert torch.equal(one_class > 0.5, whole > 0.5)
+    torch.testing.assert_close(fit_one.means, fit.means, rtol=0, atol=1e-12, equal_nan=True)
+    assert torch.equal(fit_one.n_iter, fit.n_iter)
+
+
+def test_gmm_accepts_bool_labels_and_bad_budget_is_refused():
+    losses, labels = bench.bimodal_losses(300, 3, seed=4)
+    from_bool, _ = clean_probability_with_fit(losses, labels.astype(bool))
+    from_uint8, _ = clean_probability_with_fit(losses, labels)
+    torch.testing.assert_close(from_bool, from_uint8)
+    with pytest.raises(ValueError, match="workspace_bytes"):
+        clean_probability_with_fit(losses, labels, workspace_bytes=0)
+
+
+def test_manage_labels_into_its_own_inputs():
+    # given [1, 0, 1], p_G [0.9, 0.2, 0.1], views [nan, 0.99, 0.5] (ε = 0.975):
+    # clean / re-labeled to 1 / ambiguous with weight 0.1
+    given = torch.tensor([[1, 0, 1]], dtype=torch.bool)
+    p_clean = torch.tensor([[0.9, 0.2, 0.1]])
+    views = torch.tensor([[float("nan"), 0.99, 0.5]])
+    expected = manage_labels(given, p_clean.clone(), views.clone())
+    state = torch.empty(1, 3, dtype=torch.uint8)
+    out = ManagedLabels(targets=views, state=state, weight=p_clean)
+    managed = manage_labels(given, p_clean, views, out=out)
+    assert managed is out and managed.targets.data_ptr() == views.data_ptr()
+    torch.testing.assert_close(managed.targets, torch.tensor([[1.0, 1.0, 1.0]]))
+    torch.testing.assert_close(managed.weight, torch.tensor([[1.0, 1.0, 0.1]]))
+    assert managed.state.tolist() == [[0, 1, 2]]
+    for name in ("targets", "state", "weight"):
+        assert torch.equal(getattr(managed, name), getattr(expected, name))
+    with pytest.raises(ValueError, match="out.weight"):
+        manage_labels(given, p_clean, views,
+                      out=ManagedLabels(views, state, torch.empty(1, 3, dtype=torch.float64)))
+
+
+def test_label_losses_is_bce_by_hand():
+    # BCE(σ(0), 1) = log 2; BCE(σ(2), 0) = log(1 + e^2) = 2.126928...
+    logits = torch.tensor([[0.0, 2.0]])
+    labels = torch.tensor([[True, False]])
+    np.testing.assert_allclose(label_losses(logits, labels).numpy(),
+                               [[np.log(2.0), np.log1p(np.exp(2.0))]], rtol=1e-6)
+    big = torch.randn(5000, 3)
+    targets = torch.rand(5000, 3) < 0.3
+    expected = F.binary_cross_entropy_with_logits(big, targets.float(), reduction="none")
+    assert torch.equal(label_losses(big, targets, out=big.clone()), expected)
+
+
+def test_sampler_probabilities_from_bool_labels_match_float():
+    confidences = torch.rand(300, 6, generator=torch.Generator().manual_seed(0))
+    labels = torch.rand(300, 6, generator=torch.Generator().manual_seed(1)) < 0.2
+    torch.testing.assert_close(minority_probabilities(confidences, labels),
+                               minority_probabilities(confidences.double(), labels.double()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32-keys", "float64-sort"])
+def test_ap_fast_paths_match_sklearn_with_ties(dtype):
+    scores, targets = bench.tied_scores(2000, 6, seed=5)
+    scores = scores.astype(dtype)
+    if dtype == np.float64:  # not representable in float32: the argsort path
+        scores = scores + np.linspace(0, 1e-12, scores.size).reshape(scores.shape)
+        scores[::7] = scores[1::7][: len(scores[::7])]  # and still ties
+    oracle = [average_precision_score(targets[:, k], scores[:, k]) for k in range(6)]
+    np.testing.assert_allclose(average_precision(scores, targets), oracle, rtol=0, atol=1e-9)
+
+
+def test_ap_negative_zero_ties_with_zero():
+    scores = np.array([0.0, -0.0, 0.5], dtype=np.float32)
+    targets = np.array([1, 0, 1])
+    np.testing.assert_allclose(average_precision(scores, targets),
+                               [average_precision_score(targets, scores)], atol=1e-12)
+
+
+def test_gpu_code_paths_agree_on_cpu(monkeypatch):
+    # the CUDA branches (torch.sort in the GMM init, the dense torch AP) run here on the CPU
+    from bmxlib import gmm, metrics
+
+    losses, labels = bench.bimodal_losses(500, 4, seed=6)
+    numpy_sorted, _ = clean_probability_with_fit(losses, labels)
+    monkeypatch.setattr(gmm, "_sorted_rows", lambda values: values.sort(dim=1).values)
+    torch_sorted, _ = clean_probability_with_fit(losses, labels)
+    torch.testing.assert_close(torch_sorted, numpy_sorted, rtol=0, atol=1e-12)
+    scores, targets = bench.tied_scores(1500, 5, seed=7)
+    dense = metrics._average_precision_torch(torch.from_numpy(scores).T.contiguous(),
+                                             torch.from_numpy(targets).T.contiguous())
+    oracle = [average_precision_score(targets[:, k], scores[:, k]) for k in range(5)]
+    np.testing.assert_allclose(dense, oracle, rtol=0, atol=1e-9)
