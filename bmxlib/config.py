@@ -69,6 +69,7 @@ class Config:
     per_sample_lambda: bool = False  # one λ per instance instead of per batch
     warmup_epochs: int = 3  # BalanceMix epochs before label management (SPEC §1.4)
     minority_sampler: bool = True  # BalanceMix: second batch from the minority sampler
+    minority_score: str = "all"  # all (SPEC §1.2) | positive (opt-in: positive labels only)
     clean_labels: bool = True  # BalanceMix: GMM clean-label selection
     relabel: bool = True  # BalanceMix: re-label confident non-clean labels
     ambiguous_weighting: bool = True  # BalanceMix: weight remaining labels by p_G
@@ -98,6 +99,7 @@ _CHOICES = {
     "arch": ("small_cnn", "resnet18", "resnet50", "resnet101"),
     "pretrained": ("none", "digits", "imagenet"),
     "method": METHODS,
+    "minority_score": ("all", "positive"),
 }
 _RANGES = {
     "threads": (0, None),

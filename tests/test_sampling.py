@@ -196,3 +196,15 @@ def test_cuda_inputs():
     sampler = MinoritySampler(4, seed=0)
     sampler.set_probabilities(probabilities)
     assert len(list(sampler)) == 4
+
+
+def test_positive_terms_variant_by_hand():
+    # P = (mean F over positives) = class 0: (0.9+0.5)/2 = 0.7, class 1: 0.02 → floored 0.05
+    confidences = torch.tensor([[0.9, 0.1], [0.5, 0.2], [0.3, 0.02], [0.1, 0.3]])
+    labels = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 0]])
+    p = minority_probabilities(confidences, labels, terms="positive", positive_floor=0.05)
+    # scores: 0.7, 0.7, max(0.02, 0.05) = 0.05, no positive → 1
+    inverse = torch.tensor([1 / 0.7, 1 / 0.7, 1 / 0.05, 1.0], dtype=torch.float64)
+    assert torch.allclose(p, inverse / inverse.sum())
+    with pytest.raises(ValueError, match="terms"):
+        minority_probabilities(confidences, labels, terms="some")

@@ -59,7 +59,7 @@ class BalanceMix(Mixup):
             "natural_share": noisy.mean(dim=0).cpu().numpy(),
         }
         if c.minority_sampler:
-            self.probabilities = minority_probabilities(confidences, noisy)
+            self.probabilities = minority_probabilities(confidences, noisy, terms=c.minority_score)
             diag["sampling_probabilities"] = self.probabilities.float().cpu().numpy()
             # expected share of minority draws that contain class k: Σ_n p(n)·Ỹ[n, k]
             share = noisy.T @ self.probabilities.to(noisy.dtype)  # no (N, K) float64 copy
