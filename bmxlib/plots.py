@@ -708,6 +708,17 @@ def _sequential_colors(count: int) -> list:
     return [colormaps[HEATMAP_CMAP](v) for v in np.linspace(0.0, 0.85, max(count, 1))]
 
 
+def _draw_share_inputs(natural_share, draw_share, epochs):
+    """Validated (natural (K,), share (E, K), epochs list, class order by frequency)."""
+    natural = _as_array(natural_share, "natural_share", 1)
+    share = _as_array(draw_share, "draw_share", 2)
+    epochs = [int(e) for e in epochs]
+    if share.shape != (len(epochs), natural.size):
+        raise ValueError(f"draw_share must have shape ({len(epochs)}, {natural.size})")
+    order = np.argsort(-natural, kind="stable")
+    return natural, share, epochs, order
+
+
 def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
                     title: str = "") -> Figure:
     """Share of minority draws containing each class vs. its natural frequency.
@@ -720,12 +731,7 @@ def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
         Expected share of minority draws holding class k at each of ``epochs``.
     epochs : array-like of int, shape (E,)
     """
-    natural = _as_array(natural_share, "natural_share", 1)
-    share = _as_array(draw_share, "draw_share", 2)
-    epochs = [int(e) for e in epochs]
-    if share.shape != (len(epochs), natural.size):
-        raise ValueError(f"draw_share must have shape ({len(epochs)}, {natural.size})")
-    order = np.argsort(-natural, kind="stable")
+    natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
     names = _class_labels(class_names, natural.size)
     fig, axes = _figure(1, 1, width=max(6.0, 0.6 * natural.size), height=3.6, title=title)
     ax = axes[0, 0]
@@ -750,12 +756,7 @@ def draw_share_heatmap(natural_share, draw_share, *, epochs, class_names=None,
 
     Shapes as in :func:`draw_share_bars`; classes are sorted by frequency (rows).
     """
-    natural = _as_array(natural_share, "natural_share", 1)
-    share = _as_array(draw_share, "draw_share", 2)
-    epochs = [int(e) for e in epochs]
-    if share.shape != (len(epochs), natural.size):
-        raise ValueError(f"draw_share must have shape ({len(epochs)}, {natural.size})")
-    order = np.argsort(-natural, kind="stable")
+    natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (share / natural).T[order]  # (K, E)
     names = _class_labels(class_names, natural.size)
