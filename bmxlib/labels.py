@@ -74,11 +74,13 @@ def _as_tensor(array, name: str, device=None) -> torch.Tensor:
     return array if device is None else array.to(device)
 
 
-#: Rows per chunk hold about this many values (bounded temporaries at any N·K).
+#: Rows per chunk hold about this many values: float64 temporaries stay at 16 MB, below the
+#: size at which glibc hands out fresh (page-faulting) mmap blocks, at any N and K.
 _CHUNK_VALUES = 1 << 21
 
 
-def _row_chunks(num_rows: int, num_cols: int) -> list[slice]:
+def row_chunks(num_rows: int, num_cols: int) -> list[slice]:
+    """Slices of rows whose (rows, num_cols) blocks hold about 2^21 values (16 MB float64)."""
     step = max(1, _CHUNK_VALUES // max(num_cols, 1))
     return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
 
@@ -93,7 +95,7 @@ def _check_binary(tensor: torch.Tensor, name: str) -> None:
         flat = tensor.reshape(tensor.shape[0], -1) if tensor.dim() else tensor.reshape(1, 1)
         ok = all(
             bool(((flat[rows] == 0) | (flat[rows] == 1)).all())
-            for rows in _row_chunks(flat.shape[0], flat.shape[1])
+            for rows in row_chunks(flat.shape[0], flat.shape[1])
         )
     if not ok:
         raise ValueError(f"{name} must contain only 0 and 1")
@@ -226,7 +228,7 @@ def manage_labels(
     result = _check_out(out, clean_prob.shape, dtype, clean_prob.device)
     switches = {"use_clean": use_clean, "use_ambiguous": use_ambiguous,
                 "relabel_to_zero": relabel_to_zero}
-    for rows in _row_chunks(*clean_prob.shape):
+    for rows in row_chunks(*clean_prob.shape):
         targets, state, weight = _manage_block(
             noisy_labels[rows], clean_prob[rows],
             None if confidence is None else confidence[rows],
@@ -259,7 +261,7 @@ def label_losses(logits, labels, *, out: torch.Tensor | None = None) -> torch.Te
     result = torch.empty_like(logits) if out is None else out
     if result.shape != logits.shape or result.dtype != logits.dtype:
         raise ValueError(f"out must be a {logits.dtype} tensor of shape {tuple(logits.shape)}")
-    for rows in _row_chunks(*logits.shape):
+    for rows in row_chunks(*logits.shape):
         block = logits[rows]
         result[rows] = F.binary_cross_entropy_with_logits(
             block, labels[rows].to(device=block.device, dtype=block.dtype), reduction="none"

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .labels import row_chunks
+
 __all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "MinoritySampler"]
 
 #: Scores below this are raised to it before inverting. A zero score means every label of
@@ -31,15 +33,6 @@ def _as_tensor(array, name: str) -> torch.Tensor:
     return array
 
 
-#: Rows per chunk hold about this many values: the float64 temporaries stay at 16 MB, below
-#: the size at which glibc hands out fresh (page-faulting) mmap blocks, at any N and K.
-_CHUNK_VALUES = 1 << 21
-
-
-def _row_chunks(num_rows: int, num_cols: int):
-    """Slices of rows whose blocks hold about ``_CHUNK_VALUES`` values."""
-    step = max(1, _CHUNK_VALUES // max(num_cols, 1))
-    return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
 
 
 def _is_binary(labels: torch.Tensor) -> bool:
@@ -50,7 +43,7 @@ def _is_binary(labels: torch.Tensor) -> bool:
         return bool(labels.amin() >= 0) and bool(labels.amax() <= 1)
     return all(
         bool(((block == 0) | (block == 1)).all())
-        for block in (labels[rows] for rows in _row_chunks(labels.shape[0], labels.shape[1]))
+        for block in (labels[rows] for rows in row_chunks(labels.shape[0], labels.shape[1]))
     )
 
 
@@ -81,7 +74,7 @@ def _class_terms(confidences, labels):
     """
     num_items, num_classes = confidences.shape
     sums = torch.zeros(3, num_classes, dtype=torch.float64, device=confidences.device)
-    for rows in _row_chunks(num_items, num_classes):
+    for rows in row_chunks(num_items, num_classes):
         f = confidences[rows].double()
         y = labels[rows].double()
         sums[0] += y.sum(dim=0)  # positives
@@ -101,7 +94,7 @@ def _scores(labels, presence, absence) -> torch.Tensor:
     presence, absence = presence.nan_to_num(0.0), absence.nan_to_num(0.0)
     score = torch.empty(labels.shape[0], dtype=torch.float64, device=labels.device)
     gap, base = presence - absence, absence.sum()  # Σ_k Y·P + (1 − Y)·A = Σ A + Y·(P − A)
-    for rows in _row_chunks(*labels.shape):
+    for rows in row_chunks(*labels.shape):
         score[rows] = labels[rows].double() @ gap + base
     return score
 
@@ -110,7 +103,7 @@ def _positive_scores(labels, presence) -> torch.Tensor:
     """Mean P(k) over each instance's positive labels, float64 (N,); 1 without positives."""
     presence = presence.nan_to_num(0.0)
     score = torch.ones(labels.shape[0], dtype=torch.float64, device=labels.device)
-    for rows in _row_chunks(*labels.shape):
+    for rows in row_chunks(*labels.shape):
         y = labels[rows].double()
         count = y.sum(dim=1)
         score[rows] = torch.where(count > 0, (y @ presence) / count.clamp_min(1), 1.0)

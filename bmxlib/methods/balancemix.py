@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from ..gmm import clean_probability_with_fit
-from ..labels import LabelState, ManagedLabels, label_losses, manage_labels, selection_quality
+from ..labels import (
+    LabelState,
+    ManagedLabels,
+    label_losses,
+    manage_labels,
+    row_chunks,
+    selection_quality,
+)
 from ..sampling import class_confidences, minority_probabilities
 from .mixup import Mixup
 
@@ -132,12 +139,6 @@ class BalanceMix(Mixup):
             self.managed = ManagedLabels(state["targets"], state["state"], state["weight"])
 
 
-_ROWS_PER_CHUNK_VALUES = 1 << 21  # diagnostics run in row chunks: bounded temporaries
-
-
-def _row_chunks(num_rows: int, num_cols: int) -> list[slice]:
-    step = max(1, _ROWS_PER_CHUNK_VALUES // max(num_cols, 1))
-    return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
 
 
 def _state_counts(state: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -145,7 +146,7 @@ def _state_counts(state: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     num_classes = state.shape[1]
     offsets = torch.arange(num_classes, device=state.device) * 6
     counts = torch.zeros(num_classes * 6, dtype=torch.int64, device=state.device)
-    for rows in _row_chunks(*state.shape):
+    for rows in row_chunks(*state.shape):
         code = offsets + 3 * noisy[rows].long() + state[rows].long()
         counts += torch.bincount(code.view(-1), minlength=num_classes * 6)
     return counts.view(num_classes, 2, 3)
@@ -159,7 +160,7 @@ def _loss_histograms(fit, losses: torch.Tensor, noisy: torch.Tensor) -> torch.Te
     num_classes = losses.shape[1]
     base = torch.arange(num_classes, device=losses.device) * 2
     hist = torch.zeros(num_classes * 2 * HIST_BINS, dtype=torch.int64, device=losses.device)
-    for rows in _row_chunks(*losses.shape):
+    for rows in row_chunks(*losses.shape):
         label = noisy[rows].long()
         normalised = (losses[rows].double() - low.gather(0, label)) / span.gather(0, label)
         bins = (normalised.clamp_(0, 1) * HIST_BINS).long().clamp_max_(HIST_BINS - 1)
