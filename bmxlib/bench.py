@@ -12,6 +12,10 @@ Benchmarks (``python -m bmxlib.bench --only NAME[,NAME]`` runs a subset):
   management (BCE losses, sampler, 2K GMMs, re-labeling candidates, ``manage_labels``) at
   N = 10^6, K = 10^3, in a fresh subprocess so that its peak memory (``ru_maxrss``) is its
   own.
+* ``randaugment``: ``data.presets.BatchAugment`` (per-image RandAugment ops applied to a
+  stacked batch) vs torchvision's ``v2.RandAugment`` called image by image, on the same
+  32×32 digits-sized and 224×224 RGB batches under the same seed; plus whether the outputs
+  are bit-identical.
 * ``epoch``: digits-lt training epochs of bce, mixup and balancemix (the
   configs/digits_balancemix.yaml settings, warm-up 1 epoch so label management runs), the
   balancemix epoch including its end-of-epoch work, and where balancemix's time goes.
@@ -45,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-BENCHMARKS = ("gmm", "ap", "label_management", "epoch", "gpu")
+BENCHMARKS = ("gmm", "ap", "label_management", "randaugment", "epoch", "gpu")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Sizes:
     digits: tuple[str, ...] = ()  # extra config overrides of the epoch benchmark
     epochs: int = 2  # epoch 1 warms up (and runs the first label management); epoch 2 timed
     repeats: int = 3  # bmxlib timings: best of this many
+    randaugment: tuple[tuple[int, int, int], ...] = ((4096, 1, 32), (256, 3, 224))  # B, C, side
     gpu_images: int = 512  # in-memory synthetic images of the GPU throughput benchmark
     gpu_batch: int = 32
     gpu_image_size: int = 448
@@ -68,6 +73,7 @@ class Sizes:
 FULL = Sizes()
 QUICK = Sizes(
     gmm=(2_000, 6), ap=(3_000, 8), label_management=(5_000, 20),
+    randaugment=((64, 1, 32), (8, 3, 64)),
     digits=("n_train=200", "n_test=100", "width=8", "batch_size=32", "pretrained=none",
             "threads=1"),
     epochs=2, repeats=1, gpu_images=16, gpu_batch=8, gpu_image_size=64, threads=1,
@@ -355,6 +361,43 @@ def bench_label_management(sizes: Sizes, device: torch.device) -> dict[str, Any]
 # --------------------------------------------------------------------------------------
 # training epochs on digits-lt
 # --------------------------------------------------------------------------------------
+def bench_randaugment(sizes: Sizes, device: torch.device) -> dict[str, Any]:
+    """BatchAugment vs torchvision's per-image RandAugment (num_ops 2, magnitude 9)."""
+    from torchvision.transforms import v2
+
+    from .data.presets import BatchAugment
+
+    batched = BatchAugment(num_ops=2, magnitude=9)
+    reference = v2.RandAugment(num_ops=2, magnitude=9)
+    cases = []
+    for count, channels, side in sizes.randaugment:
+        generator = torch.Generator().manual_seed(count)
+        coarse = torch.randint(0, 256, (count, channels, side // 8, side // 8),
+                               generator=generator).float()
+        images = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear")
+        images = images.round().clamp(0, 255).to(torch.uint8).to(device)
+
+        def ours(images=images):
+            torch.manual_seed(0)
+            return batched(images)
+
+        def peer(images=images):
+            torch.manual_seed(0)
+            return torch.stack([reference(image) for image in images])
+
+        seconds, result = _best_time(ours, repeats=sizes.repeats, device=device)
+        _sync(device)
+        start = time.perf_counter()
+        expected = peer()
+        _sync(device)
+        peer_seconds = time.perf_counter() - start
+        cases.append({"images": count, "channels": channels, "side": side,
+                      "bmxlib_s": seconds, "peer_s": peer_seconds,
+                      "speedup": peer_seconds / seconds,
+                      "identical": bool(torch.equal(result, expected))})
+    return {"name": "randaugment", "device": device.type, "cases": cases}
+
+
 def _digits_config(method: str, sizes: Sizes, out_dir: str):
     """configs/digits_balancemix.yaml settings, ``method`` swapped, warm-up of one epoch."""
     from .config import load_config
@@ -642,6 +685,13 @@ def _label_rows(r):
              f"{peak} (limit 16 GB)")]
 
 
+def _randaugment_rows(r):
+    return [(f"RandAugment {c['images']:,}x{c['channels']}x{c['side']}² [{r['device']}]",
+             _seconds(c["bmxlib_s"]), f"{_seconds(c['peer_s'])} torchvision per image",
+             f"{c['speedup']:.1f}x", "bit-identical" if c["identical"] else "DIFFERENT")
+            for c in r["cases"]]
+
+
 def _epoch_rows(r):
     runs = r["runs"]
     rows = [(f"digits-lt epoch {name} (n={run['n_train']})", _seconds(run["epoch_s"]), "",
@@ -662,7 +712,7 @@ def _gpu_rows(r):
 
 
 _ROW_MAKERS = {"gmm": _gmm_rows, "ap": _ap_rows, "label_management": _label_rows,
-               "epoch": _epoch_rows, "gpu": _gpu_rows}
+               "randaugment": _randaugment_rows, "epoch": _epoch_rows, "gpu": _gpu_rows}
 
 
 def format_table(results: dict[str, Any], info: dict[str, Any]) -> str:
@@ -681,7 +731,7 @@ def format_table(results: dict[str, Any], info: dict[str, Any]) -> str:
 # entry points
 # --------------------------------------------------------------------------------------
 _RUNNERS = {"gmm": bench_gmm, "ap": bench_ap, "label_management": bench_label_management,
-            "epoch": bench_epochs, "gpu": bench_gpu}
+            "randaugment": bench_randaugment, "epoch": bench_epochs, "gpu": bench_gpu}
 
 
 def _selected(only, device: torch.device) -> list[str]:

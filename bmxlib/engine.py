@@ -23,15 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .config import Config, save_config
 from .data import EvalPreset, IndexedDataset, MultiLabelDataset, TrainPreset, load_dataset
 from .methods import Batch, Method, TrainingData, build_method
-from .metrics import confidence_vs_ap, map_summary
-from .models import build_model
+from .metrics import confidence_vs_ap, map_summary, noisy_label_fit
+from .models import build_model, inference_copy
 from .noise import inject
 from .runs import (
     append_jsonl,
@@ -180,9 +179,23 @@ def build(config: Config) -> Setup:
 # --------------------------------------------------------------------------------------
 # data loading for one epoch
 # --------------------------------------------------------------------------------------
+def transform_parts(transform) -> tuple[Any, Any]:
+    """(per-image part, per-batch part) of a dataset transform.
+
+    The presets of :mod:`bmxlib.data.presets` split into the resize (run per image in the
+    data loader, so images can be stacked) and the rest (run by the engine on the stacked
+    uint8 batch, on the device, with per-image random ops). Any other callable runs per
+    image in the loader.
+    """
+    if hasattr(transform, "per_image") and hasattr(transform, "per_batch"):
+        return transform.per_image, transform.per_batch
+    return transform, None
+
+
 def _loader(dataset, sampler, config: Config, *, batch_size: int, device) -> DataLoader:
+    per_image, _ = transform_parts(dataset.transform)
     return DataLoader(
-        IndexedDataset(dataset),
+        IndexedDataset(dataset.with_transform(per_image)),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=config.num_workers,
@@ -230,8 +243,10 @@ def _autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
-def _to_device(x: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
+def _to_device(x: torch.Tensor, device, channels_last: bool, batch_transform=None) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
+    if batch_transform is not None:
+        x = batch_transform(x)
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -245,6 +260,7 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     for module in s.method.extra_modules().values():
         module.train()
     s.method.start_epoch(epoch)
+    _, augment = transform_parts(s.train_set.transform)
     lam_generator = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch + 17)
     batches = zip(first, second) if second is not None else ((b, None) for b in first)
     bar = tqdm(
@@ -254,13 +270,13 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     total_loss, images, start = 0.0, 0, time.perf_counter()
     for step, (random_batch, minority_batch) in enumerate(bar):
         batch = Batch(
-            x_r=_to_device(random_batch[0], device, c.channels_last),
+            x_r=_to_device(random_batch[0], device, c.channels_last, augment),
             index_r=random_batch[1].to(device),
             epoch=epoch,
             generator=lam_generator,
         )
         if minority_batch is not None:
-            batch.x_m = _to_device(minority_batch[0], device, c.channels_last)
+            batch.x_m = _to_device(minority_batch[0], device, c.channels_last, augment)
             batch.index_m = minority_batch[1].to(device)
         with _autocast(device, c.amp):
             out = s.method.training_step(s.model, batch)
@@ -283,22 +299,8 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     }
 
 
-def _split_transform(transform):
-    """(per-image part, per-batch tail) of a preset that ends in ToDtype → Normalize.
-
-    The tail is deterministic and elementwise, so running it once on a stacked batch on the
-    device gives the same tensors as running it image by image in the loader, for a
-    fraction of the per-call overhead (~30 µs per 32×32 image on the CPU).
-    """
-    steps = getattr(getattr(transform, "transforms", None), "transforms", None)
-    if (not steps or len(steps) < 2 or not isinstance(steps[-2], v2.ToDtype)
-            or not isinstance(steps[-1], v2.Normalize)):
-        return transform, None
-    return v2.Compose(steps[:-2]), v2.Compose(steps[-2:])
-
-
 class _Views(Dataset):
-    """Item i: ``n_views`` independent per-image transforms of image ``rows[i]``, stacked."""
+    """Item i: ``n_views`` copies of image ``rows[i]`` after the per-image transform."""
 
     def __init__(self, dataset: MultiLabelDataset, rows: torch.Tensor, transform, n_views: int):
         self.dataset, self.rows, self.transform, self.n_views = dataset, rows, transform, n_views
@@ -308,9 +310,9 @@ class _Views(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         image = self.dataset.load_image(int(self.rows[i]))
-        if self.transform is None:
-            return torch.stack([image] * self.n_views)
-        return torch.stack([self.transform(image) for _ in range(self.n_views)])
+        if self.transform is not None:
+            image = self.transform(image)
+        return torch.stack([image] * self.n_views)
 
 
 @torch.no_grad()
@@ -324,23 +326,25 @@ def predict_views(
     config: Config,
     desc: str = "predict",
 ) -> torch.Tensor:
-    """Logits (len(rows), n_views, K) float32: each image loaded once for all its views."""
-    per_image, tail = _split_transform(dataset.transform)
-    was_training = model.training
-    model.eval()
-    loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views), batch_size=EVAL_BATCH,
+    """Logits (len(rows), n_views, K) float32: each image loaded once for all its views.
+
+    The per-batch part of the transform (for the training preset: an independent flip and
+    RandAugment draw for every copy) runs on the device on the stacked copies.
+    """
+    per_image, per_batch = transform_parts(dataset.transform)
+    model = inference_copy(_unwrap(model))
+    # EVAL_BATCH images per forward (not per row): bigger batches fall out of the CPU caches
+    loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views),
+                        batch_size=max(EVAL_BATCH // n_views, 1),
                         shuffle=False, num_workers=config.num_workers,
                         pin_memory=device.type == "cuda")
     outputs = []
     for views in tqdm(loader, desc=desc, leave=False,
                       disable=not config.progress or not dist.is_main()):
-        images = views.flatten(0, 1).to(device, non_blocking=True)
-        if tail is not None:
-            images = tail(images)
+        images = _to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
         with _autocast(device, config.amp):
-            logits = model(_to_device(images, device, config.channels_last)).float()
+            logits = model(images).float()
         outputs.append(logits.view(len(views), n_views, -1))
-    model.train(was_training)
     if not outputs:
         return torch.empty(0, n_views, dataset.num_classes, device=device)
     return torch.cat(outputs)
@@ -565,6 +569,8 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
             diagnostics["group_confidence"] = np.asarray(cva["group_confidence"])
             diagnostics["group_ap"] = np.asarray(cva["group_ap"])
         record.update(logs)
+        if full and s.corrupted.any():  # how much of the noise the model has memorized
+            record.update(noisy_label_fit(full_data_pass(s), s.noisy, s.corrupted))
         record["seconds"] = time.perf_counter() - epoch_start
         if dist.is_main():
             if diagnostics:
@@ -595,7 +601,8 @@ def _write_summary(run_dir: Path) -> None:
     records = read_jsonl(run_dir / "metrics.jsonl")
     last = records[-1]
     keep = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "n_excluded", "selection_precision",
-            "selection_recall", "relabel_accuracy", "confidence_ap_pearson")
+            "selection_recall", "relabel_accuracy", "confidence_ap_pearson", "memorized_noisy",
+            "fit_clean")
     summary = {"epochs": last["epoch"], **{k: last.get(k) for k in keep if k in last}}
     summary["total_seconds"] = sum(r.get("seconds", 0.0) for r in records)
     summary["mean_epoch_train_seconds"] = float(np.mean([r["train_seconds"] for r in records]))

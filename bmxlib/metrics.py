@@ -155,6 +155,43 @@ def map_summary(scores, targets, *, groups=None) -> dict:
     return summary
 
 
+def noisy_label_fit(logits, noisy_labels, corrupted) -> dict[str, float]:
+    """How far a model has memorized the label noise (SPEC §3 diagnostics).
+
+    A label counts as fitted when the model's decision (logit > 0, i.e. confidence > 0.5)
+    equals the given, noisy label.
+
+    Parameters
+    ----------
+    logits : np.ndarray or torch.Tensor, shape (N, K)
+        Model outputs on the training images (evaluation transform).
+    noisy_labels : array, shape (N, K), values in {0, 1}
+        The training labels the model was given.
+    corrupted : np.ndarray, bool, shape (N, K)
+        True where the given label differs from the clean one.
+
+    Returns
+    -------
+    dict
+        ``memorized_noisy``: share of corrupted labels fitted (in [0, 1]; high = the noise
+        is memorized), ``fit_clean``: share of uncorrupted labels fitted; NaN where there
+        are no such labels.
+    """
+    logits = torch.as_tensor(logits).detach().cpu()
+    noisy = torch.as_tensor(noisy_labels).detach().cpu().to(torch.bool)
+    mask = torch.as_tensor(np.asarray(corrupted, dtype=bool))
+    if not (logits.shape == noisy.shape == mask.shape) or logits.dim() != 2:
+        raise ValueError(f"logits {tuple(logits.shape)}, noisy_labels {tuple(noisy.shape)} and "
+                         f"corrupted {tuple(mask.shape)} must share one (N, K) shape")
+    agree = (logits > 0) == noisy
+    n_noisy = int(mask.sum())
+    n_clean = mask.numel() - n_noisy
+    return {
+        "memorized_noisy": int(agree[mask].sum()) / n_noisy if n_noisy else math.nan,
+        "fit_clean": int(agree[~mask].sum()) / n_clean if n_clean else math.nan,
+    }
+
+
 def pearson(x, y) -> float:
     """Pearson correlation coefficient of two equally long 1-D sequences.
 

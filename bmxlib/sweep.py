@@ -215,7 +215,8 @@ def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[st
             mean, std, count = _mean_std([m.get(measure) for m in members])
             row[f"{measure}_mean"], row[f"{measure}_std"] = mean, std
         row["seeds"] = count
-        for extra in ("selection_precision", "selection_recall", "relabel_accuracy"):
+        for extra in ("selection_precision", "selection_recall", "relabel_accuracy",
+                      "memorized_noisy", "fit_clean"):
             mean, _, n = _mean_std([m.get(extra) for m in members])
             if n:
                 row[f"{extra}_mean"] = mean
@@ -273,6 +274,16 @@ def write_results(sweep_dir: str | Path) -> tuple[Path, Path]:
              + [f"{r.get(f'{m}_mean', math.nan):.3f}" for m in
                 ("selection_precision", "selection_recall", "relabel_accuracy")]
              for r in quality]))
+    memorization = [r for r in rows if "memorized_noisy_mean" in r]
+    if memorization:
+        parts.append("\n## Memorization of the label noise at the last epoch\n")
+        parts.append("\nShare of the corrupted (memorized) and of the correct (fit) training "
+                     "labels that the model's decision (confidence > 0.5) agrees with.\n\n")
+        parts.append(_markdown(
+            keys + ["memorized noisy", "fit clean"],
+            [[str(r[k]) for k in keys]
+             + [f"{r.get(f'{m}_mean', math.nan):.3f}" for m in ("memorized_noisy", "fit_clean")]
+             for r in memorization]))
     markdown = "".join(parts)
     atomic_write_text(sweep_dir / "results.md", markdown)
     return sweep_dir / "results.csv", sweep_dir / "results.md"

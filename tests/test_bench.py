@@ -45,7 +45,9 @@ def quick_report(tmp_path_factory):  # --quick runs with one torch thread
 
 def test_quick_bench_measures_everything(quick_report, capsys):
     results = quick_report["results"]
-    assert sorted(results) == ["ap", "epoch", "gmm", "label_management"]
+    assert sorted(results) == ["ap", "epoch", "gmm", "label_management", "randaugment"]
+    for case in results["randaugment"]["cases"]:
+        assert case["identical"] and case["speedup"] > 0
     assert results["gmm"]["agreement"] >= 0.99
     assert results["ap"]["max_abs_diff"] <= 1e-9 and results["ap"]["ties"] > 0
     for key in ("gmm", "ap"):
@@ -64,7 +66,7 @@ def test_quick_bench_measures_everything(quick_report, capsys):
 def test_table_lists_every_benchmark(quick_report):
     text = bench.format_table(quick_report["results"], quick_report["machine"])
     for needle in ("GMM 2K fits", "sklearn loop", "AP N=", "label management", "peak RSS",
-                   "epoch balancemix", "x mixup"):
+                   "epoch balancemix", "x mixup", "RandAugment", "bit-identical"):
         assert needle in text, needle
 
 

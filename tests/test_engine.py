@@ -33,6 +33,10 @@ def test_run_directory_is_complete(tiny_config):
     # the corrupted mask is saved with the run so later analysis knows the truth
     assert np.array_equal(run.corrupted, run.noisy_labels != run.clean_labels)
     assert run.corrupted.mean() > 0.05
+    # the last epoch measures how much of the noise the model has memorized
+    assert 0 <= record["memorized_noisy"] <= 1 and 0 <= record["fit_clean"] <= 1
+    assert record["fit_clean"] > record["memorized_noisy"]
+    assert "memorized_noisy" in json.loads((run_dir / "summary.json").read_text())
 
 
 @pytest.mark.parametrize("method", ["bce", "balancemix"])

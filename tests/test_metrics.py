@@ -17,6 +17,7 @@ from bmxlib.metrics import (
     confidence_vs_ap,
     map_summary,
     mean_average_precision,
+    noisy_label_fit,
     pearson,
 )
 
@@ -217,3 +218,18 @@ def test_confidence_vs_ap_nan_when_fewer_than_two_valid_groups():
         confidence_vs_ap([0.3], [0.2], [5], n_groups=0)
     with pytest.raises(ValueError, match="same length"):
         confidence_vs_ap([0.3, 0.1], [0.2], [5])
+
+
+def test_noisy_label_fit_by_hand():
+    # 3 instances × 2 classes; decisions (logit > 0): [[1,0],[0,0],[1,1]]
+    logits = torch.tensor([[2.0, -1.0], [-0.5, -3.0], [0.1, 4.0]])
+    noisy = np.array([[1, 1], [0, 0], [0, 1]])
+    corrupted = np.array([[False, True], [False, False], [True, False]])
+    # corrupted labels: (0,1) given 1, decided 0 -> not fitted; (2,0) given 0, decided 1 -> not
+    # clean labels: (0,0) yes, (1,0) yes, (1,1) yes, (2,1) yes
+    assert noisy_label_fit(logits, noisy, corrupted) == {"memorized_noisy": 0.0, "fit_clean": 1.0}
+    corrupted_all = np.ones((3, 2), dtype=bool)
+    out = noisy_label_fit(logits.numpy(), torch.as_tensor(noisy), corrupted_all)
+    assert out["memorized_noisy"] == pytest.approx(4 / 6) and math.isnan(out["fit_clean"])
+    with pytest.raises(ValueError, match="one \\(N, K\\) shape"):
+        noisy_label_fit(logits, noisy[:2], corrupted[:2])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bmxlib.data.digits_lt import single_digit_canvases
-from bmxlib.models import SmallCNN, build_model, pretrained_digits_backbone
+from bmxlib.models import SmallCNN, build_model, inference_copy, pretrained_digits_backbone
 
 
 def test_pretrained_backbone_recognises_unseen_digits():
@@ -69,3 +69,22 @@ def test_small_cnn_is_cheap():
     params = sum(p.numel() for p in model.parameters())
     assert params < 400_000
     assert np.isfinite(model(torch.randn(4, 1, 32, 32)).detach().numpy()).all()
+
+
+@pytest.mark.parametrize(("arch", "channels"), [("small_cnn", 1), ("resnet18", 1), ("resnet18", 3)],
+                         ids=["small-cnn", "resnet18-grey", "resnet18-rgb"])
+def test_inference_copy_folds_batch_norm_and_computes_the_same(arch, channels):
+    torch.manual_seed(0)
+    model = build_model(arch, 5, in_channels=channels, pretrained="none", width=8)
+    x = torch.randn(16, channels, 32, 32)
+    model.train()
+    model(x)  # move the running statistics away from their initial values
+    model(x)
+    folded = inference_copy(model)
+    assert model.training  # the original is untouched
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        expected = model.eval()(x)
+        got = folded(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

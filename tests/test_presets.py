@@ -1,0 +1,115 @@
+"""Batched augmentation (data.presets) against torchvision's per-image transforms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from bmxlib.data import EvalPreset, TrainPreset, presets
+from bmxlib.data.presets import BatchAugment
+
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+
+def _images(batch: int, channels: int, size: int = 24, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # smooth-ish content so Equalize / AutoContrast / Sharpness have something to do
+    base = torch.randint(0, 256, (batch, channels, size // 4, size // 4), generator=g)
+    up = torch.nn.functional.interpolate(base.float(), size=(size, size), mode="bilinear")
+    return up.round().clamp(0, 255).to(torch.uint8)
+
+
+def _per_image(transform, images: torch.Tensor, seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return torch.stack([transform(image) for image in images])
+
+
+@pytest.mark.parametrize(
+    ("channels", "num_ops", "magnitude", "hflip"),
+    [(1, 2, 9, False), (3, 2, 9, True), (3, 3, 15, False), (1, 1, 30, True), (3, 0, 9, True)],
+    ids=["gray-2x9", "rgb-2x9-flip", "rgb-3x15", "gray-1x30-flip", "rgb-0ops-flip"],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("bytes_per_call", [1 << 20, 5000], ids=["one-call", "chunked"])
+def test_batch_augment_bit_identical_to_torchvision(channels, num_ops, magnitude, hflip, seed,
+                                                   bytes_per_call, monkeypatch):
+    monkeypatch.setattr(presets, "CPU_BYTES_PER_CALL", bytes_per_call)
+    images = _images(48, channels, seed=seed)
+    steps = [v2.RandomHorizontalFlip()] if hflip else []
+    reference = v2.Compose([*steps, v2.RandAugment(num_ops=num_ops, magnitude=magnitude)])
+    expected = _per_image(reference, images, seed)
+    torch.manual_seed(seed)
+    got = BatchAugment(hflip=hflip, num_ops=num_ops, magnitude=magnitude)(images)
+    assert torch.equal(got, expected)
+    # and the RNG is left where torchvision leaves it
+    torch.manual_seed(seed)
+    _per_image(reference, images, seed)
+    after_reference = torch.rand(3)
+    torch.manual_seed(seed)
+    BatchAugment(hflip=hflip, num_ops=num_ops, magnitude=magnitude)(images)
+    assert torch.equal(torch.rand(3), after_reference)
+
+
+def test_batch_augment_draws_every_op_and_changes_images():
+    augment = BatchAugment(num_ops=2, magnitude=9)
+    torch.manual_seed(0)
+    flips, ops = augment.plan(4000, 32, 32)
+    assert flips == []
+    names = {name for image_ops in ops for name, _ in image_ops}
+    assert names == set(v2.RandAugment._AUGMENTATION_SPACE)
+    signs = [m > 0 for image_ops in ops for name, m in image_ops if name == "Rotate"]
+    assert 0.4 < sum(signs) / len(signs) < 0.6  # signed ops flip their sign half the time
+    images = _images(64, 1)
+    assert not torch.equal(augment(images), images)
+    assert torch.equal(images, _images(64, 1))  # the input is not modified in place
+
+
+def test_batch_augment_off_is_identity_and_rejects_float():
+    images = _images(8, 3)
+    assert torch.equal(BatchAugment(randaugment=False)(images), images)
+    with pytest.raises(ValueError, match="uint8 batch"):
+        BatchAugment()(images.float())
+
+
+@pytest.mark.parametrize("hflip", [False, True], ids=["digits", "photos"])
+def test_train_preset_matches_the_torchvision_pipeline(hflip):
+    images = _images(16, 3, size=20)
+    preset = TrainPreset(image_size=24, mean=MEAN, std=STD, hflip=hflip)
+    reference = v2.Compose([
+        v2.Resize((24, 24), antialias=True),
+        *([v2.RandomHorizontalFlip()] if hflip else []),
+        v2.RandAugment(num_ops=2, magnitude=9),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(MEAN), list(STD)),
+    ])
+    expected = _per_image(reference, images, 5)
+    single = _per_image(preset, images, 5)  # one image at a time through the preset
+    torch.manual_seed(5)
+    batched = preset.per_batch(torch.stack([preset.per_image(im) for im in images]))
+    assert torch.equal(single, expected)
+    assert torch.equal(batched, expected)
+    assert expected.dtype == torch.float32 and expected.shape == (16, 3, 24, 24)
+
+
+def test_eval_preset_is_deterministic_normalisation():
+    image = _images(1, 3, size=24)[0]
+    out = EvalPreset(image_size=24, mean=MEAN, std=STD)(image)
+    expected = (image.float() / 255 - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[
+        :, None, None]
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batch_augment_on_cuda_matches_cpu_ops():
+    images = _images(64, 3)
+    torch.manual_seed(3)
+    flips, ops = BatchAugment(hflip=True).plan(64, 24, 24)
+    torch.manual_seed(3)
+    cpu = BatchAugment(hflip=True)(images)
+    torch.manual_seed(3)
+    gpu = BatchAugment(hflip=True)(images.cuda()).cpu()
+    # geometric ops may round differently on the GPU; most pixels must agree exactly
+    assert (cpu == gpu).float().mean() > 0.99
+    assert len(flips) == 64 and len(ops) == 64
