@@ -20,8 +20,8 @@ Benchmarks (``python -m bmxlib.bench --only NAME[,NAME]`` runs a subset):
   configs/digits_balancemix.yaml settings, warm-up 1 epoch so label management runs), the
   balancemix epoch including its end-of-epoch work, and where balancemix's time goes.
 * ``gpu`` (``--device cuda`` only): the GMM and AP on the GPU, and ResNet-50 448×448 bf16
-  channels_last training images/s of bce, mixup and balancemix on in-memory synthetic
-  images (no data loader in the timing).
+  channels_last training images/s of bce, mixup and balancemix on in-memory synthetic uint8
+  images, RandAugment-ed on the device as in training (no data loader in the timing).
 
 Times are wall-clock seconds (``time.perf_counter``; CUDA work is synchronised); a peer
 runs right after bmxlib on the very same arrays.
@@ -514,42 +514,38 @@ def bench_epochs(sizes: Sizes, device: torch.device) -> dict[str, Any]:
 # GPU: GMM / AP on the device, ResNet-50 throughput on in-memory images
 # --------------------------------------------------------------------------------------
 class InMemoryContext:
-    """What ``BalanceMix.end_of_epoch`` needs, over images already on the device.
+    """What ``BalanceMix.end_of_epoch`` needs, over uint8 images already on the device.
 
-    The full-data pass and the re-label views run batched, without gradients and under
-    bf16 autocast on CUDA; the views use a cheap on-device augmentation (random flip and
-    brightness) standing in for RandAugment, so no data loader is timed.
+    As in the engine: the full-data pass uses the evaluation preset, the re-label views
+    the training preset (independent RandAugment draws per view, ``BatchAugment`` on the
+    device), both through the batch-norm-folded ``models.inference_copy`` under bf16
+    autocast on CUDA. No data loader is timed.
     """
 
-    def __init__(self, model, images, *, epoch: int, batch: int, generator) -> None:
+    def __init__(self, model, images, *, epoch: int, batch: int, train_tf, eval_tf) -> None:
         self.model, self.images, self.epoch, self.batch = model, images, epoch, batch
-        self.generator = generator
+        self.train_tf, self.eval_tf = train_tf, eval_tf
         self.full_diagnostics = False
 
     @torch.no_grad()
-    def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        was_training = self.model.training
-        self.model.eval()
+    def _logits(self, images: torch.Tensor, transform) -> torch.Tensor:
+        from .models import inference_copy
+
+        model = inference_copy(self.model)
         outputs = []
         for start in range(0, len(images), self.batch):
+            x = transform(images[start : start + self.batch])
             with _autocast(images.device):
-                outputs.append(self.model(images[start : start + self.batch]).float())
-        self.model.train(was_training)
+                outputs.append(model(x.contiguous(memory_format=torch.channels_last)).float())
         return torch.cat(outputs)
 
     def full_data_pass(self, model=None) -> torch.Tensor:
-        return self._logits(self.images)
+        return self._logits(self.images, self.eval_tf)
 
     def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-        total = None
-        for _ in range(n_views):
-            view = self.images[rows]
-            flip = torch.rand(len(rows), device=view.device) < 0.5
-            view = torch.where(flip[:, None, None, None], view.flip(3), view)
-            gain = 1.0 + 0.2 * (torch.rand(len(rows), 1, 1, 1, device=view.device) - 0.5)
-            probs = torch.sigmoid(self._logits(view * gain.to(view.dtype)))
-            total = probs if total is None else total + probs
-        return total / n_views
+        copies = self.images[rows].repeat_interleave(n_views, dim=0)
+        logits = self._logits(copies, self.train_tf)
+        return torch.sigmoid(logits).view(len(rows), n_views, -1).mean(dim=1)
 
 
 def _autocast(device: torch.device):
@@ -570,9 +566,17 @@ def _method_for_throughput(method: str, model, noisy: torch.Tensor):
     return build_method(config, data, model=model)
 
 
-def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, generator):
-    """One epoch of training steps plus the method's end-of-epoch work; images/s."""
+def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, generator,
+                      presets):
+    """One epoch of training steps plus the method's end-of-epoch work; images/s.
+
+    ``images`` are uint8 on the device; each batch gets the training preset's per-batch part
+    (per-image RandAugment, float, normalise) on the device, as in ``engine.train_one_epoch``.
+    """
     from .methods import Batch
+
+    train_tf, eval_tf = presets
+    prepare = lambda x: train_tf(x).contiguous(memory_format=torch.channels_last)  # noqa: E731
 
     device = images.device
     count = len(images) // batch * batch
@@ -586,15 +590,16 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     for step in range(count // batch):
         index_r = order[step * batch : (step + 1) * batch]
         index_m = second[step * batch : (step + 1) * batch]
-        step_batch = Batch(x_r=images[index_r], index_r=index_r, x_m=images[index_m],
-                           index_m=index_m, epoch=epoch, generator=generator)
+        step_batch = Batch(x_r=prepare(images[index_r]), index_r=index_r,
+                           x_m=prepare(images[index_m]), index_m=index_m, epoch=epoch,
+                           generator=generator)
         with _autocast(device):
             out = method.training_step(model, step_batch)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         optimizer.step()
     method.end_of_epoch(InMemoryContext(model, images, epoch=epoch, batch=2 * batch,
-                                        generator=generator))
+                                        train_tf=train_tf, eval_tf=eval_tf))
     _sync(device)
     return count / (time.perf_counter() - start)
 
@@ -606,12 +611,18 @@ def throughput(sizes: Sizes, device: torch.device, *, num_classes: int = 80) -> 
     CUDA); epoch 1 warms up (cuDNN autotuning, first label management), epoch 2 is timed,
     including balancemix's end-of-epoch work.
     """
+    from .data import EvalPreset, TrainPreset
+    from .engine import IMAGENET_MEAN, IMAGENET_STD
     from .models import build_model
 
     generator = torch.Generator().manual_seed(0)
-    shape = (sizes.gpu_images, 3, sizes.gpu_image_size, sizes.gpu_image_size)
-    images = torch.randn(shape, generator=generator).to(device)
-    images = images.contiguous(memory_format=torch.channels_last)
+    side = sizes.gpu_image_size
+    shape = (sizes.gpu_images, 3, side, side)
+    images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8).to(device)
+    presets = (
+        TrainPreset(image_size=side, mean=IMAGENET_MEAN, std=IMAGENET_STD).per_batch,
+        EvalPreset(image_size=side, mean=IMAGENET_MEAN, std=IMAGENET_STD).per_batch,
+    )
     noisy = (torch.rand(sizes.gpu_images, num_classes, generator=generator) < 0.05).float()
     noisy = noisy.to(device)
     if device.type == "cuda":
@@ -625,7 +636,7 @@ def throughput(sizes: Sizes, device: torch.device, *, num_classes: int = 80) -> 
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         for epoch in (1, 2):
             rate = _throughput_epoch(method, model, optimizer, images, epoch, sizes.gpu_batch,
-                                     generator)
+                                     generator, presets)
         rates[name] = rate
     reference = min(rates["bce"], rates["mixup"])
     return {
