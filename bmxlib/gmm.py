@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .labels import float_matrix_and_labels
+
 __all__ = [
     "GMMFit",
     "CleanProbabilityFit",
@@ -414,28 +416,6 @@ def fit_gmm_batched(
 # --------------------------------------------------------------------------------------
 # clean probability: 2K groups, packed and chunked
 # --------------------------------------------------------------------------------------
-def _as_tensor(array, name: str) -> torch.Tensor:
-    if isinstance(array, np.ndarray):
-        array = torch.from_numpy(array)
-    if not isinstance(array, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(array)}")
-    return array
-
-
-def _validate_inputs(losses, labels):
-    """Shapes and dtypes; the values are checked chunk by chunk (no (N, K) temporaries)."""
-    losses = _as_tensor(losses, "losses")
-    labels = _as_tensor(labels, "labels").to(losses.device)
-    if losses.dim() != 2 or labels.shape != losses.shape:
-        raise ValueError(
-            f"losses and labels must both have shape (N, K); got {tuple(losses.shape)} "
-            f"and {tuple(labels.shape)}"
-        )
-    if not losses.is_floating_point():
-        raise TypeError(f"losses must be a float array, got {losses.dtype}")
-    return losses, labels
-
-
 def _classes_per_chunk(num_items, num_classes, workspace_bytes, device) -> int:
     default = WORKSPACE_BYTES if device.type == "cpu" else DEVICE_WORKSPACE_BYTES
     budget = default if workspace_bytes is None else workspace_bytes
@@ -596,7 +576,7 @@ def clean_probability_with_fit(
     (p_clean, fit) : (torch.Tensor (N, K) float32, CleanProbabilityFit)
     """
     _check_fit_options(max_iter, tol, reg_covar)
-    losses, labels = _validate_inputs(losses, labels)
+    losses, labels = float_matrix_and_labels(losses, labels, "losses")
     num_items, num_classes = losses.shape
     chunk = _classes_per_chunk(num_items, num_classes, workspace_bytes, losses.device)
     out_dtype = losses.dtype if losses.dtype in (torch.float32, torch.float64) else torch.float32

@@ -66,12 +66,29 @@ class ManagedLabels:
         return {s.name.lower(): int(counts[s]) for s in LabelState}
 
 
-def _as_tensor(array, name: str, device=None) -> torch.Tensor:
+def as_tensor(array, name: str, device=None) -> torch.Tensor:
+    """``array`` (torch.Tensor or NumPy array, shared memory) as a tensor, or TypeError."""
     if isinstance(array, np.ndarray):
         array = torch.from_numpy(array)
     if not isinstance(array, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(array)}")
     return array if device is None else array.to(device)
+
+
+def float_matrix_and_labels(values, labels, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a float (N, K) matrix ``name`` and same-shape labels (moved to its device).
+
+    Only shapes and dtypes: the values are the caller's to check, chunk by chunk, so that no
+    (N, K) temporary is made.
+    """
+    values = as_tensor(values, name)
+    labels = as_tensor(labels, "labels", values.device)
+    if values.dim() != 2 or labels.shape != values.shape:
+        raise ValueError(f"{name} and labels must both have shape (N, K); got "
+                         f"{tuple(values.shape)} and {tuple(labels.shape)}")
+    if not values.is_floating_point():
+        raise TypeError(f"{name} must be a float array, got {values.dtype}")
+    return values, labels
 
 
 #: Rows per chunk hold about this many values: float64 temporaries stay at 16 MB, below the
@@ -208,8 +225,8 @@ def manage_labels(
     """
     if not (isinstance(epsilon, (int, float)) and 0.5 <= epsilon <= 1):
         raise ValueError(f"epsilon must be a number in [0.5, 1], got {epsilon!r}")
-    clean_prob = _as_tensor(clean_prob, "clean_prob")
-    noisy_labels = _as_tensor(noisy_labels, "noisy_labels", clean_prob.device)
+    clean_prob = as_tensor(clean_prob, "clean_prob")
+    noisy_labels = as_tensor(noisy_labels, "noisy_labels", clean_prob.device)
     _check_same_shape(clean_prob, "clean_prob", noisy_labels=noisy_labels)
     _check_binary(noisy_labels, "noisy_labels")
     if not clean_prob.is_floating_point() or not (
@@ -223,7 +240,7 @@ def manage_labels(
     if use_clean and use_relabel:
         if relabel_confidence is None:
             raise ValueError("relabel_confidence is required when use_relabel is True")
-        confidence = _as_tensor(relabel_confidence, "relabel_confidence", clean_prob.device)
+        confidence = as_tensor(relabel_confidence, "relabel_confidence", clean_prob.device)
         _check_same_shape(clean_prob, "clean_prob", relabel_confidence=confidence)
     result = _check_out(out, clean_prob.shape, dtype, clean_prob.device)
     switches = {"use_clean": use_clean, "use_ambiguous": use_ambiguous,
@@ -335,10 +352,10 @@ def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict
     float64 numpy arrays (K, 2) "precision_per_group", "recall_per_group",
     "relabel_accuracy_per_group" (NaN where undefined).
     """
-    state = _as_tensor(state, "state", "cpu")
-    noisy = _as_tensor(noisy_labels, "noisy_labels", "cpu")
-    truth = _as_tensor(true_labels, "true_labels", "cpu")
-    refined = _as_tensor(refined_targets, "refined_targets", "cpu")
+    state = as_tensor(state, "state", "cpu")
+    noisy = as_tensor(noisy_labels, "noisy_labels", "cpu")
+    truth = as_tensor(true_labels, "true_labels", "cpu")
+    refined = as_tensor(refined_targets, "refined_targets", "cpu")
     _check_same_shape(
         state, "state", noisy_labels=noisy, true_labels=truth, refined_targets=refined
     )

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from .labels import row_chunks
+from .labels import as_tensor, float_matrix_and_labels, row_chunks
 
 __all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "MinoritySampler"]
 
@@ -23,16 +22,6 @@ __all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "Minori
 #: should be drawn (almost) always: the floor gives it (almost) all the mass, the limit of
 #: 1/Score, instead of a division by zero. If every score is 0 the result is uniform.
 SCORE_FLOOR = 1e-12
-
-
-def _as_tensor(array, name: str) -> torch.Tensor:
-    if isinstance(array, np.ndarray):
-        array = torch.from_numpy(array)
-    if not isinstance(array, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(array)}")
-    return array
-
-
 
 
 def _is_binary(labels: torch.Tensor) -> bool:
@@ -48,15 +37,7 @@ def _is_binary(labels: torch.Tensor) -> bool:
 
 
 def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    confidences = _as_tensor(confidences, "confidences")
-    labels = _as_tensor(labels, "labels").to(confidences.device)
-    if confidences.dim() != 2 or labels.shape != confidences.shape:
-        raise ValueError(
-            f"confidences and labels must both have shape (N, K); got "
-            f"{tuple(confidences.shape)} and {tuple(labels.shape)}"
-        )
-    if not confidences.is_floating_point():
-        raise TypeError(f"confidences must be a float array, got {confidences.dtype}")
+    confidences, labels = float_matrix_and_labels(confidences, labels, "confidences")
     # amin / amax propagate NaN, so a NaN fails the range test too
     if confidences.numel() and not (
         bool(confidences.amin() >= 0) and bool(confidences.amax() <= 1)
@@ -239,7 +220,7 @@ class MinoritySampler(Sampler[int]):
         probabilities : torch.Tensor or np.ndarray, shape (num_items,), finite, >= 0,
             positive sum; any device (a CPU float64 copy is kept).
         """
-        probabilities = _as_tensor(probabilities, "probabilities").detach()
+        probabilities = as_tensor(probabilities, "probabilities").detach()
         probabilities = probabilities.to("cpu", torch.float64)
         if probabilities.shape != (self.num_items,):
             raise ValueError(
