@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,18 @@ def test_results_rows_average_over_seeds():
     (row,) = results_rows(["method", "seed"], records)
     assert row["mAP_mean"] == pytest.approx(0.6) and row["seeds"] == 2
     assert row["mAP_std"] == pytest.approx(0.1414213, rel=1e-5)
+
+
+def test_memorization_table_when_the_noise_is_known(tmp_path):
+    grid = "  method: [bce]\n  seed: [0]\n"
+    path = Path(_write_sweep(tmp_path, grid))
+    path.write_text(path.read_text().replace(
+        "  epochs: 1\n", "  epochs: 1\n  noise: mislabel\n  noise_rate: 0.4\n"))
+    sweep_dir = run_sweep(path)
+    table = (sweep_dir / "results.md").read_text()
+    assert "## Memorization of the label noise at the last epoch" in table
+    summary = json.loads((sweep_dir / "method=bce__seed=0" / "summary.json").read_text())
+    assert f"| bce | {summary['memorized_noisy']:.3f} | {summary['fit_clean']:.3f} |" in table
 
 
 @pytest.mark.parametrize(
