@@ -31,10 +31,13 @@ def _per_image(transform, images: torch.Tensor, seed: int) -> torch.Tensor:
     ids=["gray-2x9", "rgb-2x9-flip", "rgb-3x15", "gray-1x30-flip", "rgb-0ops-flip"],
 )
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("bytes_per_call", [1 << 20, 5000], ids=["one-call", "chunked"])
+@pytest.mark.parametrize(("bytes_per_call", "min_group_call"),
+                         [(1 << 20, 16), (5000, 1), (5000, 16)],
+                         ids=["grouped", "grouped-chunks-of-2", "one-by-one"])
 def test_batch_augment_bit_identical_to_torchvision(channels, num_ops, magnitude, hflip, seed,
-                                                   bytes_per_call, monkeypatch):
+                                                   bytes_per_call, min_group_call, monkeypatch):
     monkeypatch.setattr(presets, "CPU_BYTES_PER_CALL", bytes_per_call)
+    monkeypatch.setattr(presets, "MIN_GROUP_CALL", min_group_call)
     images = _images(48, channels, seed=seed)
     steps = [v2.RandomHorizontalFlip()] if hflip else []
     reference = v2.Compose([*steps, v2.RandAugment(num_ops=num_ops, magnitude=magnitude)])
