@@ -42,7 +42,7 @@ def _train(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
-    out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs)
+    out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name)
     print(f"sweep written to {out}")
     return 0
 
@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--config", required=True, help="sweep YAML (base + grid)")
     sweep.add_argument("--jobs", type=int, default=1,
                        help="points run at once in worker processes (default 1)")
+    sweep.add_argument("--name", default=None,
+                       help="sweep directory name under out_dir (default: the file's name)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
     sweep.set_defaults(func=_sweep)

@@ -124,6 +124,32 @@ def plan_sweep(
     return sweep_dir, points
 
 
+#: Config keys that do not change what a run computes; they may differ between sessions.
+BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "threads", "num_workers")
+
+
+def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
+    """Refuse to mix results: a point already in ``sweep_dir`` must have been run with the
+    config planned now (bookkeeping keys aside), or skipping / resuming it would report
+    another experiment under this one's name. Raises ConfigError naming the key.
+    """
+    for point in points:
+        saved = sweep_dir / point.name / "config.yaml"
+        if not saved.exists():
+            continue
+        previous = from_dict(read_yaml(saved), source=str(saved))
+        for field in dataclasses.fields(Config):
+            if field.name in BOOKKEEPING_KEYS:
+                continue
+            old, new = getattr(previous, field.name), getattr(point.config, field.name)
+            if old != new:
+                raise ConfigError(
+                    f"{saved} was run with {field.name}={old!r} but the sweep now asks for "
+                    f"{field.name}={new!r}; use another sweep name (--name) or remove "
+                    f"{saved.parent}"
+                )
+
+
 def _run_point(config: Config, resumable: bool) -> str:
     from .engine import fit
 
@@ -148,6 +174,7 @@ def run_sweep(
     sweep_dir, points = plan_sweep(path, overrides, name=name)  # all validated before any run
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    check_existing_points(sweep_dir, points)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sweep_dir / "sweep.json", {
         "source": str(path),

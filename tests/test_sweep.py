@@ -100,3 +100,21 @@ def test_parallel_jobs_match_a_sequential_sweep(tmp_path):
     # rows with and without label-management columns share one CSV
     header = (parallel / "results.csv").read_text().splitlines()[0]
     assert "selection_precision_mean" in header
+
+
+def test_changed_settings_are_refused_instead_of_skipped(tmp_path, capsys):
+    path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0]\n")
+    sweep_dir = run_sweep(path)
+    summary = (sweep_dir / "method=bce__seed=0" / "summary.json").read_text()
+    # same grid, another schedule: the finished point must not be reported as this one
+    capsys.readouterr()
+    assert main(["sweep", "--config", path, "epochs=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "epochs=1" in err[0] and "epochs=2" in err[0]
+    assert (sweep_dir / "method=bce__seed=0" / "summary.json").read_text() == summary
+    # bookkeeping keys may differ; another name gives another sweep directory
+    assert main(["sweep", "--config", path, "progress=false", "threads=1"]) == 0
+    assert main(["sweep", "--config", path, "--name", "longer", "epochs=2"]) == 0
+    longer = json.loads((sweep_dir.parent / "longer" / "method=bce__seed=0" /
+                         "summary.json").read_text())
+    assert longer["epochs"] == 2
