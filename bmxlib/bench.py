@@ -432,13 +432,17 @@ def _timed_context_class():
 
 
 def _loading_seconds(setup, epoch: int) -> float:
-    """Time to draw one epoch of training batches without the model (loader + RandAugment)."""
-    from .engine import epoch_loaders
+    """Time to draw one epoch of training batches without the model: the loader plus the
+    per-batch augmentation (RandAugment, float, normalise) that the engine applies."""
+    from .engine import epoch_loaders, transform_parts
 
+    _, augment = transform_parts(setup.train_set.transform)
     first, second, _ = epoch_loaders(setup, epoch)
     start = time.perf_counter()
-    for _ in zip(first, second) if second is not None else first:
-        pass
+    for batches in zip(first, second) if second is not None else ((b,) for b in first):
+        for images, _ in batches:
+            if augment is not None:
+                augment(images)
     return time.perf_counter() - start
 
 
