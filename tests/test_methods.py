@@ -71,3 +71,42 @@ def test_balancemix_weights_follow_the_random_instance():
 def test_registry_holds_every_spec_method():
     assert set(REGISTRY) == {"bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct",
                              "coteaching", "db", "balancemix"}
+
+
+class _SyntheticContext:
+    """End-of-epoch context with given logits and random re-label views (no model)."""
+
+    def __init__(self, logits: torch.Tensor, *, epoch: int, full_diagnostics: bool) -> None:
+        self.logits, self.epoch, self.full_diagnostics = logits, epoch, full_diagnostics
+
+    def full_data_pass(self, model=None) -> torch.Tensor:
+        return self.logits.clone()
+
+    def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
+        return torch.rand(len(rows), self.logits.shape[1])
+
+
+def test_coco_sized_diagnostics_stay_under_50_mb(tmp_path):
+    """Issue #3: a full-diagnostics epoch of an 82,783 × 80 run, as written, is < 50 MB."""
+    from bmxlib.runs import atomic_savez
+
+    n, k = 82_783, 80
+    g = torch.Generator().manual_seed(0)
+    clean = (torch.rand(n, k, generator=g) < 0.036).to(torch.uint8)  # COCO: 2.9 labels / image
+    flip = torch.rand(n, k, generator=g) < 0.02
+    noisy = (clean.bool() ^ flip).to(torch.uint8)
+    logits = torch.randn(n, k, generator=g) * 3 + (clean.float() * 2 - 1) * 2
+    data = TrainingData(noisy.float(), clean.numpy(), flip.numpy(), noise_known=True)
+    config = load_config(None, ["method=balancemix", "warmup_epochs=1"])
+    method = build_method(config, data, model=torch.nn.Identity())
+    logs, diagnostics = method.end_of_epoch(_SyntheticContext(logits, epoch=5,
+                                                              full_diagnostics=True))
+    for key in ("clean_probability", "confidences", "state", "targets",
+                "sampling_probabilities", "loss_hist", "gmm_means"):
+        assert key in diagnostics, key
+    assert diagnostics["confidences"].shape == (n, k)
+    path = tmp_path / "epoch_005.npz"
+    atomic_savez(path, **diagnostics)
+    size = path.stat().st_size
+    assert size < 50e6, f"{size / 1e6:.1f} MB"
+    assert logs["labels_clean"] + logs["labels_relabeled"] + logs["labels_ambiguous"] == n * k
