@@ -408,11 +408,14 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
 
 
 def results_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
-    """The paper-style table: mAP all / many / medium / few (%, mean ± std) per setting."""
+    """The paper-style table: mAP all / many / medium / few (%, mean ± std) per setting, then
+    the label-management and memorization measures (shares in [0, 1]) where runs have them."""
     keys = [a for a in axes if a != "seed"]
     extras = [(k, label) for k, label in (("selection_precision_mean", "selection precision"),
                                           ("selection_recall_mean", "selection recall"),
-                                          ("relabel_accuracy_mean", "re-labeling accuracy"))
+                                          ("relabel_accuracy_mean", "re-labeling accuracy"),
+                                          ("memorized_noisy_mean", "memorized noisy"),
+                                          ("fit_clean_mean", "fit clean"))
               if any(k in r for r in rows)]
     header = keys + [label for _, label in MEASURES] + ["seeds"] + [lab for _, lab in extras]
     body = [[str(r[k]) for k in keys]

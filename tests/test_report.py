@@ -190,6 +190,7 @@ def test_comparison_data_and_tables(tiny_report, bm_run):
     assert len(data["ablation"]) == 1 and data["ablation"][0]["re-labeling"] is True
     table = report.results_table_html(data["rows"], data["axes"])
     assert table.count("<tr>") == 3 and "selection precision" in table
+    assert "memorized noisy" in table and "fit clean" in table
     assert table.count("✓") == 0 and report.ablation_table_html(data["ablation"]).count("✓") == 5
     # paper layout: one row per method, a column group per noise setting
     paper = report.paper_table_html(data["rows"], data["axes"])
