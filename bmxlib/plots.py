@@ -864,6 +864,33 @@ def map_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
     return fig
 
 
+def memorization_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
+    """How much of the label noise each run's model fits, over epochs.
+
+    Parameters
+    ----------
+    curves : dict[str, (epochs (E,), memorized_noisy (E,), fit_clean (E,))]
+        Per run label, the shares in [0, 1] of the corrupted and of the correct training
+        labels that the model's decision agrees with (``metrics.noisy_label_fit``), at the
+        epochs where they were recorded.
+    """
+    if not curves:
+        raise ValueError("curves is empty: no run recorded memorization (synthetic noise)")
+    fig, axes = _figure(2, 1, width=4.6, height=3.6, title=title)
+    styles = ("-", "--", ":", "-.")
+    for i, (label, (epochs, memorized, fit_clean)) in enumerate(curves.items()):
+        style = {"color": CYCLE[i % len(CYCLE)], "ls": styles[(i // len(CYCLE)) % len(styles)],
+                 "marker": "o", "ms": 3, "label": label}
+        axes[0, 0].plot(epochs, 100 * np.asarray(memorized, float), **style)
+        axes[0, 1].plot(epochs, 100 * np.asarray(fit_clean, float), **style)
+    for ax in axes[0]:
+        _epoch_axis(ax)
+    axes[0, 0].legend(fontsize=7, loc="best")
+    _label(axes[0, 0], "corrupted labels fitted (memorization)", "epoch", "share (%)")
+    _label(axes[0, 1], "correct labels fitted", "epoch", "share (%)")
+    return fig
+
+
 # ======================================================================================
 # explorer
 # ======================================================================================

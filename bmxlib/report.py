@@ -343,7 +343,8 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
     -------
     dict with ``axes`` (list of str), ``rows`` (``bmxlib.sweep.results_rows``: mean / std
     of mAP, mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``curves`` {run label:
-    (epochs, test mAP)}, ``ablation`` (rows of the BalanceMix-component table) and
+    (epochs, test mAP)}, ``memorization`` {run label: (epochs, memorized_noisy, fit_clean)}
+    for runs with synthetic noise, ``ablation`` (rows of the BalanceMix-component table) and
     ``summaries`` {run label: summary.json}.
     """
     from .runs import load_run
@@ -370,9 +371,19 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
         "rows": rows,
         "curves": {labels[name]: (run.metric("epoch"), run.metric("mAP"))
                    for name, run in runs.items()},
+        "memorization": {labels[name]: _memorization_curve(run) for name, run in runs.items()
+                         if _memorization_curve(run) is not None},
         "ablation": _ablation_rows(axes, records, rows, runs),
         "summaries": {labels[name]: run.summary for name, run in runs.items()},
     }
+
+
+def _memorization_curve(run) -> tuple[list[int], list[float], list[float]] | None:
+    records = [r for r in run.metrics if r.get("memorized_noisy") is not None]
+    if not records:
+        return None
+    return ([r["epoch"] for r in records], [r["memorized_noisy"] for r in records],
+            [r["fit_clean"] for r in records])
 
 
 def _ablation_rows(axes, records, rows, runs) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ EXPECTED_FIGURES = {
     "gmm_fits": ["loss_histograms", "selection_curves"],
     "confidence_vs_ap": ["confidence_ap_groups", "confidence_ap_scatter"],
     "sampling_over_epochs": ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"],
-    "method_comparison": ["map_bars", "map_curves"],
+    "method_comparison": ["map_bars", "map_curves", "memorization_curves"],
     "explorer": ["explorer_view"],
 }
 NAMES = list(EXPECTED_FIGURES)

@@ -110,6 +110,10 @@ FIGURES = {
     "map_curves": lambda: plots.map_curves(
         {"bce": ([1, 2, 3], [0.2, 0.3, 0.35]), "balancemix": ([1, 2], [0.25, np.nan])},
         title="curves — sweep"),
+    "memorization_curves": lambda: plots.memorization_curves(
+        {"bce": ([5, 10], [0.2, 0.16], [0.95, 0.99]), "balancemix": ([5, 10], [0.2, 0.05],
+                                                                   [0.96, 0.99])},
+        title="memorization — sweep"),
     "label_panel": lambda: plots.label_panel(**_label_panel_inputs(True)),
     "label_panel_without_arrays": lambda: plots.label_panel(**_label_panel_inputs(False)),
 }
@@ -157,9 +161,10 @@ def test_heatmap_shows_the_ratio_sorted_by_frequency():
         lambda: plots.sampling_distributions(np.ones(5), epochs=[1]),
         lambda: plots.map_bars([], axes=["method"]),
         lambda: plots.map_curves({}),
+        lambda: plots.memorization_curves({}),
     ],
     ids=["epochs-length", "class-out-of-range", "group-shapes", "unknown-show-epoch",
-         "share-shape", "probabilities-1d", "no-rows", "no-curves"],
+         "share-shape", "probabilities-1d", "no-rows", "no-curves", "no-memorization"],
 )
 def test_bad_shapes_raise_value_error(call):
     with pytest.raises(ValueError):

@@ -13,6 +13,7 @@ import yaml
 from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
 
 from bmxlib import cli, plots, report
+from bmxlib.runs import load_run
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +101,8 @@ def test_failing_notebook_is_named_with_its_cell_and_the_others_are_produced(
     assert "notebook gmm_fits failed at cell" in capsys.readouterr().err
     # the failing notebook is still written (with its error), the other one completely
     assert (out / "gmm_fits.ipynb").is_file() and (out / "gmm_fits.html").is_file()
-    plots.check_figures(out / "figures" / "method_comparison", ["map_bars", "map_curves"])
+    plots.check_figures(out / "figures" / "method_comparison",
+                        ["map_bars", "map_curves", "memorization_curves"])
     page = (out / "index.html").read_text(encoding="utf-8")
     assert f"Failed at cell {cell}" in page and "no diagnostics" in page
     for target in _links(out / "index.html").links:
@@ -191,6 +193,10 @@ def test_comparison_data_and_tables(tiny_report, bm_run):
     table = report.results_table_html(data["rows"], data["axes"])
     assert table.count("<tr>") == 3 and "selection precision" in table
     assert "memorized noisy" in table and "fit clean" in table
+    epochs, memorized, fit_clean = data["memorization"]["bce / mislabel-40"]
+    last = load_run(tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40").metrics[-1]
+    assert epochs[-1] == 2 and memorized[-1] == last["memorized_noisy"]
+    assert fit_clean[-1] == last["fit_clean"]
     assert table.count("✓") == 0 and report.ablation_table_html(data["ablation"]).count("✓") == 5
     # paper layout: one row per method, a column group per noise setting
     paper = report.paper_table_html(data["rows"], data["axes"])
