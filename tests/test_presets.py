@@ -71,6 +71,7 @@ def test_batch_augment_draws_every_op_and_changes_images():
 def test_batch_augment_off_is_identity_and_rejects_float():
     images = _images(8, 3)
     assert torch.equal(BatchAugment(randaugment=False)(images), images)
+    assert BatchAugment()(images[:0]).shape == (0, 3, 24, 24)
     with pytest.raises(ValueError, match="uint8 batch"):
         BatchAugment()(images.float())
 

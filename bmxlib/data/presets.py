@@ -97,6 +97,8 @@ class BatchAugment:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"expected a uint8 batch (B, C, H, W), got {images.dtype} "
                              f"{tuple(images.shape)}")
+        if images.shape[0] == 0:
+            return images.clone()
         flips, ops = self.plan(images.shape[0], images.shape[-2], images.shape[-1])
         per_call = _images_per_call(images)
         if per_call < MIN_GROUP_CALL:  # large images on the CPU: copies would cost more
@@ -117,7 +119,7 @@ class BatchAugment:
             work = out.index_select(0, order)
             start = 0
             for (name, magnitude), members in groups.items():
-                stop, start = start + len(members), start
+                stop = start + len(members)
                 for first in range(start, stop, per_call) if name != "Identity" else ():
                     last = min(first + per_call, stop)
                     work[first:last] = ra._apply_image_or_video_transform(
