@@ -156,7 +156,7 @@ def map_summary(scores, targets, *, groups=None) -> dict:
 
 
 def noisy_label_fit(logits, noisy_labels, corrupted) -> dict[str, float]:
-    """How far a model has memorized the label noise (SPEC §3 diagnostics).
+    """How far a model has memorized the label noise (a diagnostic beyond SPEC §3 and §7).
 
     A label counts as fitted when the model's decision (logit > 0, i.e. confidence > 0.5)
     equals the given, noisy label.
