@@ -410,13 +410,31 @@ class EpochContext:
     setup: Setup
     epoch: int
     full_diagnostics: bool
+    _noise_fit: dict[str, float] | None = None
 
     @property
     def model(self) -> torch.nn.Module:
         return self.setup.model
 
     def full_data_pass(self, model: torch.nn.Module | None = None) -> torch.Tensor:
-        return full_data_pass(self.setup, model)
+        logits = full_data_pass(self.setup, model)
+        if self._noise_fit is None and (model is None or model is self.setup.model):
+            # measured now, before a method may overwrite the logits in place
+            self._noise_fit = self._fit_of(logits)
+        return logits
+
+    def noise_fit(self) -> dict[str, float]:
+        """``metrics.noisy_label_fit`` of the current model: from the method's own full-data
+        pass when it made one, else from a new pass."""
+        if self._noise_fit is None:
+            self._noise_fit = self._fit_of(full_data_pass(self.setup))
+        return self._noise_fit
+
+    def _fit_of(self, logits: torch.Tensor) -> dict[str, float] | None:
+        s = self.setup
+        if not (self.full_diagnostics and s.corrupted.any()):
+            return None
+        return noisy_label_fit(logits, s.noisy, s.corrupted)
 
     def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
         return relabel_views(self.setup, rows, n_views=n_views)
@@ -559,7 +577,8 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
         full = bool(config.diagnostics_every) and (
             epoch % config.diagnostics_every == 0 or epoch == config.epochs
         )
-        logs, diagnostics = s.method.end_of_epoch(EpochContext(s, epoch, full))
+        context = EpochContext(s, epoch, full)
+        logs, diagnostics = s.method.end_of_epoch(context)
         record.update(evaluate(s))
         presence = logs.pop("class_presence_confidence", None)
         if presence is not None:
@@ -570,7 +589,7 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
             diagnostics["group_ap"] = np.asarray(cva["group_ap"])
         record.update(logs)
         if full and s.corrupted.any():  # how much of the noise the model has memorized
-            record.update(noisy_label_fit(full_data_pass(s), s.noisy, s.corrupted))
+            record.update(context.noise_fit())
         record["seconds"] = time.perf_counter() - epoch_start
         if dist.is_main():
             if diagnostics:

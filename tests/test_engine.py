@@ -107,3 +107,21 @@ def test_balancemix_writes_diagnostics(balancemix_run):
         assert key in last, key
     total = last["labels_clean"] + last["labels_relabeled"] + last["labels_ambiguous"]
     assert total == 240 * 10
+
+
+def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch):
+    import bmxlib.engine as engine
+    from bmxlib.metrics import noisy_label_fit
+
+    s = engine.build(tiny_config("method=balancemix", "noise=mislabel", "noise_rate=0.4",
+                                 "warmup_epochs=1"))
+    engine.train_one_epoch(s, 1)
+    passes = []
+    original = engine.full_data_pass
+    monkeypatch.setattr(engine, "full_data_pass",
+                        lambda *a, **k: passes.append(1) or original(*a, **k))
+    context = engine.EpochContext(s, 1, True)
+    s.method.end_of_epoch(context)
+    measured = context.noise_fit()
+    assert len(passes) == 1  # BalanceMix's own pass, measured before its in-place sigmoid
+    assert measured == noisy_label_fit(original(s), s.noisy, s.corrupted)
