@@ -102,7 +102,7 @@ def row_chunks(num_rows: int, num_cols: int) -> list[slice]:
     return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
 
 
-def _check_binary(tensor: torch.Tensor, name: str) -> None:
+def check_binary(tensor: torch.Tensor, name: str) -> None:
     """Raise unless every value is 0 or 1; no full-size temporaries."""
     if tensor.numel() == 0 or tensor.dtype == torch.bool:
         return
@@ -228,7 +228,7 @@ def manage_labels(
     clean_prob = as_tensor(clean_prob, "clean_prob")
     noisy_labels = as_tensor(noisy_labels, "noisy_labels", clean_prob.device)
     _check_same_shape(clean_prob, "clean_prob", noisy_labels=noisy_labels)
-    _check_binary(noisy_labels, "noisy_labels")
+    check_binary(noisy_labels, "noisy_labels")
     if not clean_prob.is_floating_point() or not (
         clean_prob.numel() == 0
         or (bool(clean_prob.amin() >= 0) and bool(clean_prob.amax() <= 1))  # NaN fails too
@@ -360,7 +360,7 @@ def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict
         state, "state", noisy_labels=noisy, true_labels=truth, refined_targets=refined
     )
     for tensor, name in ((noisy, "noisy_labels"), (truth, "true_labels")):
-        _check_binary(tensor, name)
+        check_binary(tensor, name)
     correct = noisy == truth
     selected = state == int(CLEAN)
     relabeled = state == int(RELABELED)

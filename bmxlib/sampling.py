@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from .labels import as_tensor, float_matrix_and_labels, row_chunks
+from .labels import as_tensor, check_binary, float_matrix_and_labels, row_chunks
 
 __all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "MinoritySampler"]
 
@@ -24,18 +24,6 @@ __all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "Minori
 SCORE_FLOOR = 1e-12
 
 
-def _is_binary(labels: torch.Tensor) -> bool:
-    """All values in {0, 1}, checked without (N, K)-sized temporaries."""
-    if labels.numel() == 0 or labels.dtype == torch.bool:
-        return True
-    if not labels.is_floating_point():
-        return bool(labels.amin() >= 0) and bool(labels.amax() <= 1)
-    return all(
-        bool(((block == 0) | (block == 1)).all())
-        for block in (labels[rows] for rows in row_chunks(labels.shape[0], labels.shape[1]))
-    )
-
-
 def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
     confidences, labels = float_matrix_and_labels(confidences, labels, "confidences")
     # amin / amax propagate NaN, so a NaN fails the range test too
@@ -43,8 +31,7 @@ def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
         bool(confidences.amin() >= 0) and bool(confidences.amax() <= 1)
     ):
         raise ValueError("confidences must lie in [0, 1] (and not be NaN)")
-    if not _is_binary(labels):
-        raise ValueError("labels must contain only 0 and 1")
+    check_binary(labels, "labels")
     return confidences, labels
 
 
