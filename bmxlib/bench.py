@@ -533,14 +533,15 @@ class InMemoryContext:
 
     @torch.no_grad()
     def _logits(self, images: torch.Tensor, transform) -> torch.Tensor:
+        from .engine import _autocast, _to_device
         from .models import inference_copy
 
-        model = inference_copy(self.model)
+        model, device = inference_copy(self.model), images.device
         outputs = []
         for start in range(0, len(images), self.batch):
-            x = transform(images[start : start + self.batch])
-            with _autocast(images.device):
-                outputs.append(model(x.contiguous(memory_format=torch.channels_last)).float())
+            x = _to_device(images[start : start + self.batch], device, True, transform)
+            with _autocast(device, True):
+                outputs.append(model(x).float())
         return torch.cat(outputs)
 
     def full_data_pass(self, model=None) -> torch.Tensor:
@@ -550,14 +551,6 @@ class InMemoryContext:
         copies = self.images[rows].repeat_interleave(n_views, dim=0)
         logits = self._logits(copies, self.train_tf)
         return torch.sigmoid(logits).view(len(rows), n_views, -1).mean(dim=1)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def _method_for_throughput(method: str, model, noisy: torch.Tensor):
@@ -577,11 +570,10 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     ``images`` are uint8 on the device; each batch gets the training preset's per-batch part
     (per-image RandAugment, float, normalise) on the device, as in ``engine.train_one_epoch``.
     """
+    from .engine import _autocast, _to_device
     from .methods import Batch
 
     train_tf, eval_tf = presets
-    prepare = lambda x: train_tf(x).contiguous(memory_format=torch.channels_last)  # noqa: E731
-
     device = images.device
     count = len(images) // batch * batch
     order = torch.randperm(len(images), device=device)[:count]
@@ -594,10 +586,11 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     for step in range(count // batch):
         index_r = order[step * batch : (step + 1) * batch]
         index_m = second[step * batch : (step + 1) * batch]
-        step_batch = Batch(x_r=prepare(images[index_r]), index_r=index_r,
-                           x_m=prepare(images[index_m]), index_m=index_m, epoch=epoch,
-                           generator=generator)
-        with _autocast(device):
+        step_batch = Batch(x_r=_to_device(images[index_r], device, True, train_tf),
+                           index_r=index_r,
+                           x_m=_to_device(images[index_m], device, True, train_tf),
+                           index_m=index_m, epoch=epoch, generator=generator)
+        with _autocast(device, True):
             out = method.training_step(model, step_batch)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()

@@ -371,8 +371,8 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
         "rows": rows,
         "curves": {labels[name]: (run.metric("epoch"), run.metric("mAP"))
                    for name, run in runs.items()},
-        "memorization": {labels[name]: _memorization_curve(run) for name, run in runs.items()
-                         if _memorization_curve(run) is not None},
+        "memorization": {labels[name]: curve for name, run in runs.items()
+                         if (curve := _memorization_curve(run)) is not None},
         "ablation": _ablation_rows(axes, records, rows, runs),
         "summaries": {labels[name]: run.summary for name, run in runs.items()},
     }

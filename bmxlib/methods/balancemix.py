@@ -139,8 +139,6 @@ class BalanceMix(Mixup):
             self.managed = ManagedLabels(state["targets"], state["state"], state["weight"])
 
 
-
-
 def _state_counts(state: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """Labels per (class, given label value, state), (K, 2, 3) int64, by row chunks."""
     num_classes = state.shape[1]
