@@ -30,11 +30,8 @@ runs right after bmxlib on the very same arrays.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -48,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .provenance import machine_info
 
 BENCHMARKS = ("gmm", "ap", "label_management", "randaugment", "epoch", "gpu")
 
@@ -109,26 +108,6 @@ def _timed(into: dict[str, float], key: str, device: torch.device | None = None)
     yield
     _sync(device)
     into[key] = into.get(key, 0.0) + time.perf_counter() - start
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, torch threads and versions, date (for docs/benchmarks.md)."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if "model name" in line]
-        model = names[0] if names else model
-    except OSError:
-        pass
-    info = {
-        "cpu": model, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-        "date": datetime.date.today().isoformat(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 # --------------------------------------------------------------------------------------
@@ -793,7 +772,7 @@ def run_bench(*, device: str = "cpu", out: str | None = None, quick: bool = Fals
               "results": results}
     print(format_table(results, info), flush=True)
     if out:
-        from .runs import atomic_write_json
+        from .io import atomic_write_json
 
         atomic_write_json(out, report)
     return report

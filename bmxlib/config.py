@@ -48,7 +48,9 @@ class Config:
     # --- model ---
     arch: str = "small_cnn"  # small_cnn | resnet18 | resnet50 | resnet101
     width: int = 16  # small_cnn base width
-    pretrained: str = "digits"  # none | digits (small_cnn) | imagenet (resnets)
+    # auto | none | digits | imagenet; auto = digits for small_cnn on digits-lt (SPEC §5),
+    # imagenet for resnets (the paper's backbone), none for small_cnn on other data
+    pretrained: str = "auto"
     weights_path: str = ""  # local ImageNet weights file for resnets
     # --- optimisation (paper: SGD 0.9, wd 1e-4, lr 0.01 cosine) ---
     epochs: int = 12  # training epochs
@@ -97,7 +99,7 @@ _CHOICES = {
     "dataset": ("digits-lt", "coco", "voc", "manifest"),
     "noise": NOISE_KINDS,
     "arch": ("small_cnn", "resnet18", "resnet50", "resnet101"),
-    "pretrained": ("none", "digits", "imagenet"),
+    "pretrained": ("auto", "none", "digits", "imagenet"),
     "method": METHODS,
     "minority_score": ("all", "positive"),
 }
@@ -176,6 +178,18 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
     if config.noise in ("mislabel", "flip") and config.noise_rate <= 0:
         raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
+    if config.pretrained == "auto":  # resolved here, so config.yaml records what ran
+        if config.arch != "small_cnn":
+            config.pretrained = "imagenet"
+        else:
+            config.pretrained = "digits" if config.dataset == "digits-lt" else "none"
+    if config.pretrained == "digits" and (config.dataset != "digits-lt"
+                                          or config.arch != "small_cnn"):
+        raise ConfigError(
+            f"config key 'pretrained': the digits backbone is a 1-channel small_cnn pretrained "
+            f"on digits-lt, not usable for dataset {config.dataset!r} with arch "
+            f"{config.arch!r}; set pretrained=imagenet (resnets) or pretrained=none"
+        )
     if config.dataset != "digits-lt" and not config.data_root:
         raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
     return config
@@ -239,6 +253,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write the full resolved config as YAML (atomically)."""
-    from .runs import atomic_write_text
+    from .io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

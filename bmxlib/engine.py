@@ -28,19 +28,13 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from .config import Config, save_config
 from .data import EvalPreset, IndexedDataset, MultiLabelDataset, TrainPreset, load_dataset
+from .io import append_jsonl, atomic_savez, atomic_torch_save, atomic_write_json, read_jsonl
 from .methods import Batch, Method, TrainingData, build_method
 from .metrics import confidence_vs_ap, map_summary, noisy_label_fit
-from .models import build_model, inference_copy
+from .models import backbone_cache_path, build_model, inference_copy
 from .noise import inject
-from .runs import (
-    append_jsonl,
-    atomic_savez,
-    atomic_torch_save,
-    atomic_write_json,
-    diagnostics_path,
-    read_jsonl,
-    truncate_jsonl,
-)
+from .provenance import run_provenance
+from .runs import diagnostics_path, truncate_jsonl, write_provenance
 from .sampling import MinoritySampler
 from .stats import imbalance, shot_groups
 
@@ -522,8 +516,21 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
+def cached_inputs(s: Setup) -> dict[str, Path]:
+    """The cached files this run's numbers depend on (for ``provenance.run_provenance``)."""
+    c = s.config
+    files: dict[str, Path] = {}
+    data_file = getattr(s.train_set, "cache_file", None)
+    if data_file is not None:
+        files["dataset"] = Path(data_file)
+    if c.pretrained == "digits":
+        files["digits_backbone"] = backbone_cache_path(width=c.width, seed=c.data_seed)
+    return files
+
+
 def _write_run_header(s: Setup, run_dir: Path) -> None:
     save_config(s.config, run_dir / "config.yaml")
+    write_provenance(run_dir, run_provenance(device=s.device, cached_inputs=cached_inputs(s)))
     train_labels = s.train_set.labels
     atomic_savez(
         run_dir / "labels.npz",

@@ -8,9 +8,9 @@ the paper's ImageNet-pretrained ResNet-50; it trains in seconds and is cached.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -161,35 +161,76 @@ def build_model(
 
 PRETRAIN_EPOCHS = 4  # single-digit pretraining epochs (reaches ~97% source accuracy)
 PRETRAIN_LR = 0.05  # SGD lr for pretraining, cosine-annealed
-PRETRAIN_BATCH = 128
+PRETRAIN_BATCH = 128  # pretraining batch size
+# One thread, whatever the calling process uses: CPU kernels may split their reductions by
+# thread count, and the cached backbone must not depend on which run built it first.
+PRETRAIN_THREADS = 1
+PRETRAIN_RECIPE = 2  # bump when the pretraining recipe changes (invalidates the cache)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run the block with ``torch.set_num_threads(count)``, restoring the old count after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def backbone_cache_key(*, width: int, seed: int) -> str:
+    """Everything that determines the pretrained digits backbone, as one string.
+
+    The data recipe and seed, the network width, every pretraining hyperparameter, the
+    fixed thread count and the torch version (its kernels define the float rounding).
+    """
+    from .data.digits_lt import GENERATOR_VERSION
+
+    return (f"data-v{GENERATOR_VERSION}-s{seed}|recipe-v{PRETRAIN_RECIPE}|w{width}"
+            f"|e{PRETRAIN_EPOCHS}-lr{PRETRAIN_LR}-b{PRETRAIN_BATCH}-t{PRETRAIN_THREADS}"
+            f"|torch-{torch.__version__}")
+
+
+def backbone_cache_path(*, width: int = 16, seed: int = 0) -> Path:
+    """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed)."""
+    from .data.digits_lt import cache_dir
+
+    digest = hashlib.sha1(backbone_cache_key(width=width, seed=seed).encode()).hexdigest()
+    return cache_dir() / f"digits-backbone-{digest[:16]}.pt"
 
 
 def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
     """Feature weights of a SmallCNN trained 10-way on single clean train-split digits.
 
     Trained once (seconds on a CPU) and cached under the bmxlib cache directory; only
-    source digits of the *train* pool are used, so the test split stays unseen.
+    source digits of the *train* pool are used, so the test split stays unseen. The result
+    depends only on ``(width, seed)`` and the recipe in :func:`backbone_cache_key`: the
+    network is initialised from its own seeded generator (never the caller's global random
+    state), trained on ``PRETRAIN_THREADS`` threads, and written atomically, so whichever
+    run fills the cache first, the weights are the same bit for bit.
     """
-    from .data.digits_lt import GENERATOR_VERSION, cache_dir, single_digit_canvases
+    from .data.digits_lt import single_digit_canvases
+    from .io import atomic_torch_save
 
-    key = f"v{GENERATOR_VERSION}-w{width}-s{seed}-e{PRETRAIN_EPOCHS}"
-    path = cache_dir() / f"digits-backbone-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    path = backbone_cache_path(width=width, seed=seed)
     if path.exists():
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:
             path.unlink(missing_ok=True)  # corrupt cache: retrain
     images, targets = single_digit_canvases(seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    model = SmallCNN(10, in_channels=1, width=width)
     x_all = (torch.from_numpy(images).float() / 255.0 - 0.1) / 0.25
     y_all = torch.from_numpy(targets)
     steps = PRETRAIN_EPOCHS * int(np.ceil(len(y_all) / PRETRAIN_BATCH))
-    opt = torch.optim.SGD(model.parameters(), lr=PRETRAIN_LR, momentum=0.9, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    model.train()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]), torch_threads(PRETRAIN_THREADS):
+        torch.manual_seed(seed)  # the initialisation: never the caller's random state
+        model = SmallCNN(10, in_channels=1, width=width)
+        g = torch.Generator().manual_seed(seed)
+        opt = torch.optim.SGD(model.parameters(), lr=PRETRAIN_LR, momentum=0.9,
+                              weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        model.train()
         for _ in range(PRETRAIN_EPOCHS):
             order = torch.randperm(len(y_all), generator=g)
             for start in range(0, len(order), PRETRAIN_BATCH):
@@ -200,7 +241,5 @@ def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, t
                 opt.step()
                 sched.step()
     state = {k: v.detach().clone() for k, v in model.features.state_dict().items()}
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(path, state)
     return state

@@ -1,8 +1,9 @@
-"""The run directory (SPEC §7): small, dull, atomic artifact helpers and ``load_run``.
+"""The run directory (SPEC §7): its file names, writing its parts, ``load_run``.
 
 Layout of ``runs/<name>/``::
 
     config.yaml          full resolved config
+    provenance.json      versions, threads, machine, digests of cached inputs
     labels.npz           clean / noisy training labels and the corrupted mask
     metrics.jsonl        one JSON object per epoch
     diagnostics/         epoch_XXX.npz per epoch (BalanceMix internals)
@@ -12,99 +13,28 @@ Layout of ``runs/<name>/``::
 
 from __future__ import annotations
 
-import io
 import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-
-def _atomic_replace(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    _atomic_replace(Path(path), lambda h: h.write(text.encode()))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
-
-
-def atomic_torch_save(path: str | Path, obj: Any) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
-
-
-def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Numpy / torch scalars and arrays to plain JSON; NaN and inf become null."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu().numpy()
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
-def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; the whole file is rewritten atomically (it stays small)."""
-    path = Path(path)
-    old = path.read_text() if path.exists() else ""
-    atomic_write_text(path, old + json.dumps(to_jsonable(record)) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise ValueError(f"{path} line {number} is not valid JSON") from None
-    return records
+from .io import read_jsonl, write_jsonl
 
 
 def truncate_jsonl(path: str | Path, *, max_epoch: int) -> None:
     """Keep only records with ``epoch <= max_epoch`` (used when resuming)."""
-    records = [r for r in read_jsonl(path) if r.get("epoch", 0) <= max_epoch]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(path, [r for r in read_jsonl(path) if r.get("epoch", 0) <= max_epoch])
+
+
+def write_provenance(run_dir: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``provenance.json``: what besides the config determines the run's numbers."""
+    from .io import atomic_write_json
+
+    path = Path(run_dir) / "provenance.json"
+    atomic_write_json(path, info)
+    return path
 
 
 def diagnostics_path(run_dir: str | Path, epoch: int) -> Path:

@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, from_dict, read_yaml
-from .runs import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text
 
 MEASURES = ("mAP", "mAP_many", "mAP_medium", "mAP_few")
 SEED_AXES = ("seed",)
@@ -119,13 +119,15 @@ def plan_sweep(
             labels[axis] = label
         run_name = "__".join(_safe(f"{a}={lab}") for a, lab in labels.items()) or "run"
         values.update(name=run_name, out_dir=str(sweep_dir))
+        # one thread count whatever --jobs: see run_sweep
+        values["threads"] = values.get("threads") or 1
         where = f"{path} point {run_name}"
         points.append(Point(run_name, labels, from_dict(values, source=where)))
     return sweep_dir, points
 
 
 #: Config keys that do not change what a run computes; they may differ between sessions.
-BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "threads", "num_workers")
+BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers")
 
 
 def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
@@ -166,8 +168,10 @@ def run_sweep(
 ) -> Path:
     """Run every unfinished point of a sweep, then write the results tables.
 
-    ``jobs > 1`` runs that many points at once in worker processes (one CPU thread each
-    unless the config sets ``threads``); results are identical to a sequential sweep.
+    ``jobs > 1`` runs that many points at once in worker processes. Every point runs on
+    ``threads`` CPU threads, 1 when the config leaves it at 0, whatever ``jobs`` is: CPU
+    kernels may round differently with another thread count, and a point's numbers must
+    not depend on how many ran beside it.
     """
     from . import engine
 
@@ -195,8 +199,7 @@ def run_sweep(
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             futures = []
             for point in todo:
-                config = dataclasses.replace(point.config, progress=False,
-                                             threads=point.config.threads or 1)
+                config = dataclasses.replace(point.config, progress=False)
                 futures.append(pool.submit(_run_point, config, resumable[point.name]))
             for future in as_completed(futures):
                 bar.set_postfix_str(future.result())

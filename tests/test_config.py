@@ -77,3 +77,13 @@ def test_ints_are_accepted_for_floats_but_not_bools():
     assert from_dict({"lr": 1}).lr == 1.0
     with pytest.raises(ConfigError):
         from_dict({"lr": True})
+
+
+@pytest.mark.parametrize(
+    "overrides, resolved",
+    [([], "digits"), (["arch=resnet50"], "imagenet"),
+     (["dataset=manifest", "data_root=x"], "none"), (["pretrained=none"], "none")],
+    ids=["digits-lt", "resnet", "small-cnn-on-photos", "explicit"],
+)
+def test_pretrained_auto_resolves_to_what_runs(overrides, resolved):
+    assert load_config(None, overrides).pretrained == resolved

@@ -88,7 +88,7 @@ class _SyntheticContext:
 
 def test_coco_sized_diagnostics_stay_under_50_mb(tmp_path):
     """Issue #3: a full-diagnostics epoch of an 82,783 × 80 run, as written, is < 50 MB."""
-    from bmxlib.runs import atomic_savez
+    from bmxlib.io import atomic_savez
 
     n, k = 82_783, 80
     g = torch.Generator().manual_seed(0)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..io import atomic_savez
 from .base import MultiLabelDataset
 
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -136,9 +137,14 @@ def generate(
     return out
 
 
-def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
+def cache_path(seed: int, n_train: int, n_test: int) -> Path:
+    """The cached ``.npz`` of the digits-lt splits for (seed, n_train, n_test)."""
     key = f"v{GENERATOR_VERSION}-s{seed}-{n_train}-{n_test}"
-    path = cache_dir() / f"digits-lt-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    return cache_dir() / f"digits-lt-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+
+
+def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
+    path = cache_path(seed, n_train, n_test)
     if path.exists():
         try:
             with np.load(path) as data:
@@ -146,9 +152,7 @@ def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
         except (OSError, ValueError, EOFError):
             path.unlink(missing_ok=True)  # corrupt cache: rebuild it
     arrays = generate(seed=seed, n_train=n_train, n_test=n_test)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # atomic: concurrent loaders never see a half-written file
+    atomic_savez(path, **arrays)  # concurrent loaders never see a half-written file
     return arrays
 
 
@@ -187,6 +191,7 @@ class DigitsLT(MultiLabelDataset):
             if not isinstance(value, int) or value < 10:
                 raise ValueError(f"digits-lt option {name} must be an integer ≥ 10, got {value!r}")
         arrays = _cached(int(seed), n_train, n_test)
+        self.cache_file = cache_path(int(seed), n_train, n_test)  # provenance: its digest
         super().__init__(arrays[f"{split}_labels"], CLASS_NAMES, transform=transform)
         self.images = torch.from_numpy(arrays[f"{split}_images"])
         self.sources = arrays[f"{split}_sources"]

@@ -1,0 +1,144 @@
+"""Small, dull artifact helpers: atomic writes of text, JSON, torch and npz files, and
+JSON lines.
+
+Every write goes to a temporary file in the target's folder, is flushed to disk and then
+renamed over the target, so a reader (or a resumed run after a kill) sees either the old
+or the new file, never half of one. Files get the permissions the user's umask gives
+(``tempfile.mkstemp`` alone would leave them 0600).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TEMPORARY_PREFIX = "."  # temporaries are ``.<name>.<random>`` beside their target
+TEMPORARY_INFIX = ".tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
+def _atomic_replace(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{path.name}{TEMPORARY_INFIX}",
+                               dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries a killed writer left in ``folder`` (and below); returns them.
+
+    Only files named like this module's temporaries (``.<name>.tmp-<random>``) are
+    touched, so nothing a user put there is removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.rglob(f"{TEMPORARY_PREFIX}*{TEMPORARY_INFIX}*") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    _atomic_replace(Path(path), lambda h: h.write(text.encode()))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
+
+
+def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
+
+
+def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Numpy / torch scalars and arrays to plain JSON; NaN and inf become null."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one JSON line; the whole file is rewritten atomically (it stays small)."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    atomic_write_text(path, old + json.dumps(to_jsonable(record)) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file ([] if it does not exist); ValueError names the
+    first line that is not valid JSON."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path} line {number} is not valid JSON") from None
+    return records
+
+
+def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Replace a JSON-lines file with ``records`` (atomically)."""
+    atomic_write_text(path, "".join(json.dumps(to_jsonable(r)) + "\n" for r in records))
+
+
+def file_digest(path: str | Path, *, length: int = 16) -> str:
+    """The first ``length`` hex digits of the file's SHA-256."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]

@@ -1,0 +1,74 @@
+"""Atomic artifact writes and JSON lines (bmxlib.io)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from bmxlib.io import (
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    remove_temporaries,
+    to_jsonable,
+)
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": np.float32(1.5), "y": [np.int64(2)]})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "y": [2]}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "a.json"
+    atomic_write_json(path, {"ok": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_jsonl_append_and_read(tmp_path):
+    path = tmp_path / "m.jsonl"
+    for epoch in (1, 2, 3):
+        append_jsonl(path, {"epoch": epoch, "mAP": math.nan if epoch == 2 else 0.5})
+    assert [r["epoch"] for r in read_jsonl(path)] == [1, 2, 3]
+    assert read_jsonl(path)[1]["mAP"] is None  # NaN becomes null, valid JSON
+
+
+def test_to_jsonable_handles_numpy_and_inf():
+    assert to_jsonable({"a": np.array([1.0, np.inf]), "b": np.bool_(True)}) == {
+        "a": [1.0, None], "b": True}
+
+
+def test_files_get_the_umask_permissions_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        import bmxlib.io
+
+        importlib.reload(bmxlib.io)  # FILE_MODE is read from the umask at import
+        bmxlib.io.atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+        importlib.reload(bmxlib.io)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+
+
+def test_stray_temporaries_are_removed_and_nothing_else(tmp_path):
+    atomic_write_text(tmp_path / "keep.txt", "x")
+    (tmp_path / "sub").mkdir()
+    stray = tmp_path / "sub" / ".last.pt.tmp-abc123"
+    stray.write_bytes(b"half")
+    mine = tmp_path / ".hidden-user-file"
+    mine.write_text("user")
+    assert remove_temporaries(tmp_path) == [stray]
+    assert not stray.exists() and mine.exists() and (tmp_path / "keep.txt").exists()
