@@ -87,6 +87,9 @@ class Config:
     ll_delta_rel: float = 0.18
     # --- logging ---
     diagnostics_every: int = 5  # full per-label arrays every this many epochs (0 = never)
+    # test-set evaluation every this many epochs, and always at the last epoch and at every
+    # full-diagnostics epoch (the paper reports the last epoch; > 1 saves CPU time)
+    eval_every: int = 1
     progress: bool = True  # tqdm progress bars
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +134,7 @@ _RANGES = {
     "asl_clip": (0.0, 1.0),
     "ll_delta_rel": (0.0, 100.0),
     "diagnostics_every": (0, None),
+    "eval_every": (1, None),
 }
 _FIELDS = {f.name: f for f in fields(Config)}
 

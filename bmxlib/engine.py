@@ -586,9 +586,11 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
         )
         context = EpochContext(s, epoch, full)
         logs, diagnostics = s.method.end_of_epoch(context)
-        record.update(evaluate(s))
+        evaluated = full or epoch % config.eval_every == 0 or epoch == config.epochs
+        if evaluated:
+            record.update(evaluate(s))
         presence = logs.pop("class_presence_confidence", None)
-        if presence is not None:
+        if presence is not None and evaluated:
             cva = confidence_vs_ap(presence, np.array(record["ap"], dtype=float),
                                    s.train_set.labels.sum(axis=0))
             record["confidence_ap_pearson"] = cva["pearson_r"]
@@ -617,8 +619,8 @@ def _report_epoch(config: Config, record: dict[str, Any]) -> None:
     fmt = lambda v: "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
     tqdm.write(
         f"[{config.name}] epoch {record['epoch']}/{config.epochs} loss {record['train_loss']:.4f} "
-        f"mAP {fmt(record['mAP'])} (many {fmt(record['mAP_many'])} medium "
-        f"{fmt(record['mAP_medium'])} few {fmt(record['mAP_few'])}) "
+        f"mAP {fmt(record.get('mAP'))} (many {fmt(record.get('mAP_many'))} medium "
+        f"{fmt(record.get('mAP_medium'))} few {fmt(record.get('mAP_few'))}) "
         f"{record['seconds']:.1f}s {record['images_per_s']:.0f} img/s"
     )
 

@@ -265,7 +265,10 @@ def confidence_arrays(run) -> dict[str, Any]:
     P(k), ``ap`` (E, K) test AP, ``pearson_r`` (E,) and ``positives`` (K,) clean positive
     training labels (the grouping key used during training).
     """
-    data = stack_diagnostics(run, ("presence_confidence", "group_confidence", "group_ap"))
+    # epochs without a test evaluation (eval_every > 1) have no group AP
+    epochs = [e for e in run.diagnostic_epochs if _has_key(run, e, "group_ap")]
+    data = stack_diagnostics(run, ("presence_confidence", "group_confidence", "group_ap"),
+                             epochs=epochs)
     epochs = data["epochs"]
     by_epoch = {int(r["epoch"]): r for r in run.metrics}
     pearson_r = [by_epoch.get(int(e), {}).get("confidence_ap_pearson") for e in epochs]
@@ -855,7 +858,9 @@ def map_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
     ax = axes[0, 0]
     styles = ("-", "--", ":", "-.")
     for i, (label, (epochs, values)) in enumerate(curves.items()):
-        ax.plot(epochs, 100 * np.asarray(values, float), marker="o", ms=3,
+        epochs, values = np.asarray(epochs, float), np.asarray(values, float)
+        evaluated = np.isfinite(values)  # epochs without a test evaluation (eval_every)
+        ax.plot(epochs[evaluated], 100 * values[evaluated], marker="o", ms=3,
                 color=CYCLE[i % len(CYCLE)], ls=styles[(i // len(CYCLE)) % len(styles)],
                 label=label)
     _epoch_axis(ax)

@@ -82,3 +82,13 @@ def test_dataset_contract():
 def test_bad_dataset_requests_name_the_problem(name, split, options, message):
     with pytest.raises(ValueError, match=message):
         load_dataset(name, split, **options)
+
+
+@pytest.mark.parametrize("n_train", [2000, 8000], ids=["n2000", "n8000"])
+def test_shot_thresholds_follow_the_training_set_size(n_train):
+    from bmxlib.stats import shot_groups
+
+    train = DigitsLT("train", n_train=n_train, n_test=100)
+    assert (train.shot_many, train.shot_few) == (round(0.1875 * n_train), round(0.0375 * n_train))
+    groups = shot_groups(train.labels.sum(axis=0), many=train.shot_many, few=train.shot_few)
+    assert set(groups) == {"many", "medium", "few"}  # every group keeps classes

@@ -125,3 +125,13 @@ def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch
     measured = context.noise_fit()
     assert len(passes) == 1  # BalanceMix's own pass, measured before its in-place sigmoid
     assert measured == noisy_label_fit(original(s), s.noisy, s.corrupted)
+
+
+def test_eval_every_evaluates_at_its_epochs_the_last_and_full_diagnostics(tiny_config):
+    run_dir = fit(tiny_config("name=sparse", "method=balancemix", "epochs=5", "eval_every=3",
+                              "diagnostics_every=2", "noise=mislabel", "noise_rate=0.4"))
+    run = load_run(run_dir)
+    evaluated = [r["epoch"] for r in run.metrics if "mAP" in r]
+    assert evaluated == [2, 3, 4, 5]  # 3: eval_every; 2, 4: full diagnostics; 5: the last
+    assert all("confidence_ap_pearson" in r for r in run.metrics if r["epoch"] in evaluated)
+    assert json.loads((run_dir / "summary.json").read_text())["mAP"] == run.metrics[-1]["mAP"]

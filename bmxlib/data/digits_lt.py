@@ -170,8 +170,11 @@ class DigitsLT(MultiLabelDataset):
         Applied to each uint8 image tensor (1, 32, 32).
     """
 
-    shot_many = 1_500  # many-shot: more than 1,500 training positives
-    shot_few = 300  # few-shot: fewer than 300 training positives
+    # Shot thresholds follow the training-set size, so all three groups stay populated when
+    # n_train changes: many-shot > 18.75% of n_train positives, few-shot < 3.75% (1,500
+    # and 300 at the default 8,000 canvases).
+    shot_many_fraction = 0.1875
+    shot_few_fraction = 0.0375
     default_image_size = CANVAS
     mean = (0.1,)  # per-channel normalisation (canvases are mostly black)
     std = (0.25,)
@@ -192,6 +195,8 @@ class DigitsLT(MultiLabelDataset):
                 raise ValueError(f"digits-lt option {name} must be an integer ≥ 10, got {value!r}")
         arrays = _cached(int(seed), n_train, n_test)
         self.cache_file = cache_path(int(seed), n_train, n_test)  # provenance: its digest
+        self.shot_many = round(self.shot_many_fraction * n_train)
+        self.shot_few = round(self.shot_few_fraction * n_train)
         super().__init__(arrays[f"{split}_labels"], CLASS_NAMES, transform=transform)
         self.images = torch.from_numpy(arrays[f"{split}_images"])
         self.sources = arrays[f"{split}_sources"]
