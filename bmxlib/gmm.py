@@ -88,11 +88,29 @@ class GMMFit:
     n_iter: torch.Tensor
     fitted: torch.Tensor
 
-    def log_responsibilities(self, values: torch.Tensor) -> torch.Tensor:
-        """Log posterior of each component, shape (G, N, 2), for values of shape (G, N)."""
+    def weighted_log_density(self, values: torch.Tensor) -> torch.Tensor:
+        """log(w_c · N(x; mu_c, var_c)) of each component, shape (G, N, 2), for values of
+        shape (G, N) (or (N,), shared by all groups). NaN for groups not fitted."""
         values = torch.as_tensor(values, device=self.means.device).to(self.means.dtype)
-        weighted = _weighted_log_prob(values, self.means, self.variances, self.weights)
+        if values.dim() == 1:
+            values = values.expand(self.means.shape[0], -1)
+        return _weighted_log_prob(values, self.means, self.variances, self.weights)
+
+    def log_responsibilities(self, values: torch.Tensor) -> torch.Tensor:
+        """Log posterior of each component, shape (G, N, 2), for values of shape (G, N)
+        (or (N,), shared by all groups)."""
+        weighted = self.weighted_log_density(values)
         return weighted - torch.logsumexp(weighted, dim=-1, keepdim=True)
+
+    @classmethod
+    def from_parameters(cls, means, variances, weights) -> GMMFit:
+        """A fit from stored parameters (e.g. a run's diagnostics), each (G, 2); groups with
+        a NaN parameter count as not fitted."""
+        means, variances, weights = (torch.as_tensor(np.asarray(a, dtype=np.float64))
+                                     for a in (means, variances, weights))
+        fitted = torch.isfinite(means).all(dim=1) & torch.isfinite(variances).all(dim=1)
+        return cls(means, variances, weights, converged=fitted.clone(),
+                   n_iter=torch.zeros(means.shape[0], dtype=torch.int64), fitted=fitted)
 
     def posterior_low(self, values: torch.Tensor) -> torch.Tensor:
         """Posterior of the smaller-mean component, shape (G, N), float64 in [0, 1].

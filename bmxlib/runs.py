@@ -72,6 +72,14 @@ class Run:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 
+    def diagnostics_keys(self, epoch: int) -> list[str]:
+        """Names of the arrays recorded at the end of ``epoch`` ([] when none were)."""
+        path = diagnostics_path(self.path, epoch)
+        if not path.exists():
+            return []
+        with np.load(path, allow_pickle=False) as data:
+            return list(data.files)
+
     def metric(self, key: str) -> np.ndarray:
         """One metric over epochs as a float array (NaN where missing)."""
         return np.array(

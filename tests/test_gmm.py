@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.mixture import GaussianMixture
 
-from bmxlib.gmm import clean_probability, clean_probability_with_fit, fit_gmm_batched
+from bmxlib.gmm import GMMFit, clean_probability, clean_probability_with_fit, fit_gmm_batched
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -181,3 +181,20 @@ def test_cuda_matches_cpu():
     gpu = clean_probability(torch.from_numpy(losses).cuda(), torch.from_numpy(labels).cuda())
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=0)
+
+
+def test_fit_rebuilt_from_parameters_gives_the_same_posterior():
+    rng = np.random.default_rng(0)
+    values = torch.from_numpy(np.concatenate([rng.normal(0.1, 0.05, 300),
+                                              rng.normal(0.7, 0.1, 100)]))[None]
+    fit = fit_gmm_batched(values, torch.ones_like(values, dtype=torch.bool))
+    again = GMMFit.from_parameters(fit.means.numpy(), fit.variances.numpy(),
+                                   fit.weights.numpy())
+    grid = torch.linspace(0, 1, 50, dtype=torch.float64)
+    torch.testing.assert_close(again.posterior_low(grid), fit.posterior_low(grid[None]))
+    density = again.weighted_log_density(grid).exp().sum(dim=-1)  # (1, 50) mixture pdf
+    reference = sum(w * np.exp(-(grid.numpy() - m) ** 2 / (2 * v)) / np.sqrt(2 * np.pi * v)
+                    for m, v, w in zip(*(a[0].numpy() for a in (fit.means, fit.variances,
+                                                                fit.weights))))
+    np.testing.assert_allclose(density[0].numpy(), reference, rtol=1e-10)
+    assert not GMMFit.from_parameters([[np.nan, 1.0]], [[1.0, 1.0]], [[0.5, 0.5]]).fitted[0]
