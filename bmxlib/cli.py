@@ -18,16 +18,18 @@ USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyE
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import from_dict, load_config, read_yaml
+    from .config import from_dict, load_config
     from .engine import fit
 
     if args.resume:
         from pathlib import Path
 
+        from . import runs
+
         run_dir = Path(args.resume)
-        values = read_yaml(run_dir / "config.yaml")
+        values = runs.read_config(run_dir)
         values.update(out_dir=str(run_dir.parent), name=run_dir.name)
-        config = from_dict(values, source=str(run_dir / "config.yaml"))
+        config = from_dict(values, source=str(runs.config_path(run_dir)))
         if args.overrides:
             raise ConfigError("overrides are not allowed with --resume (the run keeps its config)")
     else:

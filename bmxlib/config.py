@@ -95,6 +95,10 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_yaml(self) -> str:
+        """Every key in declaration order, as the run directory's config file holds it."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
 
 # value constraints: key -> (predicate, description)
 _CHOICES = {
@@ -253,10 +257,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
         key, value = parse_override(item)
         values[key] = value
     return from_dict(values, source=source)
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    """Write the full resolved config as YAML (atomically)."""
-    from .io import atomic_write_text
-
-    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,9 +1,11 @@
 """Training core: ``fit(config) -> run dir`` built from a few dull verbs.
 
-``train_one_epoch`` runs the steps of one epoch (a method decides how each batch is
-built and its loss), ``full_data_pass`` is SPEC §1.1, ``evaluate`` measures per-class AP
-on the test split. ``fit`` wires them together, writes the run directory (SPEC §7) and
-resumes exactly from ``checkpoints/last.pt``.
+``train_step`` is one optimisation step (the method owns forward + loss), and
+``train_one_epoch`` runs ``ceil(N / batch)`` of them; ``full_data_pass`` is SPEC §1.1;
+``evaluate`` measures per-class AP on the test split. ``fit`` is a short loop over those
+verbs that writes the run directory (``bmxlib.runs``) and resumes exactly from its
+checkpoint (``bmxlib.checkpoints``). ``to_device`` and ``autocast`` are the two device
+helpers bench and methods share.
 
 Determinism: every epoch re-seeds torch / numpy / random and the samplers from
 (seed, epoch), so a run resumed at an epoch boundary repeats the uninterrupted run.
@@ -16,7 +18,6 @@ import math
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +27,35 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .config import Config, save_config
-from .data import EvalPreset, IndexedDataset, MultiLabelDataset, TrainPreset, load_dataset
-from .io import append_jsonl, atomic_savez, atomic_torch_save, atomic_write_json, read_jsonl
-from .methods import Batch, Method, TrainingData, build_method
+from . import runs
+from .checkpoints import load_checkpoint, save_checkpoint, unwrap
+from .config import Config
+from .data import IndexedDataset, MultiLabelDataset
+from .experiment import Setup, build, cached_inputs
+from .methods import Batch, EpochResult, Method
 from .metrics import confidence_vs_ap, map_summary, noisy_label_fit
-from .models import backbone_cache_path, build_model, inference_copy
-from .noise import inject
+from .models import inference_copy
 from .provenance import run_provenance
-from .runs import diagnostics_path, truncate_jsonl, write_provenance
 from .sampling import MinoritySampler
-from .stats import imbalance, shot_groups
+from .stats import imbalance
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 EVAL_BATCH = 256  # batch size of no-grad passes (evaluation, full-data pass, re-label views)
+# A step whose loss per label exceeds this is diverging (BCE of a logit 100 on the wrong
+# side is 100): training stops before the weights turn to inf / NaN.
+MAX_LOSS_PER_LABEL = 100.0
+
+__all__ = ["EVAL_BATCH", "EngineContext", "RunExistsError", "TrainingDiverged", "autocast",
+           "build", "epoch_loaders", "evaluate", "fit", "full_data_pass", "predict",
+           "predict_views", "relabel_views", "seed_epoch", "to_device", "train_one_epoch",
+           "train_step", "transform_parts"]
 
 
 class RunExistsError(FileExistsError):
     """The run directory already exists and neither resume nor overwrite was asked."""
 
 
-# --------------------------------------------------------------------------------------
-# set-up helpers
-# --------------------------------------------------------------------------------------
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("config key 'device': cuda requested but CUDA is not available")
-    return torch.device(name)
+class TrainingDiverged(ValueError):
+    """A training step produced a non-finite or exploding loss (names epoch and step)."""
 
 
 def seed_epoch(seed: int, epoch: int) -> int:
@@ -67,112 +67,26 @@ def seed_epoch(seed: int, epoch: int) -> int:
     return epoch_seed
 
 
-def _dataset_options(config: Config, split: str) -> dict[str, Any]:
-    if config.dataset == "digits-lt":
-        return {"seed": config.data_seed, "n_train": config.n_train, "n_test": config.n_test}
-    options: dict[str, Any] = {"root": config.data_root}
-    if config.max_images:
-        options["max_images"] = config.max_images
-    return options
-
-
-def build_presets(config: Config, dataset: MultiLabelDataset) -> tuple[TrainPreset, EvalPreset]:
-    size = config.image_size or dataset.default_image_size
-    mean = getattr(dataset, "mean", IMAGENET_MEAN)
-    std = getattr(dataset, "std", IMAGENET_STD)
-    train = TrainPreset(
-        image_size=size,
-        mean=mean,
-        std=std,
-        randaugment=config.randaugment,
-        num_ops=config.randaugment_ops,
-        magnitude=config.randaugment_magnitude,
-        hflip=config.hflip,
-    )
-    return train, EvalPreset(image_size=size, mean=mean, std=std)
-
-
-@dataclass
-class Setup:
-    """Everything ``fit`` builds before the first epoch."""
-
-    config: Config
-    device: torch.device
-    train_set: MultiLabelDataset  # with the training transform
-    eval_train_set: MultiLabelDataset  # training images with the evaluation transform
-    test_set: MultiLabelDataset
-    noisy: np.ndarray
-    corrupted: np.ndarray
-    groups: np.ndarray
-    model: torch.nn.Module
-    method: Method
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    steps_per_epoch: int
-
-
-def build(config: Config) -> Setup:
-    """Datasets, noise, model, method, optimiser and schedule for ``config``."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = select_device(config.device)
-    train_raw = load_dataset(config.dataset, "train", **_dataset_options(config, "train"))
-    test_raw = load_dataset(config.dataset, "test", **_dataset_options(config, "test"))
-    train_tf, eval_tf = build_presets(config, train_raw)
-    rate = config.noise_rate if config.noise in ("mislabel", "flip") else None
-    noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed)
-    positives = train_raw.labels.sum(axis=0)
-    groups = shot_groups(positives, many=train_raw.shot_many, few=train_raw.shot_few)
-
-    torch.manual_seed(config.seed)  # model initialisation
-    model = build_model(
-        config.arch,
-        train_raw.num_classes,
-        in_channels=int(train_raw.load_image(0).shape[0]),
-        pretrained=config.pretrained,
-        weights_path=config.weights_path,
-        width=config.width,
-        data_seed=config.data_seed,
-    ).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    data = TrainingData(
-        noisy_labels=torch.from_numpy(noisy.astype(np.float32)).to(device),
-        clean_labels=train_raw.labels,
-        corrupted=corrupted,
-        noise_known=config.noise != "none",
-    )
-    method = build_method(config, data, model=model)
-    for module in method.extra_modules().values():
-        module.to(device)
-    params = list(model.parameters())
-    for module in method.extra_modules().values():
-        params += list(module.parameters())
-    optimizer = torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    steps = math.ceil(len(train_raw) / dist.world_size() / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
-    return Setup(
-        config=config,
-        device=device,
-        train_set=train_raw.with_transform(train_tf),
-        eval_train_set=train_raw.with_transform(eval_tf),
-        test_set=test_raw.with_transform(eval_tf),
-        noisy=noisy,
-        corrupted=corrupted,
-        groups=groups,
-        model=dist.wrap_model(model, device),
-        method=method,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        steps_per_epoch=steps,
-    )
-
-
 # --------------------------------------------------------------------------------------
-# data loading for one epoch
+# device helpers and data loading for one epoch
 # --------------------------------------------------------------------------------------
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(x: torch.Tensor, device, channels_last: bool, batch_transform=None) -> torch.Tensor:
+    """Move a batch to ``device``, apply the per-batch transform there, set channels_last."""
+    x = x.to(device, non_blocking=True)
+    if batch_transform is not None:
+        x = batch_transform(x)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def transform_parts(transform) -> tuple[Any, Any]:
     """(per-image part, per-batch part) of a dataset transform.
 
@@ -231,19 +145,32 @@ def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, 
 # --------------------------------------------------------------------------------------
 # the verbs
 # --------------------------------------------------------------------------------------
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def train_step(method: Method, model: torch.nn.Module, batch: Batch,
+               optimizer: torch.optim.Optimizer, scheduler=None, *, amp: bool = True,
+               step: int = 0) -> dict[str, Any]:
+    """One optimisation step: the method's forward + loss, backward, SGD, schedule.
 
-
-def _to_device(x: torch.Tensor, device, channels_last: bool, batch_transform=None) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    if batch_transform is not None:
-        x = batch_transform(x)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    Returns the method's output dict with ``loss`` (a detached float from here on).
+    Raises :class:`TrainingDiverged` (naming epoch and step) before ``optimizer.step``
+    when the loss is not finite or exceeds ``MAX_LOSS_PER_LABEL`` per label, so the
+    weights stay those of the last finite step.
+    """
+    with autocast(batch.x_r.device, amp):
+        out = method.training_step(model, batch)
+    loss = out["loss"]
+    value = float(loss.detach())
+    labels = method.data.noisy_labels.shape[1]
+    if not math.isfinite(value) or value > MAX_LOSS_PER_LABEL * labels:
+        raise TrainingDiverged(
+            f"training diverged at epoch {batch.epoch} step {step + 1}: loss {value:.4g} "
+            f"(lower lr, check momentum / weight_decay); the last good checkpoint is kept"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return {**out, "loss": value}
 
 
 def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
@@ -264,21 +191,17 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     total_loss, images, start = 0.0, 0, time.perf_counter()
     for step, (random_batch, minority_batch) in enumerate(bar):
         batch = Batch(
-            x_r=_to_device(random_batch[0], device, c.channels_last, augment),
+            x_r=to_device(random_batch[0], device, c.channels_last, augment),
             index_r=random_batch[1].to(device),
             epoch=epoch,
             generator=lam_generator,
         )
         if minority_batch is not None:
-            batch.x_m = _to_device(minority_batch[0], device, c.channels_last, augment)
+            batch.x_m = to_device(minority_batch[0], device, c.channels_last, augment)
             batch.index_m = minority_batch[1].to(device)
-        with _autocast(device, c.amp):
-            out = s.method.training_step(s.model, batch)
-        s.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        s.optimizer.step()
-        s.scheduler.step()
-        total_loss += float(out["loss"].detach())
+        out = train_step(s.method, s.model, batch, s.optimizer, s.scheduler, amp=c.amp,
+                         step=step)
+        total_loss += out["loss"]
         images += batch.x_r.shape[0]
         if step % 10 == 0:
             rate = images / max(time.perf_counter() - start, 1e-9)
@@ -326,7 +249,7 @@ def predict_views(
     RandAugment draw for every copy) runs on the device on the stacked copies.
     """
     per_image, per_batch = transform_parts(dataset.transform)
-    model = inference_copy(_unwrap(model))
+    model = inference_copy(unwrap(model))
     # EVAL_BATCH images per forward (not per row): bigger batches fall out of the CPU caches
     loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views),
                         batch_size=max(EVAL_BATCH // n_views, 1),
@@ -335,8 +258,8 @@ def predict_views(
     outputs = []
     for views in tqdm(loader, desc=desc, leave=False,
                       disable=not config.progress or not dist.is_main()):
-        images = _to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
-        with _autocast(device, config.amp):
+        images = to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
+        with autocast(device, config.amp):
             logits = model(images).float()
         outputs.append(logits.view(len(views), n_views, -1))
     if not outputs:
@@ -397,14 +320,12 @@ def evaluate(s: Setup) -> dict[str, Any]:
     }
 
 
-@dataclass
-class EpochContext:
-    """What a method may use at the end of an epoch."""
+class EngineContext:
+    """The engine's :class:`bmxlib.methods.EpochContext`: passes through data loaders."""
 
-    setup: Setup
-    epoch: int
-    full_diagnostics: bool
-    _noise_fit: dict[str, float] | None = None
+    def __init__(self, setup: Setup, epoch: int, full_diagnostics: bool) -> None:
+        self.setup, self.epoch, self.full_diagnostics = setup, epoch, full_diagnostics
+        self._noise_fit: dict[str, float] | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -417,9 +338,10 @@ class EpochContext:
             self._noise_fit = self._fit_of(logits)
         return logits
 
-    def noise_fit(self) -> dict[str, float]:
+    def noise_fit(self) -> dict[str, float] | None:
         """``metrics.noisy_label_fit`` of the current model: from the method's own full-data
-        pass when it made one, else from a new pass."""
+        pass when it made one, else from a new pass (None without full diagnostics or
+        synthetic noise)."""
         if self._noise_fit is None:
             self._noise_fit = self._fit_of(full_data_pass(self.setup))
         return self._noise_fit
@@ -435,74 +357,50 @@ class EpochContext:
 
 
 # --------------------------------------------------------------------------------------
-# checkpoints
+# one epoch, and the run around it
 # --------------------------------------------------------------------------------------
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()  # noqa: NPY002
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def is_full_diagnostics_epoch(config: Config, epoch: int) -> bool:
+    every = config.diagnostics_every
+    return bool(every) and (epoch % every == 0 or epoch == config.epochs)
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))  # noqa: NPY002
-    python = state["python"]
-    random.setstate((python[0], tuple(python[1]), python[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def is_evaluation_epoch(config: Config, epoch: int) -> bool:
+    return (epoch % config.eval_every == 0 or epoch == config.epochs
+            or is_full_diagnostics_epoch(config, epoch))
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
+def relate_confidence(result: EpochResult, record: dict[str, Any], s: Setup) -> None:
+    """SPEC §3 confidence vs AP of an evaluated epoch, into the record and diagnostics."""
+    cva = confidence_vs_ap(result.class_confidence, np.array(record["ap"], dtype=float),
+                           s.train_set.labels.sum(axis=0))
+    record["confidence_ap_pearson"] = cva["pearson_r"]
+    result.diagnostics["group_confidence"] = np.asarray(cva["group_confidence"])
+    result.diagnostics["group_ap"] = np.asarray(cva["group_ap"])
 
 
-def save_checkpoint(s: Setup, run_dir: Path, epoch: int) -> None:
-    state = {
-        "epoch": epoch,
-        "config": s.config.to_dict(),
-        "model": _unwrap(s.model).state_dict(),
-        "extra_modules": {k: m.state_dict() for k, m in s.method.extra_modules().items()},
-        "optimizer": s.optimizer.state_dict(),
-        "scheduler": s.scheduler.state_dict(),
-        "method": s.method.state_dict(),
-        "rng": _rng_state(),
-    }
-    atomic_torch_save(run_dir / "checkpoints" / "last.pt", state)
+def run_epoch(s: Setup, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Train one epoch, let the method update itself, evaluate; (record, diagnostics)."""
+    c = s.config
+    seed_epoch(c.seed, epoch)
+    start = time.perf_counter()
+    record: dict[str, Any] = {"epoch": epoch, **train_one_epoch(s, epoch)}
+    context = EngineContext(s, epoch, is_full_diagnostics_epoch(c, epoch))
+    result = s.method.end_of_epoch(context)
+    if is_evaluation_epoch(c, epoch):
+        record.update(evaluate(s))
+        if result.class_confidence is not None:
+            relate_confidence(result, record, s)
+    record.update(result.logs)
+    if context.full_diagnostics and s.corrupted.any():  # how much noise the model fits
+        record.update(context.noise_fit())
+    record["seconds"] = time.perf_counter() - start
+    return record, result.diagnostics
 
 
-def load_checkpoint(s: Setup, run_dir: Path) -> int:
-    """Restore ``s`` from ``run_dir/checkpoints/last.pt``; returns the finished epoch."""
-    path = run_dir / "checkpoints" / "last.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: nothing to resume")
-    try:
-        state = torch.load(path, map_location=s.device, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"checkpoint {path} is corrupt ({err.__class__.__name__})") from None
-    _unwrap(s.model).load_state_dict(state["model"])
-    for key, module in s.method.extra_modules().items():
-        module.load_state_dict(state["extra_modules"][key])
-    s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict(state["scheduler"])
-    s.method.load_state_dict(state["method"])
-    _set_rng_state(state["rng"])
-    return int(state["epoch"])
-
-
-# --------------------------------------------------------------------------------------
-# fit
-# --------------------------------------------------------------------------------------
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
     run_dir = Path(config.out_dir) / config.name
     if resume:
-        if not (run_dir / "config.yaml").is_file():
+        if not runs.is_run_dir(run_dir):
             raise FileNotFoundError(f"{run_dir} is not a run directory: nothing to resume")
         return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -516,42 +414,46 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
-def cached_inputs(s: Setup) -> dict[str, Path]:
-    """The cached files this run's numbers depend on (for ``provenance.run_provenance``)."""
-    c = s.config
-    files: dict[str, Path] = {}
-    data_file = getattr(s.train_set, "cache_file", None)
-    if data_file is not None:
-        files["dataset"] = Path(data_file)
-    if c.pretrained == "digits":
-        files["digits_backbone"] = backbone_cache_path(width=c.width, seed=c.data_seed)
-    return files
+def start_run(s: Setup, run_dir: Path) -> int:
+    """Write the run header (config, provenance, labels, dataset facts); returns epoch 1."""
+    if dist.is_main():
+        stats = imbalance(s.train_set.labels)
+        runs.write_header(
+            run_dir,
+            config_text=s.config.to_yaml(),
+            provenance=run_provenance(device=s.device, cached_inputs=cached_inputs(s)),
+            labels={"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
+                    "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
+                    "shot_groups": s.groups.astype(str)},
+            dataset={"class_names": s.train_set.class_names, "n_train": len(s.train_set),
+                     "n_test": len(s.test_set), "positives": stats["positives"],
+                     "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
+                     "shot_groups": s.groups,
+                     "noise_rate_observed": float(s.corrupted.mean())},
+        )
+    return 1
 
 
-def _write_run_header(s: Setup, run_dir: Path) -> None:
-    save_config(s.config, run_dir / "config.yaml")
-    write_provenance(run_dir, run_provenance(device=s.device, cached_inputs=cached_inputs(s)))
-    train_labels = s.train_set.labels
-    atomic_savez(
-        run_dir / "labels.npz",
-        clean=train_labels,
-        noisy=s.noisy,
-        corrupted=s.corrupted,
-        test=s.test_set.labels,
-        class_names=np.array(s.train_set.class_names),
-        shot_groups=s.groups.astype(str),
-    )
-    stats = imbalance(train_labels)
-    atomic_write_json(run_dir / "dataset.json", {
-        "class_names": s.train_set.class_names,
-        "n_train": len(s.train_set),
-        "n_test": len(s.test_set),
-        "positives": stats["positives"],
-        "class_imbalance": stats["class_imbalance"],
-        "pos_neg": stats["pos_neg"],
-        "shot_groups": s.groups,
-        "noise_rate_observed": float(s.corrupted.mean()),
-    })
+def resume_run(s: Setup, run_dir: Path) -> int:
+    """Restore the checkpoint, drop metrics of unfinished epochs; returns the next epoch."""
+    start = load_checkpoint(s, run_dir) + 1
+    if dist.is_main():
+        runs.truncate_metrics(run_dir, max_epoch=start - 1)
+        runs.remove_stale_temporaries(run_dir)
+    return start
+
+
+def write_epoch(s: Setup, run_dir: Path, record: dict[str, Any],
+                diagnostics: dict[str, np.ndarray]) -> None:
+    """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs."""
+    epoch = record["epoch"]
+    if dist.is_main():
+        if diagnostics:
+            runs.write_diagnostics(run_dir, epoch, diagnostics)
+        runs.append_metrics(run_dir, record)
+        save_checkpoint(s, run_dir, epoch)
+    dist.barrier()
+    _report_epoch(s.config, record)
 
 
 def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -569,46 +471,12 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     dist.init()
     run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     s = build(config)  # validates data and model before anything is written
-    start = 1
-    if resume:
-        start = load_checkpoint(s, run_dir) + 1
-        if dist.is_main():
-            truncate_jsonl(run_dir / "metrics.jsonl", max_epoch=start - 1)
-    elif dist.is_main():
-        _write_run_header(s, run_dir)
+    start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
     for epoch in range(start, config.epochs + 1):
-        seed_epoch(config.seed, epoch)
-        epoch_start = time.perf_counter()
-        record: dict[str, Any] = {"epoch": epoch}
-        record.update(train_one_epoch(s, epoch))
-        full = bool(config.diagnostics_every) and (
-            epoch % config.diagnostics_every == 0 or epoch == config.epochs
-        )
-        context = EpochContext(s, epoch, full)
-        logs, diagnostics = s.method.end_of_epoch(context)
-        evaluated = full or epoch % config.eval_every == 0 or epoch == config.epochs
-        if evaluated:
-            record.update(evaluate(s))
-        presence = logs.pop("class_presence_confidence", None)
-        if presence is not None and evaluated:
-            cva = confidence_vs_ap(presence, np.array(record["ap"], dtype=float),
-                                   s.train_set.labels.sum(axis=0))
-            record["confidence_ap_pearson"] = cva["pearson_r"]
-            diagnostics["group_confidence"] = np.asarray(cva["group_confidence"])
-            diagnostics["group_ap"] = np.asarray(cva["group_ap"])
-        record.update(logs)
-        if full and s.corrupted.any():  # how much of the noise the model has memorized
-            record.update(context.noise_fit())
-        record["seconds"] = time.perf_counter() - epoch_start
-        if dist.is_main():
-            if diagnostics:
-                atomic_savez(diagnostics_path(run_dir, epoch), **diagnostics)
-            append_jsonl(run_dir / "metrics.jsonl", record)
-            save_checkpoint(s, run_dir, epoch)
-        dist.barrier()
-        _report_epoch(config, record)
+        record, diagnostics = run_epoch(s, epoch)
+        write_epoch(s, run_dir, record, diagnostics)
     if dist.is_main():
-        _write_summary(run_dir)
+        runs.write_summary(run_dir)
     dist.barrier()
     return run_dir
 
@@ -623,15 +491,3 @@ def _report_epoch(config: Config, record: dict[str, Any]) -> None:
         f"{fmt(record.get('mAP_medium'))} few {fmt(record.get('mAP_few'))}) "
         f"{record['seconds']:.1f}s {record['images_per_s']:.0f} img/s"
     )
-
-
-def _write_summary(run_dir: Path) -> None:
-    records = read_jsonl(run_dir / "metrics.jsonl")
-    last = records[-1]
-    keep = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "n_excluded", "selection_precision",
-            "selection_recall", "relabel_accuracy", "confidence_ap_pearson", "memorized_noisy",
-            "fit_clean")
-    summary = {"epochs": last["epoch"], **{k: last.get(k) for k in keep if k in last}}
-    summary["total_seconds"] = sum(r.get("seconds", 0.0) for r in records)
-    summary["mean_epoch_train_seconds"] = float(np.mean([r["train_seconds"] for r in records]))
-    atomic_write_json(run_dir / "summary.json", summary)

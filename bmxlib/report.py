@@ -14,8 +14,7 @@ Layout of ``reports/<name>/``::
     logs/<notebook>.log                   the kernel process's own stderr
     results.csv, results.md               copied from a sweep directory
 
-The helpers ``comparison_data``, ``results_table_html`` and ``ablation_table_html``
-feed the method_comparison notebook; ``explorer_runs`` the explorer.
+The tables come from ``bmxlib.results``, the directory layouts from ``bmxlib.runs``.
 
 ``python -m bmxlib.report --readme-figures reports/demo docs/img`` copies the README's
 figures out of a report.
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import math
 import re
 import shutil
 import sys
@@ -35,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
+from . import results, runs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUN_NOTEBOOKS = ("gmm_fits", "confidence_vs_ap", "sampling_over_epochs", "explorer")
@@ -49,10 +47,6 @@ README_FIGURES = (
     ("confidence_vs_ap.png", "figures/confidence_vs_ap/confidence_ap_groups.png"),
     ("method_comparison.png", "figures/method_comparison/map_bars.png"),
 )
-MEASURES = (("mAP", "mAP all"), ("mAP_many", "many"), ("mAP_medium", "medium"),
-            ("mAP_few", "few"))
-COMPONENTS = (("minority_sampler", "minority sampler"), ("clean_labels", "clean labels"),
-              ("relabel", "re-labeling"), ("ambiguous_weighting", "ambiguous weighting"))
 
 
 class Failure(NamedTuple):
@@ -100,43 +94,6 @@ class Outcome:
 # ======================================================================================
 # what a directory holds
 # ======================================================================================
-def _config(run_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-
-
-def _kind(directory: Path) -> str:
-    if (directory / "sweep.json").is_file():
-        return "sweep"
-    if (directory / "config.yaml").is_file():
-        return "run"
-    raise FileNotFoundError(
-        f"{directory} is neither a run directory (config.yaml) nor a sweep directory (sweep.json)"
-    )
-
-
-def _sweep_runs(sweep_dir: Path) -> list[Path]:
-    import json
-
-    points = json.loads((sweep_dir / "sweep.json").read_text()).get("points", [])
-    runs = [sweep_dir / point["name"] for point in points]
-    return [run for run in runs if (run / "config.yaml").is_file()]
-
-
-def balancemix_runs(directory: str | Path) -> list[Path]:
-    """BalanceMix run directories of a sweep in grid order (a run directory: itself, if any)."""
-    directory = Path(directory)
-    runs = _sweep_runs(directory) if _kind(directory) == "sweep" else [directory]
-    return [r for r in runs if _config(r).get("method") == "balancemix"]
-
-
-def explorer_runs(run_dir: str | Path) -> list[Path]:
-    """The runs the explorer offers: the BalanceMix runs of ``run_dir``'s sweep, else itself."""
-    run_dir = Path(run_dir)
-    siblings = balancemix_runs(run_dir.parent) if (run_dir.parent / "sweep.json").is_file() else []
-    siblings = [r for r in siblings if (r / "diagnostics").is_dir() or r == run_dir]
-    return siblings if any(r.resolve() == run_dir.resolve() for r in siblings) else [run_dir]
-
-
 def _run_notebook_reason(name: str, config: dict[str, Any]) -> str | None:
     """Why a BalanceMix notebook does not apply to a run with ``config`` (None: it does)."""
     method = config.get("method")
@@ -152,13 +109,13 @@ def _run_notebook_reason(name: str, config: dict[str, Any]) -> str | None:
 def plan_jobs(directory: str | Path, *, notebooks=None) -> tuple[str, Path | None, list[Job]]:
     """(kind "run" or "sweep", the run the per-run notebooks use, the jobs in order)."""
     directory = Path(directory).resolve()
-    kind = _kind(directory)
+    kind = runs.directory_kind(directory)
     wanted = list(NOTEBOOKS if notebooks is None else notebooks)
     unknown = [n for n in wanted if n not in NOTEBOOKS]
     if unknown:
         raise ValueError(f"unknown notebook {unknown[0]!r}; choose from {', '.join(NOTEBOOKS)}")
     if kind == "sweep":
-        candidates = balancemix_runs(directory)
+        candidates = runs.run_dirs(directory, method="balancemix")
         run_dir = candidates[0] if candidates else None
     else:
         run_dir = directory
@@ -169,7 +126,7 @@ def plan_jobs(directory: str | Path, *, notebooks=None) -> tuple[str, Path | Non
         elif run_dir is None:
             jobs.append(Job(name, skip_reason="the sweep has no BalanceMix run"))
         else:
-            reason = _run_notebook_reason(name, _config(run_dir))
+            reason = _run_notebook_reason(name, runs.read_config(run_dir))
             parameters = {"run_dir": str(run_dir)}
             if name == "explorer":
                 parameters["interactive"] = False  # papermill: the static default view
@@ -334,145 +291,6 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
 
 
 # ======================================================================================
-# tables (method_comparison and index.html)
-# ======================================================================================
-def comparison_data(directory: str | Path) -> dict[str, Any]:
-    """Results of a sweep (or of one run) for the method_comparison notebook.
-
-    Returns
-    -------
-    dict with ``axes`` (list of str), ``rows`` (``bmxlib.sweep.results_rows``: mean / std
-    of mAP, mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``curves`` {run label:
-    (epochs, test mAP)}, ``memorization`` {run label: (epochs, memorized_noisy, fit_clean)}
-    for runs with synthetic noise, ``ablation`` (rows of the BalanceMix-component table) and
-    ``summaries`` {run label: summary.json}.
-    """
-    from .runs import load_run
-    from .sweep import collect, results_rows
-
-    directory = Path(directory)
-    if _kind(directory) == "sweep":
-        axes, records = collect(directory)
-        labels = {r["run"]: " / ".join(str(r[a]) for a in axes) for r in records}
-    else:
-        run = load_run(directory)
-        if run.summary is None:
-            raise ValueError(f"run {directory} is not finished (no summary.json)")
-        axes = ["method"]
-        records = [{"method": str(run.config.get("method")), "run": run.name, **run.summary}]
-        labels = {run.name: str(run.config.get("method"))}
-    if not records:
-        raise ValueError(f"{directory} has no finished run (summary.json)")
-    root = directory if _kind(directory) == "sweep" else directory.parent
-    runs = {r["run"]: load_run(root / r["run"]) for r in records}
-    rows = results_rows(axes, records)
-    return {
-        "axes": axes,
-        "rows": rows,
-        "curves": {labels[name]: (run.metric("epoch"), run.metric("mAP"))
-                   for name, run in runs.items()},
-        "memorization": {labels[name]: curve for name, run in runs.items()
-                         if (curve := _memorization_curve(run)) is not None},
-        "ablation": _ablation_rows(axes, records, rows, runs),
-        "summaries": {labels[name]: run.summary for name, run in runs.items()},
-    }
-
-
-def _memorization_curve(run) -> tuple[list[int], list[float], list[float]] | None:
-    records = [r for r in run.metrics if r.get("memorized_noisy") is not None]
-    if not records:
-        return None
-    return ([r["epoch"] for r in records], [r["memorized_noisy"] for r in records],
-            [r["fit_clean"] for r in records])
-
-
-def _ablation_rows(axes, records, rows, runs) -> list[dict[str, Any]]:
-    """Rows of mixup / BalanceMix runs with the paper's component switches (SPEC §1.6)."""
-    keys = [a for a in axes if a != "seed"]
-    table = []
-    for row in rows:
-        member = next(r for r in records if all(str(r[k]) == str(row[k]) for k in keys))
-        config = runs[member["run"]].config
-        if config.get("method") not in ("mixup", "balancemix"):
-            continue
-        mixup = config.get("method") == "mixup"
-        switches = {label: not mixup and bool(config.get(key, False)) for key, label in COMPONENTS}
-        scores = {f"{m}_{s}": row[f"{m}_{s}"] for m, _ in MEASURES for s in ("mean", "std")}
-        table.append({**{k: row[k] for k in keys}, "random sampler": True, **switches, **scores,
-                      "seeds": row["seeds"]})
-    return table
-
-
-def _percent(mean: float, std: float | None = None) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if std is None or math.isnan(std):
-        return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
-def _html_table(header: list[str], body: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in body)
-    return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
-
-
-def results_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
-    """The paper-style table: mAP all / many / medium / few (%, mean ± std) per setting, then
-    the label-management and memorization measures (shares in [0, 1]) where runs have them."""
-    keys = [a for a in axes if a != "seed"]
-    extras = [(k, label) for k, label in (("selection_precision_mean", "selection precision"),
-                                          ("selection_recall_mean", "selection recall"),
-                                          ("relabel_accuracy_mean", "re-labeling accuracy"),
-                                          ("memorized_noisy_mean", "memorized noisy"),
-                                          ("fit_clean_mean", "fit clean"))
-              if any(k in r for r in rows)]
-    header = keys + [label for _, label in MEASURES] + ["seeds"] + [lab for _, lab in extras]
-    body = [[str(r[k]) for k in keys]
-            + [_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES] + [str(r["seeds"])]
-            + [f"{r[k]:.3f}" if k in r else "–" for k, _ in extras] for r in rows]
-    return _html_table(header, body)
-
-
-def paper_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
-    """The paper's layout: one row per method, per noise setting the mAP all / many / medium /
-    few (%, mean over seeds) side by side. With fewer than two axes: ``results_table_html``."""
-    keys = [a for a in axes if a != "seed"]
-    if len(keys) < 2:
-        return results_table_html(rows, axes)
-    row_keys, column_key = [keys[0], *keys[2:]], keys[1]
-    columns = list(dict.fromkeys(str(r[column_key]) for r in rows))
-    measures = [(m, label) for m, label in MEASURES
-                if any(not math.isnan(float(r[f"{m}_mean"])) for r in rows)]
-    cells: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in rows:
-        cells.setdefault(" / ".join(str(r[k]) for k in row_keys), {})[str(r[column_key])] = r
-    top = "".join(f'<th colspan="{len(measures)}">{html.escape(c)}</th>' for c in columns)
-    sub = "".join(f"<th>{label}</th>" for _ in columns for _, label in measures)
-    body = "".join(
-        f"<tr><td>{html.escape(name)}</td>" + "".join(
-            f"<td>{_percent(by[c][f'{m}_mean']) if c in by else '–'}</td>"
-            for c in columns for m, _ in measures) + "</tr>"
-        for name, by in cells.items())
-    return (f'<table class="results"><thead><tr><th rowspan="2">'
-            f"{html.escape(' / '.join(row_keys))}</th>{top}</tr><tr>{sub}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
-
-
-def ablation_table_html(rows: list[dict[str, Any]]) -> str:
-    """The component table (✓ / –) of mixup and BalanceMix runs with their mAP."""
-    if not rows:
-        return "<p>No Mixup or BalanceMix run: no component table.</p>"
-    switches = ["random sampler"] + [label for _, label in COMPONENTS]
-    keys = [k for k in rows[0] if k not in switches and not k.startswith("mAP") and k != "seeds"]
-    header = keys + switches + [label for _, label in MEASURES]
-    body = [[str(r[k]) for k in keys] + ["✓" if r[s] else "–" for s in switches]
-            + [_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES] for r in rows]
-    return _html_table(header, body)
-
-
-# ======================================================================================
 # index.html
 # ======================================================================================
 STYLE = """
@@ -495,19 +313,19 @@ def _link(path: Path | None, out: Path, text: str) -> str:
 
 def _results_section(directory: Path, kind: str, out: Path) -> str:
     try:
-        data = comparison_data(directory)
+        data = results.comparison_data(directory)
     except (ValueError, FileNotFoundError, KeyError) as err:
         return f"<p>No results table: {html.escape(str(err))}</p>"
     parts = ["<p>Last-epoch test mAP (%), mean over seeds.</p>",
-             paper_table_html(data["rows"], data["axes"]),
+             results.paper_table_html(data["rows"], data["axes"]),
              "<p>Per setting, mean ± std over seeds:</p>",
-             results_table_html(data["rows"], data["axes"])]
+             results.results_table_html(data["rows"], data["axes"])]
     if kind == "sweep":
         links = []
-        for name in ("results.csv", "results.md"):
-            if (directory / name).is_file():
-                shutil.copyfile(directory / name, out / name)
-                links.append(_link(out / name, out, name))
+        for table in runs.results_paths(directory):
+            if table.is_file():
+                shutil.copyfile(table, out / table.name)
+                links.append(_link(out / table.name, out, table.name))
         if links:
             parts.append("<p>Also as " + " and ".join(links) + ".</p>")
     return "".join(parts)

@@ -1,44 +1,155 @@
-"""The run directory (SPEC §7): its file names, writing its parts, ``load_run``.
+"""Run and sweep directories (SPEC §7): the one module that knows their file names.
 
 Layout of ``runs/<name>/``::
 
-    config.yaml          full resolved config
+    config.yaml          the full resolved config
     provenance.json      versions, threads, machine, digests of cached inputs
-    labels.npz           clean / noisy training labels and the corrupted mask
+    labels.npz           clean / noisy training labels, the corrupted mask, test labels
+    dataset.json         class names, sizes, positives, imbalance ratios, shot groups
     metrics.jsonl        one JSON object per epoch
-    diagnostics/         epoch_XXX.npz per epoch (BalanceMix internals)
+    diagnostics/         epoch_XXX.npz per epoch (method internals)
     checkpoints/last.pt  model, optimiser, scheduler, sampler, method and RNG state
     summary.json         written last: the run is complete when it exists
+
+A sweep directory holds one run directory per grid point, ``sweep.json`` (the source
+file and every point's name and axis labels) and the results tables ``results.csv`` /
+``results.md``. Writers here are atomic (``bmxlib.io``); readers return plain Python and
+NumPy objects. ``load_run`` and ``load_sweep`` give notebooks everything.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .io import read_jsonl, write_jsonl
+from .io import (
+    append_jsonl,
+    atomic_savez,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    remove_temporaries,
+    write_jsonl,
+)
+
+CONFIG_FILE = "config.yaml"
+PROVENANCE_FILE = "provenance.json"
+LABELS_FILE = "labels.npz"
+DATASET_FILE = "dataset.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+DIAGNOSTICS_DIR = "diagnostics"
+CHECKPOINT_FILE = "checkpoints/last.pt"
+SWEEP_FILE = "sweep.json"
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+
+#: Last-epoch values copied from metrics.jsonl into summary.json (when the run has them).
+SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "n_excluded",
+                "selection_precision", "selection_recall", "relabel_accuracy",
+                "confidence_ap_pearson", "memorized_noisy", "fit_clean")
 
 
-def truncate_jsonl(path: str | Path, *, max_epoch: int) -> None:
-    """Keep only records with ``epoch <= max_epoch`` (used when resuming)."""
-    write_jsonl(path, [r for r in read_jsonl(path) if r.get("epoch", 0) <= max_epoch])
+# ======================================================================================
+# one run directory
+# ======================================================================================
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()
 
 
-def write_provenance(run_dir: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``provenance.json``: what besides the config determines the run's numbers."""
-    from .io import atomic_write_json
+def is_sweep_dir(path: str | Path) -> bool:
+    return (Path(path) / SWEEP_FILE).is_file()
 
-    path = Path(run_dir) / "provenance.json"
-    atomic_write_json(path, info)
-    return path
+
+def directory_kind(path: str | Path) -> str:
+    """"sweep" or "run"; FileNotFoundError (naming the path) for anything else."""
+    if is_sweep_dir(path):
+        return "sweep"
+    if is_run_dir(path):
+        return "run"
+    raise FileNotFoundError(
+        f"{path} is neither a run directory ({CONFIG_FILE}) nor a sweep directory "
+        f"({SWEEP_FILE})"
+    )
+
+
+def config_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CONFIG_FILE
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_FILE
 
 
 def diagnostics_path(run_dir: str | Path, epoch: int) -> Path:
-    return Path(run_dir) / "diagnostics" / f"epoch_{epoch:03d}.npz"
+    return Path(run_dir) / DIAGNOSTICS_DIR / f"epoch_{epoch:03d}.npz"
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's saved config as a mapping (one-line ConfigError when unreadable)."""
+    from .config import read_yaml
+
+    return read_yaml(config_path(run_dir))
+
+
+def write_header(run_dir: str | Path, *, config_text: str, provenance: dict[str, Any],
+                 labels: dict[str, np.ndarray], dataset: dict[str, Any]) -> None:
+    """Write what is known before the first epoch: config, provenance, labels, dataset."""
+    run_dir = Path(run_dir)
+    atomic_write_text(config_path(run_dir), config_text)
+    atomic_write_json(run_dir / PROVENANCE_FILE, provenance)
+    atomic_savez(run_dir / LABELS_FILE, **labels)
+    atomic_write_json(run_dir / DATASET_FILE, dataset)
+
+
+def append_metrics(run_dir: str | Path, record: dict[str, Any]) -> None:
+    append_jsonl(Path(run_dir) / METRICS_FILE, record)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    return read_jsonl(Path(run_dir) / METRICS_FILE)
+
+
+def truncate_metrics(run_dir: str | Path, *, max_epoch: int) -> None:
+    """Keep only the records of epochs ``<= max_epoch`` (used when resuming)."""
+    records = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= max_epoch]
+    write_jsonl(Path(run_dir) / METRICS_FILE, records)
+
+
+def write_diagnostics(run_dir: str | Path, epoch: int, arrays: dict[str, np.ndarray]) -> None:
+    atomic_savez(diagnostics_path(run_dir, epoch), **arrays)
+
+
+def write_summary(run_dir: str | Path) -> dict[str, Any]:
+    """Write ``summary.json`` from metrics.jsonl (the last epoch's measures, total time);
+    the run is complete from then on. Returns the summary."""
+    records = read_metrics(run_dir)
+    last = records[-1]
+    summary = {"epochs": last["epoch"], **{k: last[k] for k in SUMMARY_KEYS if k in last}}
+    summary["total_seconds"] = sum(r.get("seconds", 0.0) for r in records)
+    summary["mean_epoch_train_seconds"] = float(np.mean([r["train_seconds"] for r in records]))
+    atomic_write_json(Path(run_dir) / SUMMARY_FILE, summary)
+    return summary
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """summary.json as a mapping, or None while the run is not finished."""
+    import json
+
+    path = Path(run_dir) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / SUMMARY_FILE).is_file()
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete half-written files a killed run left behind (``bmxlib.io`` temporaries)."""
+    return remove_temporaries(run_dir)
 
 
 @dataclass
@@ -98,23 +209,21 @@ def load_run(path: str | Path) -> Run:
     import yaml
 
     path = Path(path)
-    if not (path / "config.yaml").is_file():
-        raise FileNotFoundError(f"{path} is not a run directory (no config.yaml)")
-    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-    summary_path = path / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if not is_run_dir(path):
+        raise FileNotFoundError(f"{path} is not a run directory (no {CONFIG_FILE})")
+    config = yaml.safe_load(config_path(path).read_text()) or {}
     arrays: dict[str, np.ndarray] = {}
-    if (path / "labels.npz").exists():
-        with np.load(path / "labels.npz", allow_pickle=False) as data:
+    if (path / LABELS_FILE).exists():
+        with np.load(path / LABELS_FILE, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    epochs = sorted(
-        int(p.stem.split("_")[1]) for p in (path / "diagnostics").glob("epoch_*.npz")
-    ) if (path / "diagnostics").is_dir() else []
+    folder = path / DIAGNOSTICS_DIR
+    epochs = sorted(int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.npz")) \
+        if folder.is_dir() else []
     return Run(
         path=path,
         config=config,
-        metrics=read_jsonl(path / "metrics.jsonl"),
-        summary=summary,
+        metrics=read_metrics(path),
+        summary=read_summary(path),
         class_names=[str(c) for c in arrays.get("class_names", [])],
         clean_labels=arrays.get("clean"),
         noisy_labels=arrays.get("noisy"),
@@ -122,3 +231,83 @@ def load_run(path: str | Path) -> Run:
         shot_groups=arrays.get("shot_groups"),
         diagnostic_epochs=epochs,
     )
+
+
+# ======================================================================================
+# sweep directories
+# ======================================================================================
+@dataclass
+class SweepPoint:
+    """One grid point of a sweep: its run name, axis labels and run directory."""
+
+    name: str
+    labels: dict[str, str]
+    path: Path
+
+    @property
+    def finished(self) -> bool:
+        return is_finished(self.path)
+
+
+@dataclass
+class Sweep:
+    """A sweep directory: its source file, axes (in grid order) and points."""
+
+    path: Path
+    source: str
+    axes: list[str]
+    points: list[SweepPoint]
+
+    def finished_points(self) -> list[SweepPoint]:
+        return [p for p in self.points if p.finished]
+
+
+def write_sweep_manifest(sweep_dir: str | Path, *, source: str,
+                         points: list[tuple[str, dict[str, str]]]) -> None:
+    """Write ``sweep.json``: the source file and each point's (name, axis labels)."""
+    atomic_write_json(Path(sweep_dir) / SWEEP_FILE, {
+        "source": source,
+        "points": [{"name": name, "labels": labels} for name, labels in points],
+    })
+
+
+def load_sweep(sweep_dir: str | Path) -> Sweep:
+    """Read ``sweep.json`` of ``sweep_dir`` (FileNotFoundError when there is none)."""
+    import json
+
+    sweep_dir = Path(sweep_dir)
+    if not is_sweep_dir(sweep_dir):
+        raise FileNotFoundError(f"{sweep_dir} is not a sweep directory (no {SWEEP_FILE})")
+    meta = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    points = [SweepPoint(p["name"], dict(p["labels"]), sweep_dir / p["name"])
+              for p in meta.get("points", [])]
+    axes = list(points[0].labels) if points else []
+    return Sweep(sweep_dir, str(meta.get("source", "")), axes, points)
+
+
+def results_paths(sweep_dir: str | Path) -> tuple[Path, Path]:
+    """(results.csv, results.md) of a sweep directory."""
+    return Path(sweep_dir) / RESULTS_CSV, Path(sweep_dir) / RESULTS_MD
+
+
+def run_dirs(directory: str | Path, *, method: str | None = None) -> list[Path]:
+    """The run directories of a sweep in grid order (of a run directory: itself), keeping
+    those whose config has ``method`` when given."""
+    directory = Path(directory)
+    if directory_kind(directory) == "sweep":
+        runs = [p.path for p in load_sweep(directory).points if is_run_dir(p.path)]
+    else:
+        runs = [directory]
+    if method is not None:
+        runs = [r for r in runs if read_config(r).get("method") == method]
+    return runs
+
+
+def explorer_runs(run_dir: str | Path) -> list[Path]:
+    """The runs the explorer offers: the BalanceMix runs with diagnostics of ``run_dir``'s
+    sweep (``run_dir`` among them), else ``run_dir`` alone."""
+    run_dir = Path(run_dir)
+    siblings = run_dirs(run_dir.parent, method="balancemix") if is_sweep_dir(run_dir.parent) \
+        else []
+    siblings = [r for r in siblings if (r / DIAGNOSTICS_DIR).is_dir() or r == run_dir]
+    return siblings if any(r.resolve() == run_dir.resolve() for r in siblings) else [run_dir]

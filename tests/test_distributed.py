@@ -104,7 +104,7 @@ def _worker(out_dir: str) -> None:
 
     from bmxlib import distributed as dist
     from bmxlib.config import load_config
-    from bmxlib.engine import EpochContext, build, epoch_loaders, seed_epoch, train_one_epoch
+    from bmxlib.engine import EngineContext, build, epoch_loaders, seed_epoch, train_one_epoch
 
     dist.init()
     assert dist.world_size() == 2
@@ -115,7 +115,7 @@ def _worker(out_dir: str) -> None:
     for epoch in (1, 2):
         seed_epoch(config.seed, epoch)
         train_one_epoch(setup, epoch)
-        _, diagnostics = setup.method.end_of_epoch(EpochContext(setup, epoch, False))
+        diagnostics = setup.method.end_of_epoch(EngineContext(setup, epoch, False)).diagnostics
         record[f"probabilities_{epoch}"] = setup.method.probabilities.cpu().numpy()
         record[f"presence_{epoch}"] = diagnostics["presence_confidence"]
         for key in ("gmm_means", "gmm_variances", "gmm_weights"):

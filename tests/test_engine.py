@@ -120,7 +120,7 @@ def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch
     original = engine.full_data_pass
     monkeypatch.setattr(engine, "full_data_pass",
                         lambda *a, **k: passes.append(1) or original(*a, **k))
-    context = engine.EpochContext(s, 1, True)
+    context = engine.EngineContext(s, 1, True)
     s.method.end_of_epoch(context)
     measured = context.noise_fit()
     assert len(passes) == 1  # BalanceMix's own pass, measured before its in-place sigmoid

@@ -99,8 +99,9 @@ def test_coco_sized_diagnostics_stay_under_50_mb(tmp_path):
     data = TrainingData(noisy.float(), clean.numpy(), flip.numpy(), noise_known=True)
     config = load_config(None, ["method=balancemix", "warmup_epochs=1"])
     method = build_method(config, data, model=torch.nn.Identity())
-    logs, diagnostics = method.end_of_epoch(_SyntheticContext(logits, epoch=5,
-                                                              full_diagnostics=True))
+    result = method.end_of_epoch(_SyntheticContext(logits, epoch=5, full_diagnostics=True))
+    logs, diagnostics = result.logs, result.diagnostics
+    assert result.class_confidence.shape == (k,)  # P(k), typed, not hidden in the logs
     for key in ("clean_probability", "confidences", "state", "targets",
                 "sampling_probabilities", "loss_hist", "gmm_means"):
         assert key in diagnostics, key

@@ -1,4 +1,4 @@
-"""bmxlib.report: `bmx report` on a tiny sweep, failures, skipping, tables, README figures."""
+"""bmxlib.report: `bmx report` on a tiny sweep, failures, skipping, README figures."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 import yaml
 from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
 
-from bmxlib import cli, plots, report
-from bmxlib.runs import load_run
+from bmxlib import cli, plots, report, runs
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +144,7 @@ def test_plan_picks_the_first_balancemix_point_of_a_sweep(tmp_path):
     assert params["gmm_fits"] == {"run_dir": str(run_dir)}
     assert params["explorer"]["interactive"] is False
     assert all(job.skip_reason is None for job in jobs)
-    assert report.explorer_runs(sweep / "bm2") == [sweep / "bm1", sweep / "bm2"]
+    assert runs.explorer_runs(sweep / "bm2") == [sweep / "bm1", sweep / "bm2"]
 
 
 def test_plan_skips_run_notebooks_without_a_balancemix_run(tmp_path):
@@ -181,32 +180,7 @@ def test_plan_rejects_bad_input(tmp_path):
     assert cli.main(["report", str(tmp_path / "missing")]) == 2
 
 
-# --- library helpers of the notebooks (no kernel) -----------------------------------------
-def test_comparison_data_and_tables(tiny_report, bm_run):
-    data = report.comparison_data(tiny_report["sweep_dir"])
-    assert data["axes"] == ["method", "noise"]
-    assert [row["method"] for row in data["rows"]] == ["bce", "balancemix"]
-    assert set(data["curves"]) == {"balancemix / mislabel-40", "bce / mislabel-40"}
-    epochs, values = data["curves"]["bce / mislabel-40"]
-    assert list(epochs) == [1, 2] and 0 <= values[-1] <= 1
-    assert len(data["ablation"]) == 1 and data["ablation"][0]["re-labeling"] is True
-    table = report.results_table_html(data["rows"], data["axes"])
-    assert table.count("<tr>") == 3 and "selection precision" in table
-    assert "memorized noisy" in table and "fit clean" in table
-    epochs, memorized, fit_clean = data["memorization"]["bce / mislabel-40"]
-    last = load_run(tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40").metrics[-1]
-    assert epochs[-1] == 2 and memorized[-1] == last["memorized_noisy"]
-    assert fit_clean[-1] == last["fit_clean"]
-    assert table.count("✓") == 0 and report.ablation_table_html(data["ablation"]).count("✓") == 5
-    # paper layout: one row per method, a column group per noise setting
-    paper = report.paper_table_html(data["rows"], data["axes"])
-    assert '<th colspan="2">mislabel-40</th>' in paper  # tiny: only "all" and "few" exist
-    assert "<td>balancemix</td>" in paper and "<td>bce</td>" in paper
-    assert report.paper_table_html(data["rows"], ["method"]).startswith('<table class="results">')
-    single = report.comparison_data(bm_run)
-    assert single["axes"] == ["method"] and len(single["rows"]) == 1
-
-
+# --- the explorer widget (no kernel) ------------------------------------------------------
 def test_explorer_widget_redraws_on_every_control(bm_run, capsys):
     box = plots.explorer_widget([bm_run], run_dir=f"{bm_run}/", class_index=0, label_value=1)
     (run_box, class_box), (epoch_box, value_box) = (c.children for c in box.children[:2])
@@ -219,7 +193,7 @@ def test_explorer_widget_redraws_on_every_control(bm_run, capsys):
     epoch_box.value = 1
     assert "epoch 1" in box.last_figure.axes[0].get_title()
     assert run_box.value == str(bm_run)
-    assert report.explorer_runs(bm_run) == [bm_run]
+    assert runs.explorer_runs(bm_run) == [bm_run]
 
 
 # --- README figures ----------------------------------------------------------------------

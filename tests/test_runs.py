@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bmxlib.io import append_jsonl, read_jsonl
-from bmxlib.runs import load_run, truncate_jsonl
+from bmxlib.runs import append_metrics, load_run, read_metrics, truncate_metrics
 
 
 def test_load_run_rejects_a_non_run(tmp_path):
@@ -24,8 +23,36 @@ def test_load_run_gives_everything(balancemix_run):
 
 
 def test_truncate_keeps_epochs_up_to_the_checkpoint(tmp_path):
-    path = tmp_path / "m.jsonl"
     for epoch in (1, 2, 3):
-        append_jsonl(path, {"epoch": epoch})
-    truncate_jsonl(path, max_epoch=2)
-    assert [r["epoch"] for r in read_jsonl(path)] == [1, 2]
+        append_metrics(tmp_path, {"epoch": epoch})
+    truncate_metrics(tmp_path, max_epoch=2)
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]
+
+
+def _point(root, name, method, *, diagnostics=False):
+    import yaml
+
+    (root / name).mkdir(parents=True)
+    (root / name / "config.yaml").write_text(yaml.safe_dump({"method": method}))
+    if diagnostics:
+        (root / name / "diagnostics").mkdir()
+
+
+def test_sweep_directories_are_read_in_grid_order(tmp_path):
+    from bmxlib import runs
+
+    root = tmp_path / "s"
+    for name, method in (("b", "bce"), ("m1", "balancemix"), ("m2", "balancemix")):
+        _point(root, name, method, diagnostics=name != "m2")
+    runs.write_sweep_manifest(root, source="s.yaml",
+                              points=[(n, {"method": n}) for n in ("b", "m1", "m2")])
+    sweep = runs.load_sweep(root)
+    assert sweep.axes == ["method"] and [p.name for p in sweep.points] == ["b", "m1", "m2"]
+    assert sweep.finished_points() == []
+    assert runs.directory_kind(root) == "sweep" and runs.directory_kind(root / "b") == "run"
+    assert runs.run_dirs(root, method="balancemix") == [root / "m1", root / "m2"]
+    # the explorer offers the BalanceMix siblings with diagnostics, and the run itself
+    assert runs.explorer_runs(root / "m2") == [root / "m1", root / "m2"]
+    assert runs.explorer_runs(root / "b") == [root / "b"]
+    with pytest.raises(FileNotFoundError, match="neither a run directory"):
+        runs.directory_kind(tmp_path)

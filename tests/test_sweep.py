@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bmxlib.cli import main
-from bmxlib.sweep import plan_sweep, results_rows, run_sweep
+from bmxlib.sweep import plan_sweep, run_sweep
 from tests.conftest import TINY
 
 
@@ -52,14 +52,6 @@ def test_sweep_runs_skips_finished_points_and_tabulates(tmp_path, monkeypatch):
     assert calls == []
     again = json.loads((sweep_dir / "method=bce__seed=0" / "summary.json").read_text())
     assert again == first
-
-
-def test_results_rows_average_over_seeds():
-    records = [{"method": "bce", "seed": s, "mAP": v, "mAP_many": v, "mAP_medium": v,
-                "mAP_few": v} for s, v in ((0, 0.5), (1, 0.7))]
-    (row,) = results_rows(["method", "seed"], records)
-    assert row["mAP_mean"] == pytest.approx(0.6) and row["seeds"] == 2
-    assert row["mAP_std"] == pytest.approx(0.1414213, rel=1e-5)
 
 
 def test_memorization_table_when_the_noise_is_known(tmp_path):

@@ -6,7 +6,7 @@ import torch
 
 from ..config import Config
 from .balancemix import BalanceMix
-from .base import Batch, Method, TrainingData
+from .base import Batch, EpochContext, EpochResult, Method, TrainingData
 from .coteaching import CoTeaching
 from .large_loss import LargeLossCorrection, LargeLossRejection
 from .loss_methods import ASL, BCE, DistributionBalanced, Focal, RandomOversampling
@@ -29,4 +29,5 @@ def build_method(config: Config, data: TrainingData, *, model: torch.nn.Module) 
     return cls(config, data)
 
 
-__all__ = ["REGISTRY", "Batch", "Method", "TrainingData", "build_method"]
+__all__ = ["REGISTRY", "Batch", "EpochContext", "EpochResult", "Method", "TrainingData",
+           "build_method"]

@@ -25,6 +25,7 @@ from ..labels import (
     selection_quality,
 )
 from ..sampling import class_confidences, minority_probabilities
+from .base import EpochContext, EpochResult
 from .mixup import Mixup
 
 HIST_BINS = 40  # bins of the per-(class, label value) loss histograms on the [0, 1] GMM scale
@@ -53,13 +54,13 @@ class BalanceMix(Mixup):
         return self.config.clean_labels and epoch >= self.config.warmup_epochs
 
     # --- end of epoch: full-data pass → sampler, GMMs, re-labeling, diagnostics -------
-    def end_of_epoch(self, ctx) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
         c, noisy = self.config, self.data.noisy_labels
         logits = ctx.full_data_pass()  # (N, K) float32 on the device
         losses = label_losses(logits, noisy)  # in row chunks: no (N, K) temporaries
         confidences = logits.sigmoid_()  # in place: the logits are not needed again
         presence, absence = class_confidences(confidences, noisy)
-        logs: dict[str, Any] = {"class_presence_confidence": presence.cpu().numpy()}
+        logs: dict[str, Any] = {}
         diag: dict[str, np.ndarray] = {
             "presence_confidence": presence.cpu().numpy(),
             "absence_confidence": absence.cpu().numpy(),
@@ -84,9 +85,10 @@ class BalanceMix(Mixup):
             if self.managed is not None:
                 diag["state"] = self.managed.state.cpu().numpy()
                 diag["targets"] = self.managed.targets.to(torch.uint8).cpu().numpy()
-        return logs, diag
+        return EpochResult(logs, diag, class_confidence=presence.cpu().numpy())
 
-    def _manage(self, ctx, noisy: torch.Tensor, p_clean: torch.Tensor) -> ManagedLabels:
+    def _manage(self, ctx: EpochContext, noisy: torch.Tensor,
+                p_clean: torch.Tensor) -> ManagedLabels:
         c = self.config
         confidence = None
         if c.relabel:

@@ -7,15 +7,16 @@ The engine (``bmxlib.engine``) drives every method the same way:
    ``instance_weights()`` may replace the random sampler by a weighted one (ROS).
 2. ``training_step(model, batch)`` runs forward + loss and returns a dict with 'loss'
    (a scalar tensor) and anything else worth logging (floats).
-3. ``end_of_epoch(ctx)`` may run the full-data pass (SPEC §1.1) and update samplers and
-   label state; it returns epoch-level logs and diagnostics arrays.
+3. ``end_of_epoch(ctx)`` may run the full-data pass (SPEC §1.1) through the
+   :class:`EpochContext` it is given and update samplers and label state; it returns an
+   :class:`EpochResult` (logs, diagnostics arrays, class confidences).
 4. ``state_dict`` / ``load_state_dict`` carry everything needed for exact resume.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -46,6 +47,51 @@ class Batch:
     generator: torch.Generator | None = None  # for λ draws, seeded per epoch
 
 
+class EpochContext(Protocol):
+    """What a method may use at the end of an epoch.
+
+    The engine's context runs the passes over the training set through its data loaders;
+    ``bmxlib.bench`` provides one over in-memory images. Both satisfy this protocol.
+    """
+
+    epoch: int  # the epoch that just ended (1-based)
+    full_diagnostics: bool  # True at the epochs that keep full per-label arrays
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network being trained (evaluated in eval mode by the passes below)."""
+        ...
+
+    def full_data_pass(self, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """SPEC §1.1: logits (N, K) float32 of every training instance under the
+        evaluation transform, without gradients (``model`` defaults to :attr:`model`)."""
+        ...
+
+    def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
+        """Mean confidence (len(rows), K) over ``n_views`` RandAugment views (SPEC §1.4)."""
+        ...
+
+
+@dataclass
+class EpochResult:
+    """What a method reports at the end of an epoch.
+
+    Attributes
+    ----------
+    logs : dict
+        Scalars for this epoch's metrics.jsonl record.
+    diagnostics : dict of str -> np.ndarray
+        Arrays for ``diagnostics/epoch_XXX.npz`` (empty: nothing is written).
+    class_confidence : np.ndarray (K,) or None
+        P(k), the confidence in presence per class (SPEC §1.2), when the method computed
+        it; the engine relates it to the test AP (SPEC §3, confidence vs AP).
+    """
+
+    logs: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
+    class_confidence: np.ndarray | None = None
+
+
 class Method:
     """Base class; subclasses set ``name`` and override ``loss`` or ``training_step``."""
 
@@ -61,9 +107,9 @@ class Method:
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def end_of_epoch(self, ctx: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Return (logs for metrics.jsonl, arrays for diagnostics/epoch_XXX.npz)."""
-        return {}, {}
+    def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
+        """Update sampler and label state from the epoch's model; see :class:`EpochResult`."""
+        return EpochResult()
 
     def instance_weights(self) -> np.ndarray | None:
         """Sampling weights (N,) replacing the random sampler, or None."""

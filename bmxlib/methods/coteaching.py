@@ -12,11 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Batch, Method
+from .base import Batch, EpochContext, EpochResult, Method
 from .losses import coteaching_select
 
 
@@ -49,9 +48,9 @@ class CoTeaching(Method):
             loss = loss + (per_instance * kept).sum() / kept.sum().clamp_min(1.0)
         return {"loss": loss}
 
-    def end_of_epoch(self, ctx) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
         if ctx.epoch < self.config.warmup_epochs:
-            return {}, {}
+            return EpochResult()
         noisy = self.data.noisy_labels
         mean_bce = {}
         for key, net in (("model", ctx.model), ("peer", self.peer)):
@@ -71,7 +70,7 @@ class CoTeaching(Method):
             logs["selection_recall"] = float(
                 (kept & clean_rows).sum() / clean_rows.sum().clamp_min(1)
             )
-        return logs, {}
+        return EpochResult(logs)
 
     def state_dict(self) -> dict[str, Any]:
         return {"keep_for_model": self.keep_for_model, "keep_for_peer": self.keep_for_peer}

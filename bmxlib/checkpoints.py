@@ -1,0 +1,86 @@
+"""Checkpoints: everything needed to resume a run exactly (SPEC §7).
+
+``checkpoints/last.pt`` holds the finished epoch, the config it ran with, the model,
+the method's extra modules (co-teaching's peer), optimiser, scheduler, the method's state
+(samplers, managed labels) and every random generator. It is written atomically after
+each epoch's metrics, so a kill at any moment leaves the last complete epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import runs
+from .experiment import Setup
+from .io import atomic_torch_save
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of torch's, NumPy's and Python's global generators (and CUDA's)."""
+    np_state = np.random.get_state()  # noqa: NPY002
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))  # noqa: NPY002
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(s: Setup, run_dir: Path, epoch: int) -> None:
+    state = {
+        "epoch": epoch,
+        "config": s.config.to_dict(),
+        "model": unwrap(s.model).state_dict(),
+        "extra_modules": {k: m.state_dict() for k, m in s.method.extra_modules().items()},
+        "optimizer": s.optimizer.state_dict(),
+        "scheduler": s.scheduler.state_dict(),
+        "method": s.method.state_dict(),
+        "rng": rng_state(),
+    }
+    atomic_torch_save(runs.checkpoint_path(run_dir), state)
+
+
+def read_checkpoint(run_dir: Path, *, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The checkpoint of ``run_dir`` as a mapping (one-line errors when missing or corrupt)."""
+    path = runs.checkpoint_path(run_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: nothing to resume")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} is corrupt ({err.__class__.__name__})") from None
+
+
+def load_checkpoint(s: Setup, run_dir: Path) -> int:
+    """Restore ``s`` from ``run_dir``'s checkpoint; returns the finished epoch."""
+    state = read_checkpoint(run_dir, device=s.device)
+    unwrap(s.model).load_state_dict(state["model"])
+    for key, module in s.method.extra_modules().items():
+        module.load_state_dict(state["extra_modules"][key])
+    s.optimizer.load_state_dict(state["optimizer"])
+    s.scheduler.load_state_dict(state["scheduler"])
+    s.method.load_state_dict(state["method"])
+    set_rng_state(state["rng"])
+    return int(state["epoch"])

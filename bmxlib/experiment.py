@@ -1,0 +1,151 @@
+"""Everything a run builds before its first epoch: ``build(config) -> Setup``.
+
+Datasets with their training / evaluation transforms, the injected noise (SPEC §2), shot
+groups (SPEC §3), the model, the method (SPEC §4), the optimiser and the per-step cosine
+schedule (SPEC §1 defaults). ``bmxlib.engine`` trains a Setup; ``bmxlib.bench`` times one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import distributed as dist
+from .config import Config
+from .data import EvalPreset, MultiLabelDataset, TrainPreset, load_dataset
+from .methods import Method, TrainingData, build_method
+from .models import backbone_cache_path, build_model
+from .noise import inject
+from .stats import shot_groups
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("config key 'device': cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def dataset_options(config: Config) -> dict[str, Any]:
+    """Keyword options of ``load_dataset`` for the config's dataset."""
+    if config.dataset == "digits-lt":
+        return {"seed": config.data_seed, "n_train": config.n_train, "n_test": config.n_test}
+    options: dict[str, Any] = {"root": config.data_root}
+    if config.max_images:
+        options["max_images"] = config.max_images
+    return options
+
+
+def build_presets(config: Config, dataset: MultiLabelDataset) -> tuple[TrainPreset, EvalPreset]:
+    size = config.image_size or dataset.default_image_size
+    mean = getattr(dataset, "mean", IMAGENET_MEAN)
+    std = getattr(dataset, "std", IMAGENET_STD)
+    train = TrainPreset(
+        image_size=size,
+        mean=mean,
+        std=std,
+        randaugment=config.randaugment,
+        num_ops=config.randaugment_ops,
+        magnitude=config.randaugment_magnitude,
+        hflip=config.hflip,
+    )
+    return train, EvalPreset(image_size=size, mean=mean, std=std)
+
+
+@dataclass
+class Setup:
+    """Everything ``fit`` builds before the first epoch."""
+
+    config: Config
+    device: torch.device
+    train_set: MultiLabelDataset  # with the training transform
+    eval_train_set: MultiLabelDataset  # training images with the evaluation transform
+    test_set: MultiLabelDataset
+    noisy: np.ndarray
+    corrupted: np.ndarray
+    groups: np.ndarray
+    model: torch.nn.Module
+    method: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    steps_per_epoch: int
+
+
+def build(config: Config) -> Setup:
+    """Datasets, noise, model, method, optimiser and schedule for ``config``."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = select_device(config.device)
+    train_raw = load_dataset(config.dataset, "train", **dataset_options(config))
+    test_raw = load_dataset(config.dataset, "test", **dataset_options(config))
+    train_tf, eval_tf = build_presets(config, train_raw)
+    rate = config.noise_rate if config.noise in ("mislabel", "flip") else None
+    noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed)
+    positives = train_raw.labels.sum(axis=0)
+    groups = shot_groups(positives, many=train_raw.shot_many, few=train_raw.shot_few)
+
+    torch.manual_seed(config.seed)  # model initialisation
+    model = build_model(
+        config.arch,
+        train_raw.num_classes,
+        in_channels=int(train_raw.load_image(0).shape[0]),
+        pretrained=config.pretrained,
+        weights_path=config.weights_path,
+        width=config.width,
+        data_seed=config.data_seed,
+    ).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    data = TrainingData(
+        noisy_labels=torch.from_numpy(noisy.astype(np.float32)).to(device),
+        clean_labels=train_raw.labels,
+        corrupted=corrupted,
+        noise_known=config.noise != "none",
+    )
+    method = build_method(config, data, model=model)
+    for module in method.extra_modules().values():
+        module.to(device)
+    params = list(model.parameters())
+    for module in method.extra_modules().values():
+        params += list(module.parameters())
+    optimizer = torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    steps = math.ceil(len(train_raw) / dist.world_size() / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
+    return Setup(
+        config=config,
+        device=device,
+        train_set=train_raw.with_transform(train_tf),
+        eval_train_set=train_raw.with_transform(eval_tf),
+        test_set=test_raw.with_transform(eval_tf),
+        noisy=noisy,
+        corrupted=corrupted,
+        groups=groups,
+        model=dist.wrap_model(model, device),
+        method=method,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        steps_per_epoch=steps,
+    )
+
+
+def cached_inputs(s: Setup) -> dict[str, Path]:
+    """The cached files this run's numbers depend on (for ``provenance.run_provenance``)."""
+    c = s.config
+    files: dict[str, Path] = {}
+    data_file = getattr(s.train_set, "cache_file", None)
+    if data_file is not None:
+        files["dataset"] = Path(data_file)
+    if c.pretrained == "digits":
+        files["digits_backbone"] = backbone_cache_path(width=c.width, seed=c.data_seed)
+    return files

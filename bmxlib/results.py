@@ -1,0 +1,307 @@
+"""The results model: which measures a comparison shows, how runs become tidy rows, and
+their renderings (Markdown, CSV, HTML) for sweeps, reports and notebooks.
+
+- ``collect(directory)``: one record per finished run of a sweep (or the run itself):
+  its axis labels plus its ``summary.json`` (SPEC §7).
+- ``results_rows(axes, records)``: mean ± std over the seed axis, one row per setting of
+  the other axes, in grid order.
+- ``write_tables(sweep_dir)``: the sweep's ``results.csv`` and ``results.md``.
+- ``comparison_data(directory)``: everything the method_comparison notebook draws.
+- ``results_table_html`` / ``paper_table_html`` / ``ablation_table_html``: the tables of
+  the notebook and the report's index.
+
+Measures are shares in [0, 1] everywhere in the data; tables print mAP as percent.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import runs
+from .io import atomic_write_text
+
+#: The paper's measures (SPEC §3): last-epoch mAP over all classes and per shot group.
+MEASURES = (("mAP", "mAP all"), ("mAP_many", "many"), ("mAP_medium", "medium"),
+            ("mAP_few", "few"))
+#: Label-management quality against the truth (synthetic noise only).
+QUALITY_MEASURES = (("selection_precision", "selection precision"),
+                    ("selection_recall", "selection recall"),
+                    ("relabel_accuracy", "re-labeling accuracy"))
+#: How much of the noise the model fits (``metrics.noisy_label_fit``).
+MEMORIZATION_MEASURES = (("memorized_noisy", "memorized noisy"), ("fit_clean", "fit clean"))
+EXTRA_MEASURES = QUALITY_MEASURES + MEMORIZATION_MEASURES
+SEED_AXES = ("seed",)
+#: BalanceMix's components (SPEC §1.6) in the order of the paper's Table 5.
+COMPONENTS = (("minority_sampler", "minority sampler"), ("clean_labels", "clean labels"),
+              ("relabel", "re-labeling"), ("ambiguous_weighting", "ambiguous weighting"))
+
+
+# ======================================================================================
+# runs → records → rows
+# ======================================================================================
+def collect(directory: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """(axis names, one record per finished run: axis labels + ``run`` + its summary).
+
+    A run directory counts as a one-point sweep whose only axis is ``method``.
+    """
+    directory = Path(directory)
+    if runs.directory_kind(directory) == "run":
+        summary = runs.read_summary(directory)
+        if summary is None:
+            raise ValueError(f"run {directory} is not finished (no {runs.SUMMARY_FILE})")
+        method = str(runs.read_config(directory).get("method"))
+        return ["method"], [{"method": method, "run": directory.name, **summary}]
+    sweep = runs.load_sweep(directory)
+    records = [{**point.labels, "run": point.name, **runs.read_summary(point.path)}
+               for point in sweep.finished_points()]
+    return sweep.axes, records
+
+
+def mean_std(values) -> tuple[float, float, int]:
+    """(mean, sample std, count) of the finite values; (nan, nan, 0) when there are none."""
+    finite = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not finite:
+        return math.nan, math.nan, 0
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    return float(np.mean(finite)), std, len(finite)
+
+
+def setting_axes(axes: list[str]) -> list[str]:
+    """The axes that name a setting (every axis but the seed)."""
+    return [a for a in axes if a not in SEED_AXES]
+
+
+def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregate over seeds: one row per setting of the other axes, in grid order.
+
+    Each row holds the setting's labels, ``<measure>_mean`` / ``<measure>_std`` for the
+    four MEASURES, ``seeds`` (how many runs) and ``<extra>_mean`` for the EXTRA_MEASURES
+    the runs recorded.
+    """
+    keys = setting_axes(axes)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(tuple(record[a] for a in keys), []).append(record)
+    rows = []
+    for group_key, members in groups.items():
+        row: dict[str, Any] = dict(zip(keys, group_key))
+        for measure, _ in MEASURES:
+            mean, std, _ = mean_std([m.get(measure) for m in members])
+            row[f"{measure}_mean"], row[f"{measure}_std"] = mean, std
+        row["seeds"] = mean_std([m.get("mAP") for m in members])[2]  # runs with an mAP
+        for extra, _ in EXTRA_MEASURES:
+            mean, _, n = mean_std([m.get(extra) for m in members])
+            if n:
+                row[f"{extra}_mean"] = mean
+        rows.append(row)
+    return rows
+
+
+# ======================================================================================
+# formatting
+# ======================================================================================
+def format_percent(mean: float | None, std: float | None = None) -> str:
+    """``"83.4 ± 1.2"`` from shares in [0, 1]; the mean alone without a std; "–" for NaN."""
+    if mean is None or math.isnan(float(mean)):
+        return "–"
+    if std is None or math.isnan(float(std)):
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def format_share(value: float | None) -> str:
+    return "–" if value is None or math.isnan(float(value)) else f"{value:.3f}"
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in body)
+    return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+# ======================================================================================
+# the sweep's results.csv / results.md
+# ======================================================================================
+def results_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV (the union of their columns, in order of appearance)."""
+    buffer = io.StringIO()
+    if rows:
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def results_markdown(title: str, axes: list[str], rows: list[dict[str, Any]]) -> str:
+    """The long table, a pivot of mAP all when there are two setting axes, and the
+    label-management and memorization tables where runs recorded them."""
+    keys = setting_axes(axes)
+    parts = [f"# Results: {title}\n", "Last-epoch test mAP (%), mean ± std over seeds.\n"]
+    header = keys + [label for _, label in MEASURES] + ["seeds"]
+    body = [[str(r[k]) for k in keys]
+            + [format_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES]
+            + [str(r["seeds"])] for r in rows]
+    parts.append(markdown_table(header, body))
+    if len(keys) == 2:
+        parts.append(f"\n## mAP all by {keys[0]} × {keys[1]}\n")
+        columns = list(dict.fromkeys(r[keys[1]] for r in rows))
+        table: dict[str, dict[str, str]] = {}
+        for r in rows:
+            table.setdefault(r[keys[0]], {})[r[keys[1]]] = format_percent(r["mAP_mean"],
+                                                                          r["mAP_std"])
+        parts.append(markdown_table([keys[0]] + columns,
+                                    [[row] + [cells.get(c, "–") for c in columns]
+                                     for row, cells in table.items()]))
+    for title_text, note, measures in (
+        ("Label management at the last epoch", "", QUALITY_MEASURES),
+        ("Memorization of the label noise at the last epoch",
+         "\nShare of the corrupted (memorized) and of the correct (fit) training labels that "
+         "the model's decision (confidence > 0.5) agrees with.\n\n", MEMORIZATION_MEASURES),
+    ):
+        members = [r for r in rows if f"{measures[0][0]}_mean" in r]
+        if members:
+            parts.append(f"\n## {title_text}\n{note}")
+            parts.append(markdown_table(
+                keys + [label for _, label in measures],
+                [[str(r[k]) for k in keys]
+                 + [format_share(r.get(f"{m}_mean", math.nan)) for m, _ in measures]
+                 for r in members]))
+    return "".join(parts)
+
+
+def write_tables(sweep_dir: str | Path) -> tuple[Path, Path]:
+    """Write the sweep's results.csv and results.md; returns their paths."""
+    sweep_dir = Path(sweep_dir)
+    axes, records = collect(sweep_dir)
+    rows = results_rows(axes, records)
+    csv_path, md_path = runs.results_paths(sweep_dir)
+    atomic_write_text(csv_path, results_csv(rows))
+    atomic_write_text(md_path, results_markdown(sweep_dir.name, axes, rows))
+    return csv_path, md_path
+
+
+# ======================================================================================
+# the method_comparison notebook and the report's index
+# ======================================================================================
+def comparison_data(directory: str | Path) -> dict[str, Any]:
+    """Results of a sweep (or of one run) for the method_comparison notebook.
+
+    Returns
+    -------
+    dict with ``axes`` (list of str), ``rows`` (:func:`results_rows`: mean / std of mAP,
+    mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``curves`` {run label:
+    (epochs, test mAP)}, ``memorization`` {run label: (epochs, memorized_noisy, fit_clean)}
+    for runs with synthetic noise, ``ablation`` (rows of the BalanceMix-component table) and
+    ``summaries`` {run label: summary.json}.
+    """
+    directory = Path(directory)
+    axes, records = collect(directory)
+    if not records:
+        raise ValueError(f"{directory} has no finished run ({runs.SUMMARY_FILE})")
+    sweep = runs.directory_kind(directory) == "sweep"
+    root = directory if sweep else directory.parent
+    labels = {r["run"]: " / ".join(str(r[a]) for a in axes) for r in records}
+    loaded = {r["run"]: runs.load_run(root / r["run"]) for r in records}
+    rows = results_rows(axes, records)
+    return {
+        "axes": axes,
+        "rows": rows,
+        "curves": {labels[name]: (run.metric("epoch"), run.metric("mAP"))
+                   for name, run in loaded.items()},
+        "memorization": {labels[name]: curve for name, run in loaded.items()
+                         if (curve := memorization_curve(run)) is not None},
+        "ablation": ablation_rows(axes, records, rows, loaded),
+        "summaries": {labels[name]: run.summary for name, run in loaded.items()},
+    }
+
+
+def memorization_curve(run: runs.Run) -> tuple[list[int], list[float], list[float]] | None:
+    """(epochs, memorized_noisy, fit_clean) at the epochs that measured them, or None."""
+    records = [r for r in run.metrics if r.get("memorized_noisy") is not None]
+    if not records:
+        return None
+    return ([r["epoch"] for r in records], [r["memorized_noisy"] for r in records],
+            [r["fit_clean"] for r in records])
+
+
+def ablation_rows(axes, records, rows, loaded) -> list[dict[str, Any]]:
+    """Rows of mixup / BalanceMix runs with the paper's component switches (SPEC §1.6)."""
+    keys = setting_axes(axes)
+    table = []
+    for row in rows:
+        member = next(r for r in records if all(str(r[k]) == str(row[k]) for k in keys))
+        config = loaded[member["run"]].config
+        if config.get("method") not in ("mixup", "balancemix"):
+            continue
+        mixup = config.get("method") == "mixup"
+        switches = {label: not mixup and bool(config.get(key, False)) for key, label in COMPONENTS}
+        scores = {f"{m}_{s}": row[f"{m}_{s}"] for m, _ in MEASURES for s in ("mean", "std")}
+        table.append({**{k: row[k] for k in keys}, "random sampler": True, **switches, **scores,
+                      "seeds": row["seeds"]})
+    return table
+
+
+def results_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
+    """The paper-style table: mAP all / many / medium / few (%, mean ± std) per setting, then
+    the label-management and memorization measures (shares in [0, 1]) where runs have them."""
+    keys = setting_axes(axes)
+    extras = [(f"{k}_mean", label) for k, label in EXTRA_MEASURES
+              if any(f"{k}_mean" in r for r in rows)]
+    header = keys + [label for _, label in MEASURES] + ["seeds"] + [lab for _, lab in extras]
+    body = [[str(r[k]) for k in keys]
+            + [format_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES]
+            + [str(r["seeds"])]
+            + [format_share(r[k]) if k in r else "–" for k, _ in extras] for r in rows]
+    return html_table(header, body)
+
+
+def paper_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
+    """The paper's layout: one row per method, per noise setting the mAP all / many / medium /
+    few (%, mean over seeds) side by side. With fewer than two axes: ``results_table_html``."""
+    keys = setting_axes(axes)
+    if len(keys) < 2:
+        return results_table_html(rows, axes)
+    row_keys, column_key = [keys[0], *keys[2:]], keys[1]
+    columns = list(dict.fromkeys(str(r[column_key]) for r in rows))
+    measures = [(m, label) for m, label in MEASURES
+                if any(not math.isnan(float(r[f"{m}_mean"])) for r in rows)]
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault(" / ".join(str(r[k]) for k in row_keys), {})[str(r[column_key])] = r
+    top = "".join(f'<th colspan="{len(measures)}">{html.escape(c)}</th>' for c in columns)
+    sub = "".join(f"<th>{label}</th>" for _ in columns for _, label in measures)
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td>" + "".join(
+            f"<td>{format_percent(by[c][f'{m}_mean']) if c in by else '–'}</td>"
+            for c in columns for m, _ in measures) + "</tr>"
+        for name, by in cells.items())
+    return (f'<table class="results"><thead><tr><th rowspan="2">'
+            f"{html.escape(' / '.join(row_keys))}</th>{top}</tr><tr>{sub}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def ablation_table_html(rows: list[dict[str, Any]]) -> str:
+    """The component table (✓ / –) of mixup and BalanceMix runs with their mAP."""
+    if not rows:
+        return "<p>No Mixup or BalanceMix run: no component table.</p>"
+    switches = ["random sampler"] + [label for _, label in COMPONENTS]
+    keys = [k for k in rows[0] if k not in switches and not k.startswith("mAP") and k != "seeds"]
+    header = keys + switches + [label for _, label in MEASURES]
+    body = [[str(r[k]) for k in keys] + ["✓" if r[s] else "–" for s in switches]
+            + [format_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES] for r in rows]
+    return html_table(header, body)

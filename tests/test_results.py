@@ -1,0 +1,110 @@
+"""bmxlib.results: records, mean ± std over seeds, and the tables of sweeps and reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from test_notebooks import build_tiny_report
+
+from bmxlib import results
+from bmxlib.runs import load_run
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory):
+    return build_tiny_report(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def bm_run(tiny_report) -> Path:
+    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40"
+
+
+def _fake_sweep(root: Path, summaries: dict[str, tuple[dict, dict | None]]) -> Path:
+    """A sweep directory whose points have the given (labels, summary or None)."""
+    points = []
+    for name, (labels, summary) in summaries.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text(yaml.safe_dump({"method": labels["method"]}))
+        if summary is not None:
+            (root / name / "summary.json").write_text(json.dumps(summary))
+        points.append({"name": name, "labels": labels})
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": points}))
+    return root
+
+
+def _summary(value: float) -> dict:
+    return {"mAP": value, "mAP_many": value, "mAP_medium": value, "mAP_few": math.nan,
+            "memorized_noisy": value / 2}
+
+
+def test_results_rows_average_over_seeds():
+    records = [{"method": "bce", "seed": s, "mAP": v, "mAP_many": v, "mAP_medium": v,
+                "mAP_few": v} for s, v in ((0, 0.5), (1, 0.7))]
+    (row,) = results.results_rows(["method", "seed"], records)
+    assert row["mAP_mean"] == pytest.approx(0.6) and row["seeds"] == 2
+    assert row["mAP_std"] == pytest.approx(0.1414213, rel=1e-5)
+
+
+def test_collect_keeps_finished_points_in_grid_order(tmp_path):
+    sweep = _fake_sweep(tmp_path / "s", {
+        "b0": ({"method": "bce", "seed": "0"}, _summary(0.5)),
+        "b1": ({"method": "bce", "seed": "1"}, None),  # still running: left out
+        "m0": ({"method": "mixup", "seed": "0"}, _summary(0.8)),
+    })
+    axes, records = results.collect(sweep)
+    assert axes == ["method", "seed"]
+    assert [r["run"] for r in records] == ["b0", "m0"]
+    rows = results.results_rows(axes, records)
+    assert [(r["method"], r["seeds"]) for r in rows] == [("bce", 1), ("mixup", 1)]
+    assert math.isnan(rows[0]["mAP_few_mean"]) and rows[1]["memorized_noisy_mean"] == 0.4
+
+
+@pytest.mark.parametrize(("mean", "std", "text"),
+                         [(0.834, 0.012, "83.4 ± 1.2"), (0.834, None, "83.4"),
+                          (math.nan, 0.1, "–"), (None, None, "–")],
+                         ids=["mean-std", "mean-only", "nan", "none"])
+def test_format_percent(mean, std, text):
+    assert results.format_percent(mean, std) == text
+
+
+def test_tables_are_written_beside_the_sweep(tmp_path):
+    sweep = _fake_sweep(tmp_path / "s", {
+        "b": ({"method": "bce", "noise": "clean"}, _summary(0.5)),
+        "m": ({"method": "mixup", "noise": "clean"}, _summary(0.75)),
+    })
+    csv_path, md_path = results.write_tables(sweep)
+    table = md_path.read_text()
+    assert "| bce | clean | 50.0 ± 0.0 |" in table and "## mAP all by method × noise" in table
+    assert "## Memorization of the label noise" in table and "| mixup | clean | 0.375 |" in table
+    assert csv_path.read_text().splitlines()[0].startswith("method,noise,mAP_mean,mAP_std")
+
+
+def test_comparison_data_and_tables(tiny_report, bm_run):
+    data = results.comparison_data(tiny_report["sweep_dir"])
+    assert data["axes"] == ["method", "noise"]
+    assert [row["method"] for row in data["rows"]] == ["bce", "balancemix"]
+    assert set(data["curves"]) == {"balancemix / mislabel-40", "bce / mislabel-40"}
+    epochs, values = data["curves"]["bce / mislabel-40"]
+    assert list(epochs) == [1, 2] and 0 <= values[-1] <= 1
+    assert len(data["ablation"]) == 1 and data["ablation"][0]["re-labeling"] is True
+    table = results.results_table_html(data["rows"], data["axes"])
+    assert table.count("<tr>") == 3 and "selection precision" in table
+    assert "memorized noisy" in table and "fit clean" in table
+    epochs, memorized, fit_clean = data["memorization"]["bce / mislabel-40"]
+    last = load_run(tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40").metrics[-1]
+    assert epochs[-1] == 2 and memorized[-1] == last["memorized_noisy"]
+    assert fit_clean[-1] == last["fit_clean"]
+    assert table.count("✓") == 0 and results.ablation_table_html(data["ablation"]).count("✓") == 5
+    # paper layout: one row per method, a column group per noise setting
+    paper = results.paper_table_html(data["rows"], data["axes"])
+    # thresholds follow n_train, so even the tiny run has all three shot groups
+    assert '<th colspan="4">mislabel-40</th>' in paper
+    assert "<td>balancemix</td>" in paper and "<td>bce</td>" in paper
+    assert results.paper_table_html(data["rows"], ["method"]).startswith('<table class="results">')
+    single = results.comparison_data(bm_run)
+    assert single["axes"] == ["method"] and len(single["rows"]) == 1
