@@ -1,8 +1,12 @@
-"""bmxlib.plots: figure functions on small synthetic arrays (no kernel, no run)."""
+"""bmxlib.plots: figure functions on small synthetic arrays (no kernel, no run), PNG output,
+style and the package's public surface (the run → arrays layer: test_plots_arrays.py)."""
 
 from __future__ import annotations
 
+import ast
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,66 +175,7 @@ def test_bad_shapes_raise_value_error(call):
         call()
 
 
-# --- the computations behind the figures ------------------------------------------------
-def test_clean_boundary_hand_cases():
-    # equal components at 0.2 and 0.8: the posteriors cross half-way
-    equal = plots.clean_boundary([0.2, 0.8], [0.01, 0.01], [0.5, 0.5], 0)
-    assert equal == pytest.approx(0.5, abs=1e-3)
-    # weights 0.8 / 0.2, v = 0.01: ln 0.8 - (x-.2)²/.02 = ln 0.2 - (x-.8)²/.02
-    # ⇔ -1.2 x + 0.6 = 0.02 · ln 0.25 ⇔ x = (0.6 + 0.0277259) / 1.2 = 0.5231049
-    heavy = plots.clean_boundary([0.2, 0.8], [0.01, 0.01], [0.8, 0.2], 0)
-    assert heavy == pytest.approx(0.5231049, abs=1e-3)
-    # the clean component may be stored second
-    swapped = plots.clean_boundary([0.8, 0.2], [0.01, 0.01], [0.2, 0.8], 1)
-    assert swapped == pytest.approx(heavy, abs=1e-12)
-
-
-def test_clean_boundary_is_nan_for_degenerate_or_unfitted_groups_and_vectorised():
-    means = np.array([[[0.2, 0.8], [np.nan, np.nan]], [[0.2, 0.8], [0.1, 0.9]]])
-    variances = np.full((2, 2, 2), 0.01)
-    weights = np.full((2, 2, 2), 0.5)
-    degenerate = np.array([[False, True], [True, False]])
-    result = plots.clean_boundary(means, variances, weights, np.zeros((2, 2), int),
-                                  degenerate=degenerate)
-    assert result.shape == (2, 2)
-    assert result[0, 0] == pytest.approx(0.5, abs=1e-3)
-    assert np.isnan(result[0, 1]) and np.isnan(result[1, 0])
-    assert result[1, 1] == pytest.approx(0.5, abs=1e-3)
-
-
-def test_clean_boundary_survives_tiny_variances_without_warnings():
-    with np.errstate(all="raise"):
-        value = plots.clean_boundary([0.1, 0.9], [1e-14, 1e-14], [0.5, 0.5], 0)
-    assert value == pytest.approx(0.5, abs=1e-3)
-
-
-@pytest.mark.parametrize(
-    ("positives", "per_end", "expected"),
-    [([5, 50, 1, 20], 1, [1, 2]), ([5, 50, 1, 20], 2, [1, 3, 0, 2]), ([7], 1, [0]),
-     ([3, 3, 3], 1, [0, 2])],
-    ids=["one-each", "two-each", "single-class", "ties-keep-order"],
-)
-def test_default_classes_most_then_least_frequent(positives, per_end, expected):
-    assert plots.default_classes(positives, per_end=per_end) == expected
-
-
-@pytest.mark.parametrize(
-    ("available", "warmup", "expected"),
-    [(range(1, 13), 3, [4, 8, 12]), ([1, 2], 1, [2]), ([1, 2, 3], 5, [1, 2, 3]),
-     ([2, 4, 6, 8], 0, [2, 6, 8])],
-    ids=["demo", "tiny", "all-in-warmup", "every-other"],
-)
-def test_default_epochs_first_middle_last_after_warmup(available, warmup, expected):
-    assert plots.default_epochs(list(available), warmup_epochs=warmup) == expected
-
-
-def test_default_choices_reject_empty_inputs():
-    with pytest.raises(ValueError, match="no diagnostics"):
-        plots.default_epochs([])
-    with pytest.raises(ValueError):
-        plots.default_classes([])
-
-
+# --- output and style -------------------------------------------------------------------
 def test_save_validates_and_publish_works_outside_ipython(tmp_path):
     fig = FIGURES["map_curves"]()
     with pytest.raises(TypeError):
@@ -253,3 +198,45 @@ def test_check_figures_fails_loudly(tmp_path):
 def test_palette_is_okabe_ito():
     assert set(plots.CYCLE) == set(plots.OKABE_ITO.values())
     assert plots.HEATMAP_CMAP in ("cividis", "viridis")
+
+
+# --- the package ---------------------------------------------------------------------------
+#: What notebooks and callers use as ``plots.<name>`` (the names of the former plots.py).
+PUBLIC = {
+    "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP", "DPI",
+    "GMM_KEYS", "MEASURE_LABELS", "save", "publish", "png_bytes", "check_figures",
+    "default_classes", "default_epochs", "default_explorer_epoch", "stack_diagnostics",
+    "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap", "confidence_arrays",
+    "sampling_arrays", "explorer_arrays", "loss_histograms", "selection_curves",
+    "confidence_ap_groups", "confidence_ap_scatter", "sampling_distributions",
+    "draw_share_bars", "draw_share_heatmap", "map_bars", "map_curves", "memorization_curves",
+    "label_panel", "explorer_widget",
+}
+MODULES = sorted(Path(plots.__file__).parent.glob("*.py"))
+
+
+def test_package_reexports_the_public_names():
+    assert set(plots.__all__) == PUBLIC
+    assert all(callable(getattr(plots, n)) or n.isupper() for n in PUBLIC)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
+def test_modules_stay_small_and_use_only_public_names_of_each_other(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 400
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"{path.name} imports private {private} from {node.module}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
+def test_modules_do_not_name_run_directory_files(path):
+    """Only bmxlib.runs knows the run directory layout (SPEC §10): no file names here."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+               and isinstance(n.value, str)]
+    file_name = re.compile(r"\.(npz|jsonl|yaml|json)\b|epoch_(\d|X|\{)|diagnostics/")
+    for text in strings:
+        assert not file_name.search(text) and text not in ("diagnostics", "checkpoints"), \
+            f"{path.name} names a run file: {text!r}"

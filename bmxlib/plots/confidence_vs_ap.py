@@ -1,0 +1,108 @@
+"""Figures of the confidence_vs_ap notebook: per-group confidence vs. AP, per-class scatter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..metrics import pearson
+from .style import GROUP_COLORS, OKABE_ITO, as_array, integer_epoch_axis, label_axes, new_figure
+
+__all__ = ["confidence_ap_groups", "confidence_ap_scatter"]
+
+
+def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
+                         show_epochs: Sequence[int] | None = None, title: str = "") -> Figure:
+    """Per frequency group: mean confidence P and mean AP side by side, and r per epoch.
+
+    Parameters
+    ----------
+    group_confidence, group_ap : array-like, shape (E, G)
+        Group means, groups ordered from the most to the least frequent classes.
+    pearson_r : array-like, shape (E,)
+        Pearson r between the two across groups, per epoch (NaN allowed).
+    epochs : array-like of int, shape (E,)
+    show_epochs : sequence of int, optional
+        Epochs that get a bar panel (default: the last one).
+    """
+    confidence = as_array(group_confidence, "group_confidence", 2)
+    ap = as_array(group_ap, "group_ap", 2)
+    pearson_r = as_array(pearson_r, "pearson_r", 1)
+    epochs = [int(e) for e in epochs]
+    if confidence.shape != ap.shape or not len(epochs) == confidence.shape[0] == pearson_r.size:
+        raise ValueError("group_confidence, group_ap, pearson_r and epochs disagree in shape")
+    show = [int(e) for e in (show_epochs or epochs[-1:])]
+    if any(e not in epochs for e in show):
+        raise ValueError(f"show_epochs {show} must be among epochs {epochs}")
+    fig, axes = new_figure(len(show) + 1, 1, width=3.8, height=3.3, title=title)
+    x = np.arange(1, confidence.shape[1] + 1)
+    for ax, epoch in zip(axes[0], show):
+        i = epochs.index(epoch)
+        ax.bar(x - 0.2, confidence[i], 0.4, color=OKABE_ITO["blue"], label="mean confidence P(k)")
+        ax.bar(x + 0.2, ap[i], 0.4, color=OKABE_ITO["orange"], label="mean test AP")
+        ax.set_ylim(0, 1.05)
+        ax.set_xticks(x)
+        ax.legend(fontsize=7, loc="upper right")
+        label_axes(ax, f"epoch {epoch} · Pearson r = {pearson_r[i]:.2f}",
+                   "class group (most → least frequent)", "value")
+    ax = axes[0, -1]
+    ax.plot(epochs, pearson_r, marker="o", color=OKABE_ITO["reddish_purple"], label="Pearson r")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    integer_epoch_axis(ax)
+    ax.legend(fontsize=7, loc="best")
+    label_axes(ax, "correlation across groups", "epoch", "Pearson r (confidence, AP)")
+    return fig
+
+
+def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
+                          class_names: Sequence[str] | None = None, groups=None,
+                          title: str = "") -> Figure:
+    """Per-class scatter of the confidence in presence P(k) against the test AP.
+
+    Parameters
+    ----------
+    presence, ap : array-like, shape (E, K)
+        P(k) and AP per class at each epoch (NaN allowed).
+    positives : array-like, shape (K,)
+        Positive training labels per class (marker area).
+    epochs : array-like of int, shape (E,)
+    show_epochs : sequence of int, optional
+        One panel each (default: the last epoch).
+    groups : array-like of str, shape (K,), optional
+        Shot group per class ("many" / "medium" / "few"), the marker colour.
+    """
+    presence = as_array(presence, "presence", 2)
+    ap = as_array(ap, "ap", 2)
+    positives = as_array(positives, "positives", 1)
+    epochs = [int(e) for e in epochs]
+    if presence.shape != ap.shape or presence.shape[1] != positives.size:
+        raise ValueError("presence, ap and positives disagree in shape")
+    show = [int(e) for e in (show_epochs or epochs[-1:])]
+    names = list(class_names) if class_names is not None else [str(k) for k in
+                                                                range(positives.size)]
+    groups = np.asarray(groups if groups is not None else ["few"] * positives.size).astype(str)
+    sizes = 20 + 200 * np.sqrt(positives / max(positives.max(), 1))
+    fig, axes = new_figure(len(show), 1, width=4.0, height=3.6, title=title)
+    for ax, epoch in zip(axes[0], show):
+        i = epochs.index(epoch)
+        for group, color in GROUP_COLORS.items():
+            chosen = groups == group
+            if chosen.any():
+                ax.scatter(presence[i, chosen], ap[i, chosen], s=sizes[chosen], color=color,
+                           alpha=0.8, edgecolor="black", lw=0.5, label=f"{group}-shot classes")
+        for k, name in enumerate(names):
+            ax.annotate(name, (presence[i, k], ap[i, k]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        valid = np.isfinite(presence[i]) & np.isfinite(ap[i])
+        r = pearson(presence[i, valid], ap[i, valid]) if valid.sum() >= 2 else float("nan")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.05)
+        ax.legend(fontsize=7, loc="lower right", title="marker area ∝ √positives",
+                  title_fontsize=7)
+        label_axes(ax, f"epoch {epoch} · per-class r = {r:.2f}",
+                   "confidence in presence P(k)", "test AP(k)")
+    return fig
+

@@ -1,0 +1,133 @@
+"""Figures of the sampling_over_epochs notebook: the minority sampler's probabilities and
+the share of draws per class."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .style import (
+    HEATMAP_CMAP,
+    OKABE_ITO,
+    as_array,
+    class_labels,
+    integer_epoch_axis,
+    label_axes,
+    new_figure,
+    sequential_colors,
+)
+
+__all__ = ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"]
+
+
+def sampling_distributions(probabilities, *, epochs, show_epochs=None, title: str = "") -> Figure:
+    """Distribution of the minority sampler's probabilities, relative to uniform.
+
+    Parameters
+    ----------
+    probabilities : array-like, shape (E, N)
+        p(n) per epoch (each row sums to 1).
+    epochs : array-like of int, shape (E,)
+    show_epochs : sequence of int, optional
+        Epochs drawn as histograms (default: all, at most 6 spread evenly).
+    """
+    probabilities = as_array(probabilities, "probabilities", 2)
+    epochs = [int(e) for e in epochs]
+    if len(epochs) != probabilities.shape[0]:
+        raise ValueError("epochs and probabilities disagree in length")
+    relative = probabilities * probabilities.shape[1]  # 1 = uniform
+    show = list(show_epochs) if show_epochs else \
+        [epochs[i] for i in np.unique(np.linspace(0, len(epochs) - 1, 6).round().astype(int))]
+    fig, axes = new_figure(2, 1, width=4.8, height=3.4, title=title)
+    ax = axes[0, 0]
+    edges = np.linspace(relative.min(), relative.max() + 1e-9, 40)
+    colors = sequential_colors(len(show))
+    for color, epoch in zip(colors, show):
+        ax.hist(relative[epochs.index(int(epoch))], bins=edges, histtype="step", lw=1.6,
+                color=color, label=f"epoch {epoch}")
+    ax.axvline(1.0, color="black", ls=":", lw=1, label="uniform")
+    ax.legend(fontsize=7)
+    label_axes(ax, "sampling probabilities", "N · p(n)  (1 = uniform)", "instances")
+    ax = axes[0, 1]
+    low, median, high = np.quantile(relative, [0.05, 0.5, 0.95], axis=1)
+    ax.fill_between(epochs, low, high, color=OKABE_ITO["sky_blue"], alpha=0.4,
+                    label="5–95% of instances")
+    ax.plot(epochs, median, marker="o", color=OKABE_ITO["blue"], label="median")
+    ax.plot(epochs, relative.max(axis=1), marker="^", color=OKABE_ITO["vermillion"], label="max")
+    ax.axhline(1.0, color="black", ls=":", lw=1)
+    integer_epoch_axis(ax)
+    ax.legend(fontsize=7)
+    label_axes(ax, "spread over epochs", "epoch", "N · p(n)")
+    return fig
+
+
+def _draw_share_inputs(natural_share, draw_share, epochs):
+    """Validated (natural (K,), share (E, K), epochs list, class order by frequency)."""
+    natural = as_array(natural_share, "natural_share", 1)
+    share = as_array(draw_share, "draw_share", 2)
+    epochs = [int(e) for e in epochs]
+    if share.shape != (len(epochs), natural.size):
+        raise ValueError(f"draw_share must have shape ({len(epochs)}, {natural.size})")
+    order = np.argsort(-natural, kind="stable")
+    return natural, share, epochs, order
+
+
+def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
+                    title: str = "") -> Figure:
+    """Share of minority draws containing each class vs. its natural frequency.
+
+    Parameters
+    ----------
+    natural_share : array-like, shape (K,)
+        Share of instances holding class k (what a uniform draw gives).
+    draw_share : array-like, shape (E, K)
+        Expected share of minority draws holding class k at each of ``epochs``.
+    epochs : array-like of int, shape (E,)
+    """
+    natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
+    names = class_labels(class_names, natural.size)
+    fig, axes = new_figure(1, 1, width=max(6.0, 0.6 * natural.size), height=3.6, title=title)
+    ax = axes[0, 0]
+    width = 0.8 / (len(epochs) + 1)
+    x = np.arange(natural.size)
+    ax.bar(x - 0.4, natural[order], width, align="edge", color="0.55",
+           label="natural frequency (random sampler)")
+    for j, (color, epoch) in enumerate(zip(sequential_colors(len(epochs)), epochs)):
+        ax.bar(x - 0.4 + (j + 1) * width, share[j, order], width, align="edge", color=color,
+               label=f"minority sampler, epoch {epoch}")
+    ax.set_xticks(x, [names[k] for k in order])
+    ax.set_yscale("log")  # rare classes stay visible next to the head
+    ax.legend(fontsize=7)
+    label_axes(ax, "classes sorted by frequency", "class",
+               "share of draws holding the class (log scale)")
+    return fig
+
+
+def draw_share_heatmap(natural_share, draw_share, *, epochs, class_names=None,
+                       title: str = "") -> Figure:
+    """Class × epoch heatmap of the oversampling factor draw share / natural share.
+
+    Shapes as in :func:`draw_share_bars`; classes are sorted by frequency (rows).
+    """
+    natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (share / natural).T[order]  # (K, E)
+    names = class_labels(class_names, natural.size)
+    fig, axes = new_figure(1, 1, width=max(4.5, 0.55 * len(epochs) + 2.5),
+                           height=max(3.0, 0.3 * natural.size + 1.0), title=title)
+    ax = axes[0, 0]
+    image = ax.imshow(ratio, aspect="auto", cmap=HEATMAP_CMAP, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="draw share / natural share")
+    if ratio.size <= 400:
+        threshold = np.nanmean(ratio)
+        for (row, col), value in np.ndenumerate(ratio):
+            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > threshold else "white")
+    ax.set_xticks(range(len(epochs)), epochs)
+    ax.set_yticks(range(natural.size),
+                  [f"{names[k]} ({100 * natural[k]:.1f}%)" for k in order])
+    label_axes(ax, "oversampling of each class by the minority sampler", "epoch",
+               "class (natural frequency)")
+    return fig
+
+
