@@ -12,7 +12,8 @@ from .style import CYCLE, integer_epoch_axis, label_axes, new_figure
 
 __all__ = ["MEASURE_LABELS", "map_bars", "map_curves", "memorization_curves"]
 
-MEASURE_LABELS = {"mAP": "all", "mAP_many": "many", "mAP_medium": "medium", "mAP_few": "few"}
+# the results model's measures, labelled by shot group only ("mAP all" → "all")
+MEASURE_LABELS = {key: label.removeprefix("mAP ") for key, label in MEASURES}
 
 
 def map_bars(rows: Sequence[dict], *, axes: Sequence[str], title: str = "") -> Figure:
