@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bmxlib.data.coco import CocoDataset
-from bmxlib.data.manifest import ManifestDataset, read_rgb_image
+from bmxlib.data.files import read_rgb_image
+from bmxlib.data.manifest import ManifestDataset
 from bmxlib.data.voc import VOC_CLASSES, VocDataset
 
 RED = (200, 10, 30)

@@ -22,21 +22,11 @@ Label rules
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from bmxlib.data.base import MultiLabelDataset
-from bmxlib.data.manifest import (
-    check_max_images,
-    labels_from_pairs,
-    read_rgb_image,
-    require_images,
-    require_path,
-    resolve_split,
-)
+from bmxlib.data.files import FileList, FileListDataset, labels_from_pairs, require_path
 
 COCO_SPLITS = {"train": "train", "val": "val", "test": "val"}
 
@@ -83,7 +73,7 @@ def coco_labels(
     return images, class_names, labels
 
 
-class CocoDataset(MultiLabelDataset):
+class CocoDataset(FileListDataset):
     """MS-COCO (default 2014) instances as multi-label classification.
 
     Parameters
@@ -93,16 +83,14 @@ class CocoDataset(MultiLabelDataset):
     split : {"train", "test", "val"}
         "train" reads train<year>; "test" and "val" both read val<year> (the paper
         evaluates on val2014).
-    transform : callable, optional
-        Applied to the uint8 image tensor (3, H, W).
-    max_images : int, optional
-        Keep only the first ``max_images`` images by image id.
     include_crowd : bool
         Whether crowd annotations make a class positive (default True).
     year : str
         "2014" (the paper's) or another release with the same layout, e.g. "2017".
-    check_files : bool
-        Check at construction that every kept image file exists (default True).
+    **options
+        ``transform``, ``max_images`` and ``check_files`` (default True: every kept
+        image exists), as in :class:`~bmxlib.data.files.FileListDataset`.
+        ``max_images`` keeps the lowest image ids.
 
     Attributes
     ----------
@@ -112,6 +100,8 @@ class CocoDataset(MultiLabelDataset):
     image_ids : list of int
     """
 
+    dataset_name = "coco"
+    splits = COCO_SPLITS
     #: paper thresholds (SPEC §3)
     shot_many = 10_000
     shot_few = 1_000
@@ -122,31 +112,28 @@ class CocoDataset(MultiLabelDataset):
         root: str | Path,
         split: str = "train",
         *,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        max_images: int | None = None,
         include_crowd: bool = True,
         year: str = "2014",
-        check_files: bool = True,
+        **options,
     ) -> None:
-        folder_name = resolve_split("coco", split, COCO_SPLITS) + str(year)
-        max_images = check_max_images(max_images)
-        root = require_path(Path(root), "coco", directory=True)
+        self.include_crowd = include_crowd
+        self.year = str(year)
+        super().__init__(root, split, **options)
+
+    def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:
+        folder_name = split_name + self.year
+        root = require_path(root, "coco", directory=True)
         annotation_file = root / "annotations" / f"instances_{folder_name}.json"
         data = read_coco_json(annotation_file)
         image_dir = require_path(root / folder_name, "coco", directory=True)
         images, class_names, labels = coco_labels(
-            data, annotation_file, include_crowd=include_crowd
+            data, annotation_file, include_crowd=self.include_crowd
         )
-        if max_images is not None:
-            images, labels = images[:max_images], labels[:max_images]
-        paths = [str(image_dir / image["file_name"]) for image in images]
-        if check_files:
-            require_images(paths, f"coco {folder_name}")
-        super().__init__(labels, class_names, transform=transform)
-        self.split = split
-        self.image_paths = paths
-        self.image_ids = [int(image["id"]) for image in images]
-
-    def load_image(self, index: int) -> torch.Tensor:
-        """Image ``index`` as uint8 (3, H, W), values in [0, 255] (grayscale converted)."""
-        return read_rgb_image(self.image_paths[index])
+        listing = FileList(
+            paths=[str(image_dir / image["file_name"]) for image in images],
+            labels=labels,
+            class_names=class_names,
+            what=f"coco {folder_name}",
+            ids=[int(image["id"]) for image in images],
+        )
+        return listing.head(max_images)

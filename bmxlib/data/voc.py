@@ -26,20 +26,15 @@ outer group (many: person, car, chair, dog; few: sheep, cow, boat, bus).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from bmxlib.data.base import MultiLabelDataset
-from bmxlib.data.manifest import (
-    check_max_images,
+from bmxlib.data.files import (
+    FileList,
+    FileListDataset,
     labels_from_pairs,
-    read_rgb_image,
-    require_images,
     require_path,
-    resolve_split,
 )
 
 VOC_CLASSES = (
@@ -97,7 +92,7 @@ def voc_labels(
     )
 
 
-class VocDataset(MultiLabelDataset):
+class VocDataset(FileListDataset):
     """Pascal VOC 2007 image-level labels.
 
     Parameters
@@ -106,14 +101,12 @@ class VocDataset(MultiLabelDataset):
         The ``VOCdevkit`` folder (holding ``VOC2007/``) or the ``VOC2007`` folder.
     split : {"train", "trainval", "test"}
         "train" and "trainval" read trainval (5,011 images); "test" reads test (4,952).
-    transform : callable, optional
-        Applied to the uint8 image tensor (3, H, W).
-    max_images : int, optional
-        Keep only the first ``max_images`` ids of the ImageSets list.
     difficult_as_positive : bool
         Whether objects marked difficult make their class positive (default True).
-    check_files : bool
-        Check at construction that every kept image file exists (default True).
+    **options
+        ``transform``, ``max_images`` and ``check_files`` (default True: every kept
+        image exists), as in :class:`~bmxlib.data.files.FileListDataset`.
+        ``max_images`` keeps the first ids of the ImageSets list.
 
     Attributes
     ----------
@@ -123,6 +116,8 @@ class VocDataset(MultiLabelDataset):
     image_ids : list of str
     """
 
+    dataset_name = "voc"
+    splits = VOC_SPLITS
     shot_many = 400
     shot_few = 200
     default_image_size = 448
@@ -132,31 +127,29 @@ class VocDataset(MultiLabelDataset):
         root: str | Path,
         split: str = "train",
         *,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        max_images: int | None = None,
         difficult_as_positive: bool = True,
-        check_files: bool = True,
+        **options,
     ) -> None:
-        list_name = resolve_split("voc", split, VOC_SPLITS)
-        max_images = check_max_images(max_images)
-        root = require_path(Path(root), "voc", directory=True)
+        self.difficult_as_positive = difficult_as_positive
+        super().__init__(root, split, **options)
+
+    def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:
+        root = require_path(root, "voc", directory=True)
         # accept both VOCdevkit/ and VOCdevkit/VOC2007/ as root
         base = root if (root / "Annotations").is_dir() else root / "VOC2007"
         require_path(base, "voc", directory=True)
-        image_ids = read_image_ids(base / "ImageSets" / "Main" / f"{list_name}.txt")
+        image_ids = read_image_ids(base / "ImageSets" / "Main" / f"{split_name}.txt")
         if max_images is not None:
             image_ids = image_ids[:max_images]
         annotation_dir = require_path(base / "Annotations", "voc", directory=True)
-        labels = voc_labels(annotation_dir, image_ids, difficult_as_positive=difficult_as_positive)
+        labels = voc_labels(
+            annotation_dir, image_ids, difficult_as_positive=self.difficult_as_positive
+        )
         image_dir = require_path(base / "JPEGImages", "voc", directory=True)
-        paths = [str(image_dir / f"{image_id}.jpg") for image_id in image_ids]
-        if check_files:
-            require_images(paths, f"voc {list_name}")
-        super().__init__(labels, list(VOC_CLASSES), transform=transform)
-        self.split = split
-        self.image_paths = paths
-        self.image_ids = image_ids
-
-    def load_image(self, index: int) -> torch.Tensor:
-        """Image ``index`` as uint8 (3, H, W), values in [0, 255]."""
-        return read_rgb_image(self.image_paths[index])
+        return FileList(
+            paths=[str(image_dir / f"{image_id}.jpg") for image_id in image_ids],
+            labels=labels,
+            class_names=list(VOC_CLASSES),
+            what=f"voc {split_name}",
+            ids=image_ids,
+        )
