@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bmxlib.data.coco import CocoDataset
-from bmxlib.data.files import read_rgb_image
+from bmxlib.data.files import image_problem, read_rgb_image
 from bmxlib.data.manifest import ManifestDataset
 from bmxlib.data.voc import VOC_CLASSES, VocDataset
 
@@ -387,3 +390,101 @@ def test_other_format_bmp(tmp_path: Path) -> None:
     image = read_rgb_image(path)
     assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 2, 3)
     assert image[:, 1, 2].tolist() == list(RED)
+
+
+# --------------------------------------------------------------------------- decode check
+
+
+def noisy_jpeg_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A JPEG whose entropy-coded data is long enough to truncate inside it."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+CORRUPTIONS = {
+    "not-an-image": lambda: b"<html>404 not found</html>",
+    "empty": lambda: b"",
+    "truncated": lambda: noisy_jpeg_bytes()[: len(noisy_jpeg_bytes()) * 2 // 3],
+    "truncated-header": lambda: noisy_jpeg_bytes()[:200],
+}
+
+
+def test_image_problem_cases(tmp_path: Path) -> None:
+    path = tmp_path / "x.jpg"
+    data = noisy_jpeg_bytes()
+    for name, content, bad in [
+        ("whole", data, False),
+        ("padded", data + b"\x00" * 16, False),
+        ("appended", data + b"trailer" * 100, False),  # decoded in full, decodes fine
+        *[(name, make(), True) for name, make in CORRUPTIONS.items()],
+    ]:
+        path.write_bytes(content)
+        assert (image_problem(path) is not None) == bad, name
+    path.write_bytes(CORRUPTIONS["truncated"]())
+    with Image.open(path) as image:
+        image.verify()  # why the end-of-image check exists: verify() passes it
+    png = tmp_path / "x.png"
+    write_image(png)
+    png.write_bytes(png.read_bytes()[:-20])  # truncated PNG: verify() checks the chunks
+    assert image_problem(png) is not None
+
+
+@pytest.fixture(params=["coco", "voc", "manifest"])
+def real_dataset(request, tmp_path: Path):
+    """(loader, root) for each real-data loader on its miniature tree."""
+    if request.param == "coco":
+        return CocoDataset, make_coco(tmp_path / "coco")
+    if request.param == "voc":
+        return VocDataset, make_voc(tmp_path / "VOCdevkit")
+    return ManifestDataset, make_manifest(tmp_path / "mine", tmp_path / "elsewhere" / "c.png")
+
+
+def first_jpeg(paths: list[str]) -> tuple[int, str]:
+    return next((i, path) for i, path in enumerate(paths) if path.endswith(".jpg"))
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS), ids=list(CORRUPTIONS))
+def test_corrupt_jpeg_fails_at_load_naming_it(real_dataset, corruption: str) -> None:
+    loader, root = real_dataset
+    victim = Path(first_jpeg(loader(root, "train").image_paths)[1])
+    victim.write_bytes(CORRUPTIONS[corruption]())
+    with pytest.raises(ValueError, match=re.escape(str(victim))) as caught:
+        loader(root, "train")
+    assert "\n" not in str(caught.value) and "skip_bad_images" in str(caught.value)
+    assert len(loader(root, "train", check_files=False)) >= 1  # check_files=False: no check
+
+
+def test_skip_bad_images_drops_and_counts(real_dataset, caplog) -> None:
+    loader, root = real_dataset
+    clean = loader(root, "train")
+    assert clean.skipped_images == []
+    index, victim = first_jpeg(clean.image_paths)
+    Path(victim).write_bytes(CORRUPTIONS["truncated"]())
+    kept = [i for i in range(len(clean)) if i != index]
+    with caplog.at_level(logging.WARNING, logger="bmxlib.data.files"):
+        dataset = loader(root, "train", skip_bad_images=True)
+    assert dataset.skipped_images == [victim]
+    assert dataset.image_paths == [clean.image_paths[i] for i in kept]
+    np.testing.assert_array_equal(dataset.labels, clean.labels[kept])
+    if clean.image_ids is not None:
+        assert dataset.image_ids == [clean.image_ids[i] for i in kept]
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and victim in messages[0] and "\n" not in messages[0]
+    dataset[0]  # the kept images still load
+
+
+def test_skip_bad_images_limits(manifest_root: Path) -> None:
+    dataset = ManifestDataset(manifest_root, "train")
+    for path in dataset.image_paths:
+        Path(path).write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"cannot decode image .*a\.png.*\(and 2 more\)"):
+        ManifestDataset(manifest_root, "train")
+    with pytest.raises(ValueError, match="no image passed the decode check"):
+        ManifestDataset(manifest_root, "train", skip_bad_images=True)
+    with pytest.raises(ValueError, match="needs check_files=True"):
+        ManifestDataset(manifest_root, "train", skip_bad_images=True, check_files=False)
+    Path(dataset.image_paths[0]).unlink()  # a missing file stays an error
+    with pytest.raises(FileNotFoundError, match=r"a\.png"):
+        ManifestDataset(manifest_root, "train", skip_bad_images=True)

@@ -17,6 +17,8 @@ Label rules
 - Images without any annotation are kept with an all-zero label row (the common
   multi-label evaluation keeps them; about 1% of COCO images).
 - Images are ordered by image id, so ``max_images`` keeps the lowest ids.
+- Every kept image file is checked at construction (existence and the decode check of
+  :mod:`bmxlib.data.files`); ``skip_bad_images=True`` drops failing files instead.
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ class CocoDataset(FileListDataset):
     year : str
         "2014" (the paper's) or another release with the same layout, e.g. "2017".
     **options
-        ``transform``, ``max_images`` and ``check_files`` (default True: every kept
-        image exists), as in :class:`~bmxlib.data.files.FileListDataset`.
+        ``transform``, ``max_images``, ``check_files`` (default True: every kept image
+        exists and passes the decode check) and ``skip_bad_images`` (default False:
+        a failing file is an error), as in :class:`~bmxlib.data.files.FileListDataset`.
         ``max_images`` keeps the lowest image ids.
 
     Attributes
@@ -98,6 +101,7 @@ class CocoDataset(FileListDataset):
     class_names : list of str, ordered by category id
     image_paths : list of str
     image_ids : list of int
+    skipped_images : list of str
     """
 
     dataset_name = "coco"

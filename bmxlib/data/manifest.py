@@ -12,8 +12,9 @@ Layout (``root`` is a directory)::
 positive class). ``root`` may also be one CSV file; ``classes.txt`` is then read from
 the CSV's directory.
 
-The helpers shared with COCO and VOC (split and option validation, file checks, RGB
-image decoding) are in :mod:`bmxlib.data.files`.
+Every kept image file is checked at construction (existence and the decode check of
+:mod:`bmxlib.data.files`, which also holds the helpers shared with COCO and VOC);
+``skip_bad_images=True`` drops failing files instead.
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ class ManifestDataset(FileListDataset):
         Shot thresholds on the number of positive training labels per class
         (many if > shot_many, few if < shot_few); defaults 1000 and 100.
     **options
-        ``transform``, ``max_images`` and ``check_files`` (default True: every kept
-        image exists, so a missing file is reported before training starts), as in
-        :class:`~bmxlib.data.files.FileListDataset`.
+        ``transform``, ``max_images``, ``check_files`` (default True: every kept image
+        exists and passes the decode check) and ``skip_bad_images`` (default False:
+        a failing file is an error), as in :class:`~bmxlib.data.files.FileListDataset`.
         ``max_images`` keeps the first rows (CSV order).
 
     Attributes
@@ -100,6 +101,7 @@ class ManifestDataset(FileListDataset):
     class_names : list of str, in ``classes.txt`` order
     image_paths : list of str
     image_ids : None (manifests have no image ids)
+    skipped_images : list of str
     """
 
     dataset_name = "manifest"

@@ -16,6 +16,8 @@ Label rules
   the image are all difficult is labeled negative. (Some works, e.g. ML-GCN, give
   such labels a third "ignore" value; bmxlib labels are binary, so we pick one side.)
 - The 20 classes are in the standard VOC order; images are in ImageSets file order.
+- Every kept image file is checked at construction (existence and the decode check of
+  :mod:`bmxlib.data.files`); ``skip_bad_images=True`` drops failing files instead.
 
 Shot thresholds: VOC 2007 trainval has roughly 100-2,000 positive images per class
 (sheep fewest, person most). The paper's COCO thresholds would put every class in
@@ -104,8 +106,9 @@ class VocDataset(FileListDataset):
     difficult_as_positive : bool
         Whether objects marked difficult make their class positive (default True).
     **options
-        ``transform``, ``max_images`` and ``check_files`` (default True: every kept
-        image exists), as in :class:`~bmxlib.data.files.FileListDataset`.
+        ``transform``, ``max_images``, ``check_files`` (default True: every kept image
+        exists and passes the decode check) and ``skip_bad_images`` (default False:
+        a failing file is an error), as in :class:`~bmxlib.data.files.FileListDataset`.
         ``max_images`` keeps the first ids of the ImageSets list.
 
     Attributes
@@ -114,6 +117,7 @@ class VocDataset(FileListDataset):
     class_names : list of str, standard VOC order
     image_paths : list of str
     image_ids : list of str
+    skipped_images : list of str
     """
 
     dataset_name = "voc"
