@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bmxlib.data import load_dataset
 from bmxlib.data.coco import CocoDataset
 from bmxlib.data.files import image_problem, read_rgb_image
 from bmxlib.data.manifest import ManifestDataset
@@ -132,24 +133,33 @@ VOC_XML = """<annotation><filename>{id}.jpg</filename>{objects}</annotation>"""
 VOC_OBJECT = "<object><name>{name}</name><difficult>{difficult}</difficult></object>"
 
 
+def write_voc_tree(
+    folder: Path, objects: dict[str, list[tuple[str, int]]], lists: dict[str, list[str]]
+) -> Path:
+    """A VOC<year>-like folder: <id>.xml with (name, difficult) objects, <id>.jpg, and
+    ImageSets/Main/<list>.txt files."""
+    (folder / "Annotations").mkdir(parents=True)
+    for image_id, objs in objects.items():
+        body = "".join(VOC_OBJECT.format(name=n, difficult=d) for n, d in objs)
+        (folder / "Annotations" / f"{image_id}.xml").write_text(
+            VOC_XML.format(id=image_id, objects=body)
+        )
+        write_image(folder / "JPEGImages" / f"{image_id}.jpg")
+    (folder / "ImageSets" / "Main").mkdir(parents=True)
+    for name, ids in lists.items():
+        (folder / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return folder
+
+
 def make_voc(devkit: Path) -> Path:
     """000001: dog, person; 000002: cat (difficult only), person; 000003: car (test)."""
-    base = devkit / "VOC2007"
     objects = {
         "000001": [("dog", 0), ("person", 0), ("dog", 1)],
         "000002": [("cat", 1), ("person", 0)],
         "000003": [("car", 0)],
     }
-    (base / "Annotations").mkdir(parents=True)
-    for image_id, objs in objects.items():
-        body = "".join(VOC_OBJECT.format(name=n, difficult=d) for n, d in objs)
-        (base / "Annotations" / f"{image_id}.xml").write_text(
-            VOC_XML.format(id=image_id, objects=body)
-        )
-        write_image(base / "JPEGImages" / f"{image_id}.jpg")
-    (base / "ImageSets" / "Main").mkdir(parents=True)
-    (base / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000002\n")
-    (base / "ImageSets" / "Main" / "test.txt").write_text("000003\n")
+    write_voc_tree(devkit / "VOC2007", objects,
+                   {"trainval": ["000001", "000002"], "test": ["000003"]})
     return devkit
 
 
@@ -390,6 +400,140 @@ def test_other_format_bmp(tmp_path: Path) -> None:
     image = read_rgb_image(path)
     assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 2, 3)
     assert image[:, 1, 2].tolist() == list(RED)
+
+
+# --------------------------------------------------------------------------- custom VOC data
+
+FRUIT = ["apple", "banana", "cherry"]
+
+
+def make_custom_voc(folder: Path) -> Path:
+    """A labelImg-style tree (the VOC<year>-like folder itself, own class names).
+
+    trainval: f1 apple, banana; f2 cherry, banana (difficult); test: f3 banana.
+    """
+    objects = {"f1": [("apple", 0), ("banana", 0)], "f2": [("cherry", 0), ("banana", 1)],
+               "f3": [("banana", 0)]}
+    write_voc_tree(folder, objects, {"trainval": ["f1", "f2"], "test": ["f3"]})
+    (folder / "fruit.txt").write_text("cherry\n\napple\nbanana\n")
+    return folder
+
+
+@pytest.fixture
+def custom_voc_root(tmp_path: Path) -> Path:
+    return make_custom_voc(tmp_path / "fruit")
+
+
+@pytest.mark.parametrize(
+    ("option", "names"),
+    [
+        ({"classes": ["banana", "apple", "cherry"]}, ["banana", "apple", "cherry"]),
+        ({"classes_file": "fruit.txt"}, ["cherry", "apple", "banana"]),
+        ({"classes": "auto"}, FRUIT),
+    ],
+    ids=["explicit-list", "classes-file", "auto"],
+)
+def test_voc_custom_classes(custom_voc_root: Path, option: dict, names: list[str]) -> None:
+    if "classes_file" in option:
+        option = {"classes_file": custom_voc_root / option["classes_file"]}
+    train = VocDataset(custom_voc_root, "train", **option)
+    assert train.class_names == names
+
+    def row(*present: str) -> list[int]:
+        return [int(name in present) for name in names]
+
+    np.testing.assert_array_equal(train.labels, [row("apple", "banana"), row("cherry", "banana")])
+    # the test split, given the train split's resolved list, has the same columns
+    test = VocDataset(custom_voc_root, "test", classes=train.class_names)
+    assert test.class_names == train.class_names
+    np.testing.assert_array_equal(test.labels, [row("banana")])
+
+
+def test_voc_auto_classes_follow_the_split(custom_voc_root: Path) -> None:
+    assert VocDataset(custom_voc_root, "test", classes="auto").class_names == ["banana"]
+    assert VocDataset(custom_voc_root, "train", classes="auto", max_images=1).class_names == [
+        "apple", "banana"
+    ]  # over the images loaded
+    dataset = load_dataset("voc", "train", root=str(custom_voc_root), classes="auto")
+    assert dataset.class_names == FRUIT
+
+
+def test_voc_name_outside_the_class_list(custom_voc_root: Path) -> None:
+    train = VocDataset(custom_voc_root, "train", classes="auto")
+    path = custom_voc_root / "Annotations" / "f3.xml"
+    path.write_text(VOC_XML.format(id="f3", objects=VOC_OBJECT.format(name="durian", difficult=0)))
+    with pytest.raises(ValueError, match=r"f3\.xml: unknown class 'durian'") as caught:
+        VocDataset(custom_voc_root, "test", classes=train.class_names)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"f1\.xml: unknown class 'apple'.*20 VOC classes"):
+        VocDataset(custom_voc_root, "train")  # default: the official classes
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "pattern"),
+    [
+        ({"classes": ["a"], "classes_file": "x.txt"}, ValueError, "not both"),
+        ({"classes": "apple"}, ValueError, "'auto'"),
+        ({"classes": ["apple", "apple"]}, ValueError, "duplicate class name 'apple'"),
+        ({"classes": []}, ValueError, "no class names"),
+        ({"classes": {"apple"}}, TypeError, "list of strings"),
+        ({"classes_file": "nowhere.txt"}, FileNotFoundError, "nowhere.txt"),
+        ({"year": 2010}, ValueError, "2007 or 2012"),
+    ],
+    ids=["both", "plain-string", "duplicate", "empty", "set", "missing-file", "bad-year"],
+)
+def test_voc_bad_class_and_year_options(custom_voc_root: Path, options, error, pattern) -> None:
+    with pytest.raises(error, match=pattern):
+        VocDataset(custom_voc_root, "train", **options)
+
+
+# --------------------------------------------------------------------------- VOC 2012
+
+
+def make_voc2012(devkit: Path) -> Path:
+    """train: 2012_a (dog); val: 2012_b (cat), 2012_c (person, car); no test list."""
+    objects = {"2012_a": [("dog", 0)], "2012_b": [("cat", 0)],
+               "2012_c": [("person", 0), ("car", 0)]}
+    lists = {"train": ["2012_a"], "val": ["2012_b", "2012_c"],
+             "trainval": ["2012_a", "2012_b", "2012_c"],
+             "dog_train": ["2012_a  1"]}  # per-class lists are not splits
+    write_voc_tree(devkit / "VOC2012", objects, lists)
+    return devkit
+
+
+@pytest.fixture
+def voc2012_root(tmp_path: Path) -> Path:
+    return make_voc2012(tmp_path / "VOCdevkit")
+
+
+@pytest.mark.parametrize(
+    ("split", "ids"),
+    [("train", ["2012_a"]), ("test", ["2012_b", "2012_c"]), ("val", ["2012_b", "2012_c"]),
+     ("trainval", ["2012_a", "2012_b", "2012_c"])],
+    ids=["train", "test-is-val", "val", "trainval"],
+)
+@pytest.mark.parametrize("year", ["2012", 2012], ids=["str", "int"])
+def test_voc2012_splits(voc2012_root: Path, split: str, ids, year) -> None:
+    dataset = VocDataset(voc2012_root, split, year=year)
+    assert dataset.image_ids == ids and dataset.year == "2012"
+    assert dataset.image_paths[0] == str(voc2012_root / "VOC2012" / "JPEGImages" / f"{ids[0]}.jpg")
+    assert dataset.class_names == list(VOC_CLASSES)
+
+
+def test_voc2012_layout_roots_and_errors(voc2012_root: Path) -> None:
+    folder = voc2012_root / "VOC2012"
+    dataset = VocDataset(folder, "test", year=2012)  # the VOC2012 folder itself
+    np.testing.assert_array_equal(dataset.labels, [voc_row("cat"), voc_row("person", "car")])
+    with pytest.raises(ValueError, match="VOC2012 folder but year is 2007"):
+        VocDataset(folder, "test")
+    with pytest.raises(FileNotFoundError, match="VOC2007"):
+        VocDataset(voc2012_root, "train")  # default year 2007, no VOC2007/ folder
+    (folder / "ImageSets" / "Main" / "val.txt").unlink()
+    listed = r"val\.txt \(Main/ has train\.txt, trainval\.txt\); VOC2012 'test' reads val"
+    with pytest.raises(FileNotFoundError, match=listed):
+        VocDataset(voc2012_root, "test", year="2012")
+    with pytest.raises(ValueError, match=r"'bogus'.*'train'.*'val'.*'test'"):
+        VocDataset(voc2012_root, "bogus", year="2012")
 
 
 # --------------------------------------------------------------------------- decode check
