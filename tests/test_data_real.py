@@ -70,7 +70,7 @@ def coco_root(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("split", ["train", "test", "val"], ids=["train", "test", "val"])
 def test_coco_labels_and_names(coco_root: Path, split: str) -> None:
-    dataset = CocoDataset(coco_root, split)
+    dataset = CocoDataset(coco_root, split, drop_empty=False)
     assert dataset.class_names == ["person", "dog"]
     assert dataset.image_ids == [10, 20, 30]
     np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 1]])
@@ -81,12 +81,12 @@ def test_coco_labels_and_names(coco_root: Path, split: str) -> None:
 
 
 def test_coco_crowd_excluded(coco_root: Path) -> None:
-    dataset = CocoDataset(coco_root, "train", include_crowd=False)
+    dataset = CocoDataset(coco_root, "train", include_crowd=False, drop_empty=False)
     np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 0]])
 
 
 def test_coco_images_decode_rgb(coco_root: Path) -> None:
-    dataset = CocoDataset(coco_root, "train")
+    dataset = CocoDataset(coco_root, "train", drop_empty=False)
     shapes = [tuple(dataset.load_image(i).shape) for i in range(3)]
     assert shapes == [(3, 4, 6), (3, 4, 6), (3, 7, 5)]
     for i in range(3):
@@ -100,7 +100,7 @@ def test_coco_images_decode_rgb(coco_root: Path) -> None:
 
 
 def test_coco_max_images_takes_lowest_ids(coco_root: Path) -> None:
-    dataset = CocoDataset(coco_root, "train", max_images=2)
+    dataset = CocoDataset(coco_root, "train", max_images=2, drop_empty=False)
     assert len(dataset) == 2 and dataset.image_ids == [10, 20]
     assert len(dataset.image_paths) == 2
 
@@ -108,7 +108,7 @@ def test_coco_max_images_takes_lowest_ids(coco_root: Path) -> None:
 def test_coco_missing_image_file(coco_root: Path) -> None:
     (coco_root / "train2014" / "b.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="b.jpg"):
-        CocoDataset(coco_root, "train")
+        CocoDataset(coco_root, "train", drop_empty=False)
     assert len(CocoDataset(coco_root, "train", max_images=1)) == 1  # b.jpg not kept
 
 
@@ -400,6 +400,36 @@ def test_other_format_bmp(tmp_path: Path) -> None:
     image = read_rgb_image(path)
     assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 2, 3)
     assert image[:, 1, 2].tolist() == list(RED)
+
+
+# --------------------------------------------------------------------------- COCO drop_empty
+
+
+@pytest.mark.parametrize(
+    ("drop_empty", "ids", "rows"),
+    [(True, [10, 30], [[1, 0], [1, 1]]), (False, [10, 20, 30], [[1, 0], [0, 0], [1, 1]])],
+    ids=["drop-empty", "keep-empty"],
+)
+def test_coco_drop_empty_counts(coco_root: Path, drop_empty: bool, ids, rows) -> None:
+    dataset = CocoDataset(coco_root, "test", drop_empty=drop_empty)
+    assert len(dataset) == len(ids) and dataset.image_ids == ids
+    np.testing.assert_array_equal(dataset.labels, rows)
+    assert [Path(p).name for p in dataset.image_paths] == [
+        {10: "a.jpg", 20: "b.jpg", 30: "c.png"}[i] for i in ids
+    ]
+
+
+def test_coco_drop_empty_default_and_options(coco_root: Path) -> None:
+    assert CocoDataset(coco_root, "train").image_ids == [10, 30]  # ASL-style default
+    assert CocoDataset(coco_root, "train", max_images=2).image_ids == [10, 30]  # after drop
+    path = coco_root / "annotations" / "instances_train2014.json"
+    data = json.loads(path.read_text())
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 10]
+    data["annotations"].append({"id": 8, "image_id": 10, "category_id": 18, "iscrowd": 1})
+    path.write_text(json.dumps(data))  # image 10: a crowd region only
+    assert CocoDataset(coco_root, "train", include_crowd=False).image_ids == [30]
+    with pytest.raises(TypeError, match="drop_empty"):
+        CocoDataset(coco_root, "train", drop_empty="no")
 
 
 # --------------------------------------------------------------------------- custom VOC data
