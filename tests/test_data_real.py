@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bmxlib.data import load_dataset
 from bmxlib.data.coco import CocoDataset
-from bmxlib.data.manifest import ManifestDataset, read_rgb_image
+from bmxlib.data.files import image_problem, read_rgb_image
+from bmxlib.data.manifest import ManifestDataset
 from bmxlib.data.voc import VOC_CLASSES, VocDataset
 
 RED = (200, 10, 30)
@@ -65,7 +70,7 @@ def coco_root(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("split", ["train", "test", "val"], ids=["train", "test", "val"])
 def test_coco_labels_and_names(coco_root: Path, split: str) -> None:
-    dataset = CocoDataset(coco_root, split)
+    dataset = CocoDataset(coco_root, split, drop_empty=False)
     assert dataset.class_names == ["person", "dog"]
     assert dataset.image_ids == [10, 20, 30]
     np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 1]])
@@ -76,12 +81,12 @@ def test_coco_labels_and_names(coco_root: Path, split: str) -> None:
 
 
 def test_coco_crowd_excluded(coco_root: Path) -> None:
-    dataset = CocoDataset(coco_root, "train", include_crowd=False)
+    dataset = CocoDataset(coco_root, "train", include_crowd=False, drop_empty=False)
     np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 0]])
 
 
 def test_coco_images_decode_rgb(coco_root: Path) -> None:
-    dataset = CocoDataset(coco_root, "train")
+    dataset = CocoDataset(coco_root, "train", drop_empty=False)
     shapes = [tuple(dataset.load_image(i).shape) for i in range(3)]
     assert shapes == [(3, 4, 6), (3, 4, 6), (3, 7, 5)]
     for i in range(3):
@@ -95,7 +100,7 @@ def test_coco_images_decode_rgb(coco_root: Path) -> None:
 
 
 def test_coco_max_images_takes_lowest_ids(coco_root: Path) -> None:
-    dataset = CocoDataset(coco_root, "train", max_images=2)
+    dataset = CocoDataset(coco_root, "train", max_images=2, drop_empty=False)
     assert len(dataset) == 2 and dataset.image_ids == [10, 20]
     assert len(dataset.image_paths) == 2
 
@@ -103,7 +108,7 @@ def test_coco_max_images_takes_lowest_ids(coco_root: Path) -> None:
 def test_coco_missing_image_file(coco_root: Path) -> None:
     (coco_root / "train2014" / "b.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="b.jpg"):
-        CocoDataset(coco_root, "train")
+        CocoDataset(coco_root, "train", drop_empty=False)
     assert len(CocoDataset(coco_root, "train", max_images=1)) == 1  # b.jpg not kept
 
 
@@ -128,24 +133,33 @@ VOC_XML = """<annotation><filename>{id}.jpg</filename>{objects}</annotation>"""
 VOC_OBJECT = "<object><name>{name}</name><difficult>{difficult}</difficult></object>"
 
 
+def write_voc_tree(
+    folder: Path, objects: dict[str, list[tuple[str, int]]], lists: dict[str, list[str]]
+) -> Path:
+    """A VOC<year>-like folder: <id>.xml with (name, difficult) objects, <id>.jpg, and
+    ImageSets/Main/<list>.txt files."""
+    (folder / "Annotations").mkdir(parents=True)
+    for image_id, objs in objects.items():
+        body = "".join(VOC_OBJECT.format(name=n, difficult=d) for n, d in objs)
+        (folder / "Annotations" / f"{image_id}.xml").write_text(
+            VOC_XML.format(id=image_id, objects=body)
+        )
+        write_image(folder / "JPEGImages" / f"{image_id}.jpg")
+    (folder / "ImageSets" / "Main").mkdir(parents=True)
+    for name, ids in lists.items():
+        (folder / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return folder
+
+
 def make_voc(devkit: Path) -> Path:
     """000001: dog, person; 000002: cat (difficult only), person; 000003: car (test)."""
-    base = devkit / "VOC2007"
     objects = {
         "000001": [("dog", 0), ("person", 0), ("dog", 1)],
         "000002": [("cat", 1), ("person", 0)],
         "000003": [("car", 0)],
     }
-    (base / "Annotations").mkdir(parents=True)
-    for image_id, objs in objects.items():
-        body = "".join(VOC_OBJECT.format(name=n, difficult=d) for n, d in objs)
-        (base / "Annotations" / f"{image_id}.xml").write_text(
-            VOC_XML.format(id=image_id, objects=body)
-        )
-        write_image(base / "JPEGImages" / f"{image_id}.jpg")
-    (base / "ImageSets" / "Main").mkdir(parents=True)
-    (base / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000002\n")
-    (base / "ImageSets" / "Main" / "test.txt").write_text("000003\n")
+    write_voc_tree(devkit / "VOC2007", objects,
+                   {"trainval": ["000001", "000002"], "test": ["000003"]})
     return devkit
 
 
@@ -386,3 +400,265 @@ def test_other_format_bmp(tmp_path: Path) -> None:
     image = read_rgb_image(path)
     assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 2, 3)
     assert image[:, 1, 2].tolist() == list(RED)
+
+
+# --------------------------------------------------------------------------- COCO drop_empty
+
+
+@pytest.mark.parametrize(
+    ("drop_empty", "ids", "rows"),
+    [(True, [10, 30], [[1, 0], [1, 1]]), (False, [10, 20, 30], [[1, 0], [0, 0], [1, 1]])],
+    ids=["drop-empty", "keep-empty"],
+)
+def test_coco_drop_empty_counts(coco_root: Path, drop_empty: bool, ids, rows) -> None:
+    dataset = CocoDataset(coco_root, "test", drop_empty=drop_empty)
+    assert len(dataset) == len(ids) and dataset.image_ids == ids
+    np.testing.assert_array_equal(dataset.labels, rows)
+    assert [Path(p).name for p in dataset.image_paths] == [
+        {10: "a.jpg", 20: "b.jpg", 30: "c.png"}[i] for i in ids
+    ]
+
+
+def test_coco_drop_empty_default_and_options(coco_root: Path) -> None:
+    assert CocoDataset(coco_root, "train").image_ids == [10, 30]  # ASL-style default
+    assert CocoDataset(coco_root, "train", max_images=2).image_ids == [10, 30]  # after drop
+    path = coco_root / "annotations" / "instances_train2014.json"
+    data = json.loads(path.read_text())
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 10]
+    data["annotations"].append({"id": 8, "image_id": 10, "category_id": 18, "iscrowd": 1})
+    path.write_text(json.dumps(data))  # image 10: a crowd region only
+    assert CocoDataset(coco_root, "train", include_crowd=False).image_ids == [30]
+    with pytest.raises(TypeError, match="drop_empty"):
+        CocoDataset(coco_root, "train", drop_empty="no")
+
+
+# --------------------------------------------------------------------------- custom VOC data
+
+FRUIT = ["apple", "banana", "cherry"]
+
+
+def make_custom_voc(folder: Path) -> Path:
+    """A labelImg-style tree (the VOC<year>-like folder itself, own class names).
+
+    trainval: f1 apple, banana; f2 cherry, banana (difficult); test: f3 banana.
+    """
+    objects = {"f1": [("apple", 0), ("banana", 0)], "f2": [("cherry", 0), ("banana", 1)],
+               "f3": [("banana", 0)]}
+    write_voc_tree(folder, objects, {"trainval": ["f1", "f2"], "test": ["f3"]})
+    (folder / "fruit.txt").write_text("cherry\n\napple\nbanana\n")
+    return folder
+
+
+@pytest.fixture
+def custom_voc_root(tmp_path: Path) -> Path:
+    return make_custom_voc(tmp_path / "fruit")
+
+
+@pytest.mark.parametrize(
+    ("option", "names"),
+    [
+        ({"classes": ["banana", "apple", "cherry"]}, ["banana", "apple", "cherry"]),
+        ({"classes_file": "fruit.txt"}, ["cherry", "apple", "banana"]),
+        ({"classes": "auto"}, FRUIT),
+    ],
+    ids=["explicit-list", "classes-file", "auto"],
+)
+def test_voc_custom_classes(custom_voc_root: Path, option: dict, names: list[str]) -> None:
+    if "classes_file" in option:
+        option = {"classes_file": custom_voc_root / option["classes_file"]}
+    train = VocDataset(custom_voc_root, "train", **option)
+    assert train.class_names == names
+
+    def row(*present: str) -> list[int]:
+        return [int(name in present) for name in names]
+
+    np.testing.assert_array_equal(train.labels, [row("apple", "banana"), row("cherry", "banana")])
+    # the test split, given the train split's resolved list, has the same columns
+    test = VocDataset(custom_voc_root, "test", classes=train.class_names)
+    assert test.class_names == train.class_names
+    np.testing.assert_array_equal(test.labels, [row("banana")])
+
+
+def test_voc_auto_classes_follow_the_split(custom_voc_root: Path) -> None:
+    assert VocDataset(custom_voc_root, "test", classes="auto").class_names == ["banana"]
+    assert VocDataset(custom_voc_root, "train", classes="auto", max_images=1).class_names == [
+        "apple", "banana"
+    ]  # over the images loaded
+    dataset = load_dataset("voc", "train", root=str(custom_voc_root), classes="auto")
+    assert dataset.class_names == FRUIT
+
+
+def test_voc_name_outside_the_class_list(custom_voc_root: Path) -> None:
+    train = VocDataset(custom_voc_root, "train", classes="auto")
+    path = custom_voc_root / "Annotations" / "f3.xml"
+    path.write_text(VOC_XML.format(id="f3", objects=VOC_OBJECT.format(name="durian", difficult=0)))
+    with pytest.raises(ValueError, match=r"f3\.xml: unknown class 'durian'") as caught:
+        VocDataset(custom_voc_root, "test", classes=train.class_names)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"f1\.xml: unknown class 'apple'.*20 VOC classes"):
+        VocDataset(custom_voc_root, "train")  # default: the official classes
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "pattern"),
+    [
+        ({"classes": ["a"], "classes_file": "x.txt"}, ValueError, "not both"),
+        ({"classes": "apple"}, ValueError, "'auto'"),
+        ({"classes": ["apple", "apple"]}, ValueError, "duplicate class name 'apple'"),
+        ({"classes": []}, ValueError, "no class names"),
+        ({"classes": {"apple"}}, TypeError, "list of strings"),
+        ({"classes_file": "nowhere.txt"}, FileNotFoundError, "nowhere.txt"),
+        ({"year": 2010}, ValueError, "2007 or 2012"),
+    ],
+    ids=["both", "plain-string", "duplicate", "empty", "set", "missing-file", "bad-year"],
+)
+def test_voc_bad_class_and_year_options(custom_voc_root: Path, options, error, pattern) -> None:
+    with pytest.raises(error, match=pattern):
+        VocDataset(custom_voc_root, "train", **options)
+
+
+# --------------------------------------------------------------------------- VOC 2012
+
+
+def make_voc2012(devkit: Path) -> Path:
+    """train: 2012_a (dog); val: 2012_b (cat), 2012_c (person, car); no test list."""
+    objects = {"2012_a": [("dog", 0)], "2012_b": [("cat", 0)],
+               "2012_c": [("person", 0), ("car", 0)]}
+    lists = {"train": ["2012_a"], "val": ["2012_b", "2012_c"],
+             "trainval": ["2012_a", "2012_b", "2012_c"],
+             "dog_train": ["2012_a  1"]}  # per-class lists are not splits
+    write_voc_tree(devkit / "VOC2012", objects, lists)
+    return devkit
+
+
+@pytest.fixture
+def voc2012_root(tmp_path: Path) -> Path:
+    return make_voc2012(tmp_path / "VOCdevkit")
+
+
+@pytest.mark.parametrize(
+    ("split", "ids"),
+    [("train", ["2012_a"]), ("test", ["2012_b", "2012_c"]), ("val", ["2012_b", "2012_c"]),
+     ("trainval", ["2012_a", "2012_b", "2012_c"])],
+    ids=["train", "test-is-val", "val", "trainval"],
+)
+@pytest.mark.parametrize("year", ["2012", 2012], ids=["str", "int"])
+def test_voc2012_splits(voc2012_root: Path, split: str, ids, year) -> None:
+    dataset = VocDataset(voc2012_root, split, year=year)
+    assert dataset.image_ids == ids and dataset.year == "2012"
+    assert dataset.image_paths[0] == str(voc2012_root / "VOC2012" / "JPEGImages" / f"{ids[0]}.jpg")
+    assert dataset.class_names == list(VOC_CLASSES)
+
+
+def test_voc2012_layout_roots_and_errors(voc2012_root: Path) -> None:
+    folder = voc2012_root / "VOC2012"
+    dataset = VocDataset(folder, "test", year=2012)  # the VOC2012 folder itself
+    np.testing.assert_array_equal(dataset.labels, [voc_row("cat"), voc_row("person", "car")])
+    with pytest.raises(ValueError, match="VOC2012 folder but year is 2007"):
+        VocDataset(folder, "test")
+    with pytest.raises(FileNotFoundError, match="VOC2007"):
+        VocDataset(voc2012_root, "train")  # default year 2007, no VOC2007/ folder
+    (folder / "ImageSets" / "Main" / "val.txt").unlink()
+    listed = r"val\.txt \(Main/ has train\.txt, trainval\.txt\); VOC2012 'test' reads val"
+    with pytest.raises(FileNotFoundError, match=listed):
+        VocDataset(voc2012_root, "test", year="2012")
+    with pytest.raises(ValueError, match=r"'bogus'.*'train'.*'val'.*'test'"):
+        VocDataset(voc2012_root, "bogus", year="2012")
+
+
+# --------------------------------------------------------------------------- decode check
+
+
+def noisy_jpeg_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A JPEG whose entropy-coded data is long enough to truncate inside it."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+CORRUPTIONS = {
+    "not-an-image": lambda: b"<html>404 not found</html>",
+    "empty": lambda: b"",
+    "truncated": lambda: noisy_jpeg_bytes()[: len(noisy_jpeg_bytes()) * 2 // 3],
+    "truncated-header": lambda: noisy_jpeg_bytes()[:200],
+}
+
+
+def test_image_problem_cases(tmp_path: Path) -> None:
+    path = tmp_path / "x.jpg"
+    data = noisy_jpeg_bytes()
+    for name, content, bad in [
+        ("whole", data, False),
+        ("padded", data + b"\x00" * 16, False),
+        ("appended", data + b"trailer" * 100, False),  # decoded in full, decodes fine
+        *[(name, make(), True) for name, make in CORRUPTIONS.items()],
+    ]:
+        path.write_bytes(content)
+        assert (image_problem(path) is not None) == bad, name
+    path.write_bytes(CORRUPTIONS["truncated"]())
+    with Image.open(path) as image:
+        image.verify()  # why the end-of-image check exists: verify() passes it
+    png = tmp_path / "x.png"
+    write_image(png)
+    png.write_bytes(png.read_bytes()[:-20])  # truncated PNG: verify() checks the chunks
+    assert image_problem(png) is not None
+
+
+@pytest.fixture(params=["coco", "voc", "manifest"])
+def real_dataset(request, tmp_path: Path):
+    """(loader, root) for each real-data loader on its miniature tree."""
+    if request.param == "coco":
+        return CocoDataset, make_coco(tmp_path / "coco")
+    if request.param == "voc":
+        return VocDataset, make_voc(tmp_path / "VOCdevkit")
+    return ManifestDataset, make_manifest(tmp_path / "mine", tmp_path / "elsewhere" / "c.png")
+
+
+def first_jpeg(paths: list[str]) -> tuple[int, str]:
+    return next((i, path) for i, path in enumerate(paths) if path.endswith(".jpg"))
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS), ids=list(CORRUPTIONS))
+def test_corrupt_jpeg_fails_at_load_naming_it(real_dataset, corruption: str) -> None:
+    loader, root = real_dataset
+    victim = Path(first_jpeg(loader(root, "train").image_paths)[1])
+    victim.write_bytes(CORRUPTIONS[corruption]())
+    with pytest.raises(ValueError, match=re.escape(str(victim))) as caught:
+        loader(root, "train")
+    assert "\n" not in str(caught.value) and "skip_bad_images" in str(caught.value)
+    assert len(loader(root, "train", check_files=False)) >= 1  # check_files=False: no check
+
+
+def test_skip_bad_images_drops_and_counts(real_dataset, caplog) -> None:
+    loader, root = real_dataset
+    clean = loader(root, "train")
+    assert clean.skipped_images == []
+    index, victim = first_jpeg(clean.image_paths)
+    Path(victim).write_bytes(CORRUPTIONS["truncated"]())
+    kept = [i for i in range(len(clean)) if i != index]
+    with caplog.at_level(logging.WARNING, logger="bmxlib.data.files"):
+        dataset = loader(root, "train", skip_bad_images=True)
+    assert dataset.skipped_images == [victim]
+    assert dataset.image_paths == [clean.image_paths[i] for i in kept]
+    np.testing.assert_array_equal(dataset.labels, clean.labels[kept])
+    if clean.image_ids is not None:
+        assert dataset.image_ids == [clean.image_ids[i] for i in kept]
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and victim in messages[0] and "\n" not in messages[0]
+    dataset[0]  # the kept images still load
+
+
+def test_skip_bad_images_limits(manifest_root: Path) -> None:
+    dataset = ManifestDataset(manifest_root, "train")
+    for path in dataset.image_paths:
+        Path(path).write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"cannot decode image .*a\.png.*\(and 2 more\)"):
+        ManifestDataset(manifest_root, "train")
+    with pytest.raises(ValueError, match="no image passed the decode check"):
+        ManifestDataset(manifest_root, "train", skip_bad_images=True)
+    with pytest.raises(ValueError, match="needs check_files=True"):
+        ManifestDataset(manifest_root, "train", skip_bad_images=True, check_files=False)
+    Path(dataset.image_paths[0]).unlink()  # a missing file stays an error
+    with pytest.raises(FileNotFoundError, match=r"a\.png"):
+        ManifestDataset(manifest_root, "train", skip_bad_images=True)

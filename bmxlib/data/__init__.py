@@ -17,13 +17,26 @@ def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDatase
     split : str
         "train" or "test" (real datasets also accept their own aliases).
     **options
-        Passed to the loader: ``seed``, ``n_train``, ``n_test`` for digits-lt; ``root``
-        (required) and ``max_images`` etc. for coco / voc / manifest.
+        Passed to the loader (keyword arguments, defaults in brackets):
+
+        - digits-lt: ``seed``, ``n_train``, ``n_test`` (see :class:`~.digits_lt.DigitsLT`).
+        - coco, voc, manifest: ``root`` (required), ``max_images`` [None],
+          ``check_files`` [True], ``skip_bad_images`` [False], ``transform`` [None];
+          and per dataset:
+        - coco: ``include_crowd`` [True], ``drop_empty`` [True], ``year`` ["2014"].
+        - voc: ``difficult_as_positive`` [True], ``classes`` [None: the 20 VOC classes;
+          a list of names, or "auto"], ``classes_file`` [None], ``year`` [2007; or 2012].
+        - manifest: ``shot_many`` [1000], ``shot_few`` [100].
+
+        With ``classes="auto"`` the test split must be given the train split's
+        ``class_names`` (``classes=train.class_names``) to get the same columns.
 
     Returns
     -------
     MultiLabelDataset
-        With ``.labels`` (N, K) uint8 clean labels and ``.class_names``.
+        With ``.labels`` (N, K) uint8 clean labels and ``.class_names``; the real
+        datasets are :class:`~.files.FileListDataset` (also ``.image_paths``,
+        ``.image_ids``, ``.skipped_images``).
     """
     if name == "digits-lt":
         from .digits_lt import DigitsLT

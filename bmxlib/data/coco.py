@@ -1,4 +1,4 @@
-"""MS-COCO 2014 as a multi-label dataset (the paper's COCO: 82,783 train / 40,137 test).
+"""MS-COCO 2014 as a multi-label dataset (the paper's COCO).
 
 Expected layout (the official archives unpacked under ``root``)::
 
@@ -7,6 +7,22 @@ Expected layout (the official archives unpacked under ``root``)::
     root/train2014/*.jpg
     root/val2014/*.jpg
 
+Image counts
+------------
+================  ===========  =================================
+split             all images   with at least one annotation
+================  ===========  =================================
+train2014         82,783       82,081
+val2014 ("test")  40,504       40,137
+================  ===========  =================================
+
+The right-hand column is what ASL-style loaders give (ASL's ``CocoDetection`` keeps
+``coco.imgToAnns.keys()``, i.e. only the annotated images) and the split sizes that
+multi-label papers quote for COCO 2014 (82,081 / 40,137); the paper follows such
+loaders, so it is the default here (``drop_empty=True``). ``drop_empty=False`` keeps
+every image, those without any annotation with an all-zero label row (the left-hand
+column; about 0.9% of the images).
+
 Label rules
 -----------
 - Image i is positive for category c if any of its instance annotations has category
@@ -14,28 +30,28 @@ Label rules
   practice: a crowd region still shows objects of that class (``include_crowd=False``
   leaves them out).
 - Classes are ordered by category id; ``class_names`` are the categories' names.
-- Images without any annotation are kept with an all-zero label row (the common
-  multi-label evaluation keeps them; about 1% of COCO images).
-- Images are ordered by image id, so ``max_images`` keeps the lowest ids.
+- ``drop_empty`` drops the images whose label row is all zero: with the default
+  ``include_crowd=True`` exactly the images without any annotation (ASL's rule); with
+  ``include_crowd=False`` also those whose only annotations are crowd regions.
+- Images are ordered by image id, so ``max_images`` keeps the lowest ids (after
+  ``drop_empty``).
+- Every kept image file is checked at construction (existence and the decode check of
+  :mod:`bmxlib.data.files`); ``skip_bad_images=True`` drops failing files instead.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from bmxlib.data.base import MultiLabelDataset
-from bmxlib.data.manifest import (
-    check_max_images,
+from bmxlib.data.files import (
+    FileList,
+    FileListDataset,
+    check_flag,
     labels_from_pairs,
-    read_rgb_image,
-    require_images,
     require_path,
-    resolve_split,
 )
 
 COCO_SPLITS = {"train": "train", "val": "val", "test": "val"}
@@ -83,7 +99,7 @@ def coco_labels(
     return images, class_names, labels
 
 
-class CocoDataset(MultiLabelDataset):
+class CocoDataset(FileListDataset):
     """MS-COCO (default 2014) instances as multi-label classification.
 
     Parameters
@@ -93,16 +109,19 @@ class CocoDataset(MultiLabelDataset):
     split : {"train", "test", "val"}
         "train" reads train<year>; "test" and "val" both read val<year> (the paper
         evaluates on val2014).
-    transform : callable, optional
-        Applied to the uint8 image tensor (3, H, W).
-    max_images : int, optional
-        Keep only the first ``max_images`` images by image id.
     include_crowd : bool
         Whether crowd annotations make a class positive (default True).
+    drop_empty : bool
+        Drop the images with an all-zero label row (default True: the ASL-style
+        loaders the paper's numbers come from; train2014 82,081 and val2014 40,137
+        images instead of 82,783 and 40,504, see the module docstring).
     year : str
         "2014" (the paper's) or another release with the same layout, e.g. "2017".
-    check_files : bool
-        Check at construction that every kept image file exists (default True).
+    **options
+        ``transform``, ``max_images``, ``check_files`` (default True: every kept image
+        exists and passes the decode check) and ``skip_bad_images`` (default False:
+        a failing file is an error), as in :class:`~bmxlib.data.files.FileListDataset`.
+        ``max_images`` keeps the lowest image ids (after ``drop_empty``).
 
     Attributes
     ----------
@@ -110,8 +129,11 @@ class CocoDataset(MultiLabelDataset):
     class_names : list of str, ordered by category id
     image_paths : list of str
     image_ids : list of int
+    skipped_images : list of str
     """
 
+    dataset_name = "coco"
+    splits = COCO_SPLITS
     #: paper thresholds (SPEC §3)
     shot_many = 10_000
     shot_few = 1_000
@@ -122,31 +144,32 @@ class CocoDataset(MultiLabelDataset):
         root: str | Path,
         split: str = "train",
         *,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        max_images: int | None = None,
         include_crowd: bool = True,
+        drop_empty: bool = True,
         year: str = "2014",
-        check_files: bool = True,
+        **options,
     ) -> None:
-        folder_name = resolve_split("coco", split, COCO_SPLITS) + str(year)
-        max_images = check_max_images(max_images)
-        root = require_path(Path(root), "coco", directory=True)
+        self.include_crowd = include_crowd
+        self.drop_empty = check_flag("drop_empty", drop_empty)
+        self.year = str(year)
+        super().__init__(root, split, **options)
+
+    def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:
+        folder_name = split_name + self.year
+        root = require_path(root, "coco", directory=True)
         annotation_file = root / "annotations" / f"instances_{folder_name}.json"
         data = read_coco_json(annotation_file)
         image_dir = require_path(root / folder_name, "coco", directory=True)
         images, class_names, labels = coco_labels(
-            data, annotation_file, include_crowd=include_crowd
+            data, annotation_file, include_crowd=self.include_crowd
         )
-        if max_images is not None:
-            images, labels = images[:max_images], labels[:max_images]
-        paths = [str(image_dir / image["file_name"]) for image in images]
-        if check_files:
-            require_images(paths, f"coco {folder_name}")
-        super().__init__(labels, class_names, transform=transform)
-        self.split = split
-        self.image_paths = paths
-        self.image_ids = [int(image["id"]) for image in images]
-
-    def load_image(self, index: int) -> torch.Tensor:
-        """Image ``index`` as uint8 (3, H, W), values in [0, 255] (grayscale converted)."""
-        return read_rgb_image(self.image_paths[index])
+        listing = FileList(
+            paths=[str(image_dir / image["file_name"]) for image in images],
+            labels=labels,
+            class_names=class_names,
+            what=f"coco {folder_name}",
+            ids=[int(image["id"]) for image in images],
+        )
+        if self.drop_empty:
+            listing = listing.select(labels.any(axis=1))
+        return listing.head(max_images)
