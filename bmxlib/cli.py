@@ -91,6 +91,8 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bench.registry import BENCHMARKS  # names only: no torch import
+
     parser = argparse.ArgumentParser(prog="bmx", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -127,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bench.add_argument("--out", help="write the results as JSON")
     bench.add_argument("--quick", action="store_true", help="small sizes (for tests)")
-    bench.add_argument("--only", help="comma-separated subset: gmm, ap, label_management, "
-                                      "epoch, gpu")
+    bench.add_argument("--only", help="comma-separated subset of: " + "; ".join(
+        f"{b.name} ({b.measures})" for b in BENCHMARKS.values()))
     bench.set_defaults(func=_bench)
 
     data = sub.add_parser("data", help="dataset tools")

@@ -12,7 +12,7 @@ import torch
 GROUP_NAMES = ("many", "medium", "few")
 
 
-def average_precision(scores, targets) -> np.ndarray:
+def average_precision(scores, targets, *, implementation: str = "auto") -> np.ndarray:
     """Per-class non-interpolated average precision, as scikit-learn defines it.
 
     AP = Σ_t (R_t − R_{t−1}) · P_t over the distinct score thresholds t in decreasing
@@ -30,16 +30,25 @@ def average_precision(scores, targets) -> np.ndarray:
         A 1-D input is treated as a single class (K = 1).
     targets : np.ndarray or torch.Tensor, same shape as ``scores``
         Ground truth in {0, 1}, any bool, integer or float dtype.
+    implementation : {"auto", "numpy", "torch"}, keyword-only
+        "auto": NumPy on the CPU, the dense torch computation on other devices (the same
+        numbers either way; "torch" runs the accelerator path on any device).
 
     Returns
     -------
     np.ndarray, float64, shape (K,)
         AP in [0, 1] per class; NaN for classes without a positive target.
     """
+    if implementation not in ("auto", "numpy", "torch"):
+        raise ValueError(f"implementation must be 'auto', 'numpy' or 'torch', got "
+                         f"{implementation!r}")
     scores, targets = _as_tensor_pair(scores, targets)
     if scores.shape[0] == 0:
         return np.full(scores.shape[1], np.nan)
-    if scores.device.type == "cpu":
+    if implementation == "numpy":
+        scores, targets = scores.cpu(), targets.cpu()
+    numpy_path = scores.device.type == "cpu" and implementation != "torch"
+    if numpy_path:
         rows = np.ascontiguousarray(scores.numpy().T)
         labels = np.ascontiguousarray(targets.numpy().T)
         return _ap_from_sorted_numpy(*_sort_rows_numpy(rows, labels))

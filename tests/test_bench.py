@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 
 from bmxlib import bench
+from bmxlib.bench.inputs import bimodal_losses, tied_scores
+from bmxlib.bench.peers import sklearn_clean_probability
+from bmxlib.bench.training import throughput
 from bmxlib.cli import main as cli_main
 from bmxlib.gmm import clean_probability_with_fit
 from bmxlib.labels import ManagedLabels, label_losses, manage_labels
@@ -63,6 +66,17 @@ def test_quick_bench_measures_everything(quick_report, capsys):
     assert quick_report["machine"]["cpu"]
 
 
+def test_every_registered_benchmark_has_a_runner_a_table_row_and_cli_help(capsys):
+    from bmxlib.bench.table import ROW_MAKERS
+
+    assert set(ROW_MAKERS) == set(bench.NAMES)
+    assert all(callable(bench.runner(name)) for name in bench.NAMES)
+    with pytest.raises(SystemExit):
+        cli_main(["bench", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{name} (" in help_text for name in bench.NAMES)
+
+
 def test_table_lists_every_benchmark(quick_report):
     text = bench.format_table(quick_report["results"], quick_report["machine"])
     for needle in ("GMM 2K fits", "sklearn loop", "AP N=", "label management", "peak RSS",
@@ -94,7 +108,7 @@ def test_sklearn_oracle_on_two_clusters_matches_bmxlib():
     # class 0, label 1: five losses near 0 and three near 2 -> the three are noisy (p ~ 0)
     losses = np.array([[0.01], [0.02], [0.03], [0.02], [0.01], [2.0], [2.1], [1.9]], np.float32)
     labels = np.ones((8, 1), dtype=np.uint8)
-    oracle = bench.sklearn_clean_probability(losses, labels)
+    oracle = sklearn_clean_probability(losses, labels)
     ours, _ = clean_probability_with_fit(losses, labels)
     np.testing.assert_allclose(oracle[:, 0], [1, 1, 1, 1, 1, 0, 0, 0], atol=1e-6)
     np.testing.assert_allclose(ours.numpy()[:, 0], oracle[:, 0], atol=1e-6)
@@ -102,7 +116,7 @@ def test_sklearn_oracle_on_two_clusters_matches_bmxlib():
 
 def test_throughput_code_path_runs_on_cpu():
     sizes = bench.Sizes(gpu_images=8, gpu_batch=4, gpu_image_size=32, gpu_arch="resnet18")
-    result = bench.throughput(sizes, torch.device("cpu"), num_classes=5)
+    result = throughput(sizes, torch.device("cpu"), num_classes=5)
     assert set(result["images_per_s"]) == {"bce", "mixup", "balancemix"}
     assert all(rate > 0 for rate in result["images_per_s"].values())
 
@@ -118,7 +132,7 @@ def test_gpu_bench_quick():
 
 # ---------------------------------------------------------------- scale features
 def test_gmm_chunking_does_not_change_the_result():
-    losses, labels = bench.bimodal_losses(600, 7, seed=3)
+    losses, labels = bimodal_losses(600, 7, seed=3)
     whole, fit = clean_probability_with_fit(losses, labels, workspace_bytes=1 << 30)
     one_class, fit_one = clean_probability_with_fit(losses, labels, workspace_bytes=1)
     torch.testing.assert_close(one_class, whole, rtol=0, atol=1e-12)
@@ -128,7 +142,7 @@ def test_gmm_chunking_does_not_change_the_result():
 
 
 def test_gmm_accepts_bool_labels_and_bad_budget_is_refused():
-    losses, labels = bench.bimodal_losses(300, 3, seed=4)
+    losses, labels = bimodal_losses(300, 3, seed=4)
     from_bool, _ = clean_probability_with_fit(losses, labels.astype(bool))
     from_uint8, _ = clean_probability_with_fit(losses, labels)
     torch.testing.assert_close(from_bool, from_uint8)
@@ -178,7 +192,7 @@ def test_sampler_probabilities_from_bool_labels_match_float():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32-keys", "float64-sort"])
 def test_ap_fast_paths_match_sklearn_with_ties(dtype):
-    scores, targets = bench.tied_scores(2000, 6, seed=5)
+    scores, targets = tied_scores(2000, 6, seed=5)
     scores = scores.astype(dtype)
     if dtype == np.float64:  # not representable in float32: the argsort path
         scores = scores + np.linspace(0, 1e-12, scores.size).reshape(scores.shape)
@@ -198,13 +212,12 @@ def test_gpu_code_paths_agree_on_cpu(monkeypatch):
     # the CUDA branches (torch.sort in the GMM init, the dense torch AP) run here on the CPU
     from bmxlib import gmm, metrics
 
-    losses, labels = bench.bimodal_losses(500, 4, seed=6)
+    losses, labels = bimodal_losses(500, 4, seed=6)
     numpy_sorted, _ = clean_probability_with_fit(losses, labels)
     monkeypatch.setattr(gmm, "_sorted_rows", lambda values: values.sort(dim=1).values)
     torch_sorted, _ = clean_probability_with_fit(losses, labels)
     torch.testing.assert_close(torch_sorted, numpy_sorted, rtol=0, atol=1e-12)
-    scores, targets = bench.tied_scores(1500, 5, seed=7)
-    dense = metrics._average_precision_torch(torch.from_numpy(scores).T.contiguous(),
-                                             torch.from_numpy(targets).T.contiguous())
+    scores, targets = tied_scores(1500, 5, seed=7)
+    dense = metrics.average_precision(scores, targets, implementation="torch")
     oracle = [average_precision_score(targets[:, k], scores[:, k]) for k in range(5)]
     np.testing.assert_allclose(dense, oracle, rtol=0, atol=1e-9)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..results import MEASURES
 from .style import CYCLE, integer_epoch_axis, label_axes, new_figure
 
 __all__ = ["MEASURE_LABELS", "map_bars", "map_curves", "memorization_curves"]

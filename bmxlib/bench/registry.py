@@ -1,0 +1,34 @@
+"""The benchmarks ``bmx bench`` knows, by name. Light on purpose (no torch import), so the
+command line lists them without loading the measuring code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: ``bmxlib.bench.<module>.<function>(sizes, device) -> dict``."""
+
+    name: str
+    module: str
+    function: str
+    measures: str  # one line: what is timed against what
+    cuda_only: bool = False
+
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
+    Benchmark("gmm", "kernels", "bench_gmm",
+              "the 2K clean-label GMMs at COCO scale vs a scikit-learn GaussianMixture loop"),
+    Benchmark("ap", "kernels", "bench_ap",
+              "per-class AP at COCO-val scale with ties vs scikit-learn (and torchmetrics)"),
+    Benchmark("label_management", "kernels", "bench_label_management",
+              "the per-epoch label management at N = 10^6, K = 10^3: time and peak memory"),
+    Benchmark("randaugment", "kernels", "bench_randaugment",
+              "batched per-image RandAugment vs torchvision image by image (bit-identical)"),
+    Benchmark("epoch", "training", "bench_epochs",
+              "digits-lt epochs of bce, mixup and balancemix, and where balancemix's time goes"),
+    Benchmark("gpu", "training", "bench_gpu",
+              "GMM and AP on the GPU, ResNet-50 448 bf16 training images/s", cuda_only=True),
+)}
+NAMES = tuple(BENCHMARKS)

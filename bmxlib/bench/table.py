@@ -1,0 +1,85 @@
+"""The printed table of ``bmx bench``: one row maker per benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(benchmark, bmxlib, peer, ratio, check) rows for the printed table."""
+    rows = []
+    for key, result in results.items():
+        rows += ROW_MAKERS[key](result)
+    return rows
+
+
+def _gmm_rows(r):
+    return [(f"GMM 2K fits N={r['items']:,} K={r['classes']} [{r['device']}]",
+             _seconds(r["bmxlib_s"]), f"{_seconds(r['peer_s'])} sklearn loop",
+             f"{r['speedup']:.1f}x", f"agree {100 * r['agreement']:.2f}%")]
+
+
+def _ap_rows(r):
+    rows = [(f"AP N={r['items']:,} K={r['classes']} [{r['device']}]", _seconds(r["bmxlib_s"]),
+             f"{_seconds(r['peer_s'])} sklearn loop", f"{r['speedup']:.1f}x",
+             f"max|diff| {r['max_abs_diff']:.1e}")]
+    tm = r.get("torchmetrics_s")
+    rows.append(("  vs torchmetrics", "", "not installed" if tm is None else _seconds(tm),
+                 "" if tm is None else f"{tm / r['bmxlib_s']:.1f}x", ""))
+    return rows
+
+
+def _label_rows(r):
+    size = f"N={r['items']:,} K={r['classes']:,}"
+    peak = f"peak RSS {r['peak_rss_bytes'] / 1e9:.2f} GB"
+    return [(f"sampling probabilities {size}", _seconds(r["sampling_s"]), "", "", ""),
+            (f"label management {size}", _seconds(r["label_management_s"]), "", "",
+             f"{peak} (limit 16 GB)")]
+
+
+def _randaugment_rows(r):
+    return [(f"RandAugment {c['images']:,}x{c['channels']}x{c['side']}² [{r['device']}]",
+             _seconds(c["bmxlib_s"]), f"{_seconds(c['peer_s'])} torchvision per image",
+             f"{c['speedup']:.1f}x", "bit-identical" if c["identical"] else "DIFFERENT")
+            for c in r["cases"]]
+
+
+def _epoch_rows(r):
+    runs = r["runs"]
+    rows = [(f"digits-lt epoch {name} (n={run['n_train']})", _seconds(run["epoch_s"]), "",
+             f"{run['epoch_s'] / runs['mixup']['epoch_s']:.2f}x mixup", "")
+            for name, run in runs.items()]
+    profile = r["balancemix_profile"]
+    rows.append(("  balancemix split", "", "", "",
+                 ", ".join(f"{k[:-2]} {_seconds(v)}" for k, v in profile.items())))
+    return rows
+
+
+def _gpu_rows(r):
+    t = r["throughput"]
+    rates = ", ".join(f"{k} {v:.0f}" for k, v in t["images_per_s"].items())
+    return [*_gmm_rows(r["gmm"]), *_ap_rows(r["ap"]),
+            (f"{t['arch']} {t['image_size']}px img/s", rates, "", "",
+             f"balancemix {100 * t['balancemix_share_of_bce_mixup']:.0f}% of bce/mixup")]
+
+
+ROW_MAKERS = {"gmm": _gmm_rows, "ap": _ap_rows, "label_management": _label_rows,
+               "randaugment": _randaugment_rows, "epoch": _epoch_rows, "gpu": _gpu_rows}
+
+
+def format_table(results: dict[str, Any], info: dict[str, Any]) -> str:
+    header = ("benchmark", "bmxlib", "peer", "ratio", "check")
+    rows = [header, *table_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [f"bmx bench — {info['cpu']} ({info['cpu_count']} CPUs, {info['torch_threads']} "
+             f"torch threads), torch {info['torch']}, {info['date']}"]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
+                     + row[4])
+    return "\n".join(lines)
