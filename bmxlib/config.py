@@ -15,8 +15,11 @@ from typing import Any
 
 import yaml
 
-METHODS = ("bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct", "coteaching", "db",
-           "balancemix")
+METHODS = ("bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct", "coteaching", "t_estimator",
+           "db", "balancemix")
+#: Methods that mix by definition (SPEC §1.3): "bce + mixup" and BalanceMix.
+MIXING_METHODS = ("mixup", "balancemix")
+PROTOCOLS = ("paper", "custom")
 NOISE_KINDS = ("none", "mislabel", "flip", "missing")
 
 
@@ -67,6 +70,10 @@ class Config:
     hflip: bool = False  # random horizontal flip (photos only)
     # --- method ---
     method: str = "bce"  # one of METHODS
+    # paper: the paper's protocol (SPEC §4), Mixup for every method but bce;
+    # custom: the `mixup` key decides (mixup and balancemix always mix)
+    protocol: str = "paper"
+    mixup: bool = False  # Mixup (SPEC §1.3) on top of the method's own rule (protocol: custom)
     mix_alpha: float = 4.0  # Beta(α, α) for minority-augmented mixing (SPEC §1.3)
     per_sample_lambda: bool = False  # one λ per instance instead of per batch
     warmup_epochs: int = 3  # BalanceMix epochs before label management (SPEC §1.4)
@@ -85,6 +92,13 @@ class Config:
     # delta_rel, divided by 100 in their code); ≈ 2% by the last epoch: 0.1 for 20 epochs,
     # 0.04 for 50, 0.18 for our 12
     ll_delta_rel: float = 0.18
+    # T-estimator (Li et al., NeurIPS 2022): share of the training set held out as the noisy
+    # validation set (the BalanceMix paper's 10%), the epochs of losses averaged for its
+    # sample selection (the authors' 5), the fewest selected positives and negatives of a
+    # class for the label-correlation estimate (the authors' 50; else Dual-T)
+    t_holdout: float = 0.1
+    t_history: int = 5
+    t_min_selected: int = 50
     # --- logging ---
     diagnostics_every: int = 5  # full per-label arrays every this many epochs (0 = never)
     # test-set evaluation every this many epochs, and always at the last epoch and at every
@@ -109,6 +123,7 @@ _CHOICES = {
     "pretrained": ("auto", "none", "digits", "imagenet"),
     "method": METHODS,
     "minority_score": ("all", "positive"),
+    "protocol": PROTOCOLS,
 }
 _RANGES = {
     "threads": (0, None),
@@ -137,6 +152,9 @@ _RANGES = {
     "asl_gamma_neg": (0.0, 10.0),
     "asl_clip": (0.0, 1.0),
     "ll_delta_rel": (0.0, 100.0),
+    "t_holdout": (0.0, 0.5),
+    "t_history": (1, 100),
+    "t_min_selected": (1, None),
     "diagnostics_every": (0, None),
     "eval_every": (1, None),
 }
@@ -186,6 +204,14 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
     if config.noise in ("mislabel", "flip") and config.noise_rate <= 0:
         raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
+    if config.protocol == "paper":  # resolved here, so config.yaml records what ran
+        config.mixup = config.method != "bce"
+    elif config.method in MIXING_METHODS and not config.mixup:
+        raise ConfigError(f"config key 'mixup': method {config.method!r} mixes by definition; "
+                          f"use method=bce (or another method) for training without Mixup")
+    if config.method == "t_estimator" and config.warmup_epochs < 1:
+        raise ConfigError("config key 'warmup_epochs': t_estimator estimates its transition "
+                          "matrices at the end of warm-up, so it needs warmup_epochs >= 1")
     if config.pretrained == "auto":  # resolved here, so config.yaml records what ran
         if config.arch != "small_cnn":
             config.pretrained = "imagenet"
@@ -227,7 +253,13 @@ def from_dict(values: dict[str, Any], *, source: str = "config") -> Config:
     unknown = [k for k in values if k not in _FIELDS]
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r} in {source}")
-    return validate(Config(**values))
+    config = validate(Config(**values))
+    if "mixup" in values and values["mixup"] != config.mixup:  # the paper protocol decided
+        raise ConfigError(
+            f"config key 'mixup': protocol 'paper' trains {config.method!r} with "
+            f"mixup={config.mixup} (SPEC §4); set protocol=custom to choose mixup yourself"
+        )
+    return config
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from . import distributed as dist
@@ -112,30 +112,50 @@ def _loader(dataset, sampler, config: Config, *, batch_size: int, device) -> Dat
     )
 
 
+class _Subset(Sampler[int]):
+    """A sampler over positions 0..len(indices)-1 yielding ``indices[position]``."""
+
+    def __init__(self, sampler: Sampler[int], indices: torch.Tensor) -> None:
+        self.sampler, self.indices = sampler, indices.tolist()
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        return (self.indices[i] for i in self.sampler)
+
+
 def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, MinoritySampler]:
-    """The random(-or-weighted) loader and the optional second loader of ``epoch``."""
+    """The random(-or-weighted) loader and the optional second loader of ``epoch``.
+
+    Weighted draws (ROS's oversampling, SPEC §1.2's minority sampler) come from one global
+    sequence per epoch that DDP ranks split, like the shuffled passes; a method's
+    ``training_indices`` restrict the shuffled passes to a subset.
+    """
     c, n = s.config, len(s.train_set)
     base = c.seed * 1_000_003 + epoch
+    subset = s.method.training_indices()
+    size = n if subset is None else len(subset)
     weights = s.method.instance_weights()
-    if weights is not None:
-        first = WeightedRandomSampler(
-            torch.as_tensor(weights, dtype=torch.float64), n, replacement=True,
-            generator=torch.Generator().manual_seed(base),
-        )
-    else:
-        first = dist.shuffled_sampler(n, seed=base)
-    second = None
-    minority = MinoritySampler(
-        n, seed=base + 500_009, num_replicas=dist.world_size(), rank=dist.rank()
-    )
-    minority.set_epoch(epoch)
-    if s.method.second_sampler == "minority":
-        probabilities = s.method.minority_probabilities()
+
+    def drawn(seed: int, probabilities) -> MinoritySampler:
+        sampler = MinoritySampler(n, num_samples=size, seed=seed,
+                                  num_replicas=dist.world_size(), rank=dist.rank())
+        sampler.set_epoch(epoch)
         if probabilities is not None:
-            minority.set_probabilities(probabilities)
-        second = minority
-    elif s.method.second_sampler == "random":
-        second = dist.shuffled_sampler(n, seed=base + 250_007)
+            sampler.set_probabilities(probabilities)
+        return sampler
+
+    def shuffled(seed: int) -> Sampler[int]:
+        sampler = dist.shuffled_sampler(size, seed=seed)
+        return sampler if subset is None else _Subset(sampler, subset)
+
+    first = drawn(base, weights) if weights is not None else shuffled(base)
+    minority = drawn(base + 500_009, s.method.minority_probabilities())
+    second = {"minority": minority,
+              "random": shuffled(base + 250_007) if s.method.second_sampler == "random" else None,
+              "weighted": drawn(base + 250_007, weights) if weights is not None else None,
+              None: None}[s.method.second_sampler]
     make = lambda sampler: _loader(  # noqa: E731
         s.train_set, sampler, c, batch_size=c.batch_size, device=s.device
     )

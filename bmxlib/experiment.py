@@ -120,7 +120,9 @@ def build(config: Config) -> Setup:
     optimizer = torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    steps = math.ceil(len(train_raw) / dist.world_size() / config.batch_size)
+    subset = method.training_indices()  # e.g. T-estimator's held-out validation set
+    trained = len(train_raw) if subset is None else len(subset)
+    steps = math.ceil(trained / dist.world_size() / config.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
     return Setup(
         config=config,

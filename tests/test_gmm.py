@@ -29,7 +29,8 @@ def _sklearn_clean_probability(values):
     x = ((x - x.min()) / (x.max() - x.min()))[:, None]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter=10 is expected
-        gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4).fit(x)
+        gmm = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4,
+                              random_state=0).fit(x)
     return gmm.predict_proba(x)[:, gmm.means_.argmin()]
 
 

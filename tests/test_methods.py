@@ -35,7 +35,7 @@ def test_large_loss_delta_rel_is_in_percent():
     n, k = 10, 10
     noisy = np.zeros((n, k))
     noisy[:, 0] = 1
-    config = load_config(None, ["method=ll_r", "ll_delta_rel=10"])
+    config = load_config(None, ["method=ll_r", "ll_delta_rel=10", "protocol=custom"])
     method = build_method(config, _data(noisy), model=torch.nn.Identity())
     logits = torch.randn(n, k)
     out = method.training_step(Fixed(logits), Batch(x_r=torch.eye(n), index_r=torch.arange(n),
@@ -70,7 +70,7 @@ def test_balancemix_weights_follow_the_random_instance():
 
 def test_registry_holds_every_spec_method():
     assert set(REGISTRY) == {"bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct",
-                             "coteaching", "db", "balancemix"}
+                             "coteaching", "t_estimator", "db", "balancemix"}
 
 
 class _SyntheticContext:

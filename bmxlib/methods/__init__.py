@@ -11,12 +11,13 @@ from .coteaching import CoTeaching
 from .large_loss import LargeLossCorrection, LargeLossRejection
 from .loss_methods import ASL, BCE, DistributionBalanced, Focal, RandomOversampling
 from .mixup import Mixup
+from .t_estimator import TEstimator
 
 REGISTRY: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (
         BCE, Mixup, Focal, ASL, RandomOversampling, LargeLossRejection, LargeLossCorrection,
-        CoTeaching, DistributionBalanced, BalanceMix,
+        CoTeaching, TEstimator, DistributionBalanced, BalanceMix,
     )
 }
 

@@ -1,9 +1,10 @@
 """BalanceMix (Song, Kim & Lee, AAAI 2024): SPEC §1.
 
-Per step: a random-sampler batch is mixed with a minority-sampler batch (``Mixup`` does
-the mixing, SPEC §1.3) and trained with the loss of §1.5 on the refined labels. At the
-end of every epoch the full-data pass (§1.1) gives F; from it the minority sampler's
-probabilities (§1.2) and, after warm-up, the label-wise management (§1.4) are updated.
+Per step: a random-sampler batch is mixed with a minority-sampler batch
+(``Method.step_inputs`` does the mixing, SPEC §1.3) and trained with the loss of §1.5 on
+the refined labels. At the end of every epoch the full-data pass (§1.1) gives F; from it
+the minority sampler's probabilities (§1.2) and, after warm-up, the label-wise
+management (§1.4) are updated.
 The ablation switches of §1.6 are config flags: ``minority_sampler``, ``clean_labels``,
 ``relabel``, ``ambiguous_weighting`` (``method: mixup`` is the first row).
 """
@@ -25,13 +26,12 @@ from ..labels import (
     selection_quality,
 )
 from ..sampling import class_confidences, minority_probabilities
-from .base import EpochContext, EpochResult
-from .mixup import Mixup
+from .base import EpochContext, EpochResult, Method
 
 HIST_BINS = 40  # bins of the per-(class, label value) loss histograms on the [0, 1] GMM scale
 
 
-class BalanceMix(Mixup):
+class BalanceMix(Method):
     name = "balancemix"
 
     def __init__(self, config, data) -> None:

@@ -3,10 +3,21 @@
 The engine (``bmxlib.engine``) drives every method the same way:
 
 1. ``second_sampler`` says whether a step takes a second batch and from which sampler
-   ("random": an independent shuffled pass; "minority": SPEC §1.2; None: one batch).
-   ``instance_weights()`` may replace the random sampler by a weighted one (ROS).
+   ("random": an independent shuffled pass; "weighted": an independent draw of the
+   weighted sampler; "minority": SPEC §1.2; None: one batch). ``instance_weights()`` may
+   replace the random sampler by a weighted one (ROS); ``training_indices()`` may keep some
+   instances out of training altogether (T-estimator's held-out validation set).
 2. ``training_step(model, batch)`` runs forward + loss and returns a dict with 'loss'
-   (a scalar tensor) and anything else worth logging (floats).
+   (a scalar tensor) and anything else worth logging (floats). It is built from
+   ``step_inputs`` (the one place where the batch is mixed, SPEC §1.3) and ``step_loss``
+   (each method's own loss or rule on the resulting :class:`StepLabels`).
+
+Mixing (the paper's protocol, SPEC §4): with ``config.mixup`` every method trains on
+x_mix = λ·x_R + (1 − λ)·x_M and y_mix = λ·y_R + (1 − λ)·y_M of two batches, λ =
+max(λ', 1 − λ'), λ' ~ Beta(α, α). A rule that depends on a label's *observed* value or on
+the instance (LL-R / LL-Ct's unobserved labels, co-teaching's kept instances) follows the
+random-sampler instance, which dominates the mix (λ ≥ 0.5) — as BalanceMix's reliability
+does (SPEC §1.4). Without mixing, ``targets`` are the given labels and λ is None.
 3. ``end_of_epoch(ctx)`` may run the full-data pass (SPEC §1.1) through the
    :class:`EpochContext` it is given and update samplers and label state; it returns an
    :class:`EpochResult` (logs, diagnostics arrays, class confidences).
@@ -23,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Config
+from ..mixing import minority_mix
 
 
 @dataclass
@@ -73,6 +85,35 @@ class EpochContext(Protocol):
 
 
 @dataclass
+class StepLabels:
+    """The labels one training step's loss sees.
+
+    Attributes
+    ----------
+    targets : torch.Tensor, shape (B, K), values in [0, 1]
+        The random-sampler instances' targets, or their mix with the second batch's.
+    weights : torch.Tensor, shape (B, K)
+        Per-label loss weights of the random-sampler instances (1 unless a method manages
+        label reliability, SPEC §1.4).
+    observed : torch.Tensor, shape (B, K), values in {0, 1}
+        The random-sampler instances' given labels, for rules on the observed value.
+    index : torch.Tensor, shape (B,), int64
+        The random-sampler instances, for instance-level rules.
+    lam : torch.Tensor or None
+        The mixing coefficient (scalar, or (B,) per sample); None without mixing.
+    epoch : int
+        The epoch of the step (1-based), for schedules such as LL's clean rate.
+    """
+
+    targets: torch.Tensor
+    weights: torch.Tensor
+    observed: torch.Tensor
+    index: torch.Tensor
+    lam: torch.Tensor | None = None
+    epoch: int = 1
+
+
+@dataclass
 class EpochResult:
     """What a method reports at the end of an epoch.
 
@@ -96,12 +137,13 @@ class Method:
     """Base class; subclasses set ``name`` and override ``loss`` or ``training_step``."""
 
     name = "base"
-    second_sampler: str | None = None
 
     def __init__(self, config: Config, data: TrainingData) -> None:
         self.config = config
         self.data = data
         self.epoch = 1
+        self.mixes = bool(config.mixup)  # resolved by the config's protocol (SPEC §4)
+        self.second_sampler: str | None = "random" if self.mixes else None
 
     # --- per-epoch hooks -------------------------------------------------------------
     def start_epoch(self, epoch: int) -> None:
@@ -119,16 +161,47 @@ class Method:
         """Current minority-sampler probabilities (N,), or None for uniform."""
         return None
 
+    def training_indices(self) -> torch.Tensor | None:
+        """The instances the samplers draw from (int64, sorted), or None for all N."""
+        return None
+
     # --- the step --------------------------------------------------------------------
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-element loss (B, K); reduced as sum over labels, mean over the batch."""
         return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
 
+    def step_targets(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(targets, loss weights) of the instances ``index``; given labels, weight 1."""
+        targets = self.data.noisy_labels[index]
+        return targets, torch.ones_like(targets)
+
+    def step_inputs(self, batch: Batch) -> tuple[torch.Tensor, StepLabels]:
+        """The step's input images and labels: the random-sampler batch, mixed with the
+        second batch when the method mixes (SPEC §1.3; the only place mixing happens)."""
+        targets, weights = self.step_targets(batch.index_r)
+        observed = self.data.noisy_labels[batch.index_r]
+        if not self.mixes:
+            return batch.x_r, StepLabels(targets, weights, observed, batch.index_r,
+                                         epoch=batch.epoch)
+        if batch.x_m is None:
+            raise ValueError(f"method {self.name} mixes but the step has no second batch")
+        targets_m, _ = self.step_targets(batch.index_m)
+        x_mix, y_mix, lam = minority_mix(
+            batch.x_r, targets, batch.x_m, targets_m, alpha=self.config.mix_alpha,
+            per_sample=self.config.per_sample_lambda, generator=batch.generator,
+        )
+        return x_mix, StepLabels(y_mix, weights, observed, batch.index_r, lam, batch.epoch)
+
+    def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
+        """The method's loss on the step's logits (B, K) and labels; a dict with 'loss'."""
+        return {"loss": reduce_loss(self.loss(logits, labels.targets) * labels.weights)}
+
     def training_step(self, model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
-        targets = self.data.noisy_labels[batch.index_r]
-        logits = model(batch.x_r).float()
-        loss = self.loss(logits, targets).sum(dim=1).mean()
-        return {"loss": loss}
+        x, labels = self.step_inputs(batch)
+        out = self.step_loss(model(x).float(), labels)
+        if labels.lam is not None:
+            out["lambda"] = float(labels.lam.float().mean())
+        return out
 
     # --- extra trainable state (co-teaching's peer network) ----------------------------
     def extra_modules(self) -> dict[str, torch.nn.Module]:

@@ -5,6 +5,10 @@ from a full-data pass; an instance-level two-component GMM on it marks the insta
 network calls clean (p > 0.5). In the next epoch each network trains only on the
 instances its *peer* calls clean. The warm-up epochs (``warmup_epochs``) use every
 instance. Evaluation uses the first network.
+
+With Mixup (the paper's protocol) both networks see the same mixed batch, and a mixed
+instance is kept for a network when its random-sampler instance (λ ≥ 0.5) is among the
+instances that network's peer calls clean.
 """
 
 from __future__ import annotations
@@ -40,13 +44,16 @@ class CoTeaching(Method):
         return {"peer": self.peer}
 
     def training_step(self, model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
-        targets = self.data.noisy_labels[batch.index_r]
+        x, labels = self.step_inputs(batch)  # one (mixed) batch for both networks
         loss = 0.0
         for net, keep in ((model, self.keep_for_model), (self.peer, self.keep_for_peer)):
-            per_instance = self.loss(net(batch.x_r).float(), targets).sum(dim=1)
-            kept = keep[batch.index_r].float()
+            per_instance = (self.loss(net(x).float(), labels.targets) * labels.weights).sum(1)
+            kept = keep[labels.index].float()  # the random-sampler instance decides
             loss = loss + (per_instance * kept).sum() / kept.sum().clamp_min(1.0)
-        return {"loss": loss}
+        out = {"loss": loss}
+        if labels.lam is not None:
+            out["lambda"] = float(labels.lam.float().mean())
+        return out
 
     def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
         if ctx.epoch < self.config.warmup_epochs:

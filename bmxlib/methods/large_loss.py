@@ -5,6 +5,10 @@ with the largest BCE are rejected (LL-R: loss 0) or temporarily corrected (LL-Ct
 target 1). The clean rate is 1 in epoch 1 and drops by ``ll_delta_rel`` percent per epoch:
 as in the authors' code, where ``delta_rel`` is given in percent and divided by 100 (with
 0.1 for 20 epochs, 2% of the labels are modified by the end).
+
+With Mixup (the paper's protocol) the candidates are the labels whose *observed* value in
+the random-sampler instance is 0 (the instance that dominates the mix, λ ≥ 0.5); they are
+ranked by their BCE against the mixed target, rejected (loss 0) or corrected (target 1).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .base import Batch, Method, reduce_loss
+from .base import Method, StepLabels, reduce_loss
 from .losses import large_loss_clean_rate, large_loss_modify
 
 
@@ -22,11 +26,10 @@ class LargeLoss(Method):
 
     mode = "reject"
 
-    def training_step(self, model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
-        targets = self.data.noisy_labels[batch.index_r]
-        logits = model(batch.x_r).float()
-        rate = large_loss_clean_rate(batch.epoch, delta_rel=self.config.ll_delta_rel / 100)
-        result = large_loss_modify(logits, targets, clean_rate=rate, mode=self.mode)
+    def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
+        rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)
+        result = large_loss_modify(logits, labels.targets, clean_rate=rate, mode=self.mode,
+                                   candidates=labels.observed == 0)
         return {"loss": reduce_loss(result.loss), "modified": float(result.modified.float().mean())}
 
 

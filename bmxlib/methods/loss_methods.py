@@ -1,7 +1,9 @@
 """Methods that differ from BCE only in their per-label loss, or only in the sampler.
 
 bce, focal (γ = 2), asl (γ+ = 0, γ− = 4, m = 0.05), db (Distribution-Balanced) and ros
-(random oversampling of instances holding rare positives; BCE loss). SPEC §4.
+(random oversampling of instances holding rare positives; BCE loss). SPEC §4. Each loss
+takes soft targets, so under Mixup (the paper's protocol) it applies to the mixed labels
+y_mix as it is; nothing depends on a label's observed value.
 """
 
 from __future__ import annotations
@@ -56,9 +58,18 @@ class DistributionBalanced(Method):
 
 
 class RandomOversampling(Method):
-    """BCE with instances drawn in proportion to the rarity of their positives."""
+    """BCE with instances drawn in proportion to the rarity of their positives.
+
+    With Mixup (the paper's protocol) the second batch is an independent draw of the same
+    oversampling sampler: ROS's sampler is its "random sampler".
+    """
 
     name = "ros"
+
+    def __init__(self, config, data) -> None:
+        super().__init__(config, data)
+        if self.mixes:
+            self.second_sampler = "weighted"
 
     def instance_weights(self) -> np.ndarray:
         return ros_instance_weights(self.data.noisy_labels.cpu().numpy())

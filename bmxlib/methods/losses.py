@@ -383,15 +383,17 @@ def large_loss_modify(
     *,
     clean_rate: float,
     mode: str,
+    candidates: torch.Tensor | None = None,
 ) -> LargeLossResult:
     """Large-loss rejection (LL-R) or temporary correction (LL-Ct), Kim et al. CVPR 2022.
 
-    Candidates are the unobserved / negative labels, ``target == 0``. Among them the
-    ``k = ceil(B·K·(1 − clean_rate))`` entries with the largest BCE (against target 0)
-    are modified: ``mode="reject"`` sets their loss to 0, ``mode="correct"`` sets their
-    target to 1 (their loss becomes BCE against 1). All candidates are modified when
-    there are fewer than k. All other entries keep BCE against their (possibly soft)
-    target.
+    Candidates are the unobserved / negative labels, ``target == 0`` (or the given
+    ``candidates`` mask, e.g. the observed zeros of a mixed batch's dominant instances).
+    Among them the ``k = ceil(B·K·(1 − clean_rate))`` entries with the largest BCE
+    (against their target) are modified: ``mode="reject"`` sets their loss to 0,
+    ``mode="correct"`` sets their target to 1 (their loss becomes BCE against 1). All
+    candidates are modified when there are fewer than k. All other entries keep BCE
+    against their (possibly soft) target.
 
     Exactly k candidates are selected (ties broken arbitrarily). The public
     implementation thresholds at the k-th largest value with strict comparisons, so ties
@@ -410,6 +412,8 @@ def large_loss_modify(
     clean_rate : float in [0, 1]
         From :func:`large_loss_clean_rate`; 1 modifies nothing.
     mode : {"reject", "correct"}
+    candidates : torch.Tensor, bool, shape (B, K), optional
+        The entries that may be modified (default: ``targets == 0``).
 
     Returns
     -------
@@ -423,8 +427,13 @@ def large_loss_modify(
         raise ValueError(f"mode must be 'reject' or 'correct', got {mode!r}")
 
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    candidate = targets == 0
-    # On candidates `loss` is exactly the BCE against target 0 used for ranking.
+    if candidates is None:
+        candidate = targets == 0
+    else:
+        if candidates.shape != targets.shape or candidates.dtype != torch.bool:
+            raise ValueError("candidates must be a bool tensor shaped like targets")
+        candidate = candidates.to(targets.device)
+    # On candidates `loss` is the BCE against their target (0 when unmixed) used for ranking.
     modified = _largest_candidates(loss, candidate, _num_to_modify(loss.numel(), clean_rate))
     if mode == "reject":
         return LargeLossResult(loss.masked_fill(modified, 0.0), modified, targets)
