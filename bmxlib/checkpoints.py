@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import runs
+from .config import Config, ConfigError, from_dict, result_differences
 from .experiment import Setup
 from .io import atomic_torch_save
 
@@ -73,14 +74,52 @@ def read_checkpoint(run_dir: Path, *, device: torch.device | str = "cpu") -> dic
         raise ValueError(f"checkpoint {path} is corrupt ({err.__class__.__name__})") from None
 
 
-def load_checkpoint(s: Setup, run_dir: Path) -> int:
-    """Restore ``s`` from ``run_dir``'s checkpoint; returns the finished epoch."""
-    state = read_checkpoint(run_dir, device=s.device)
-    unwrap(s.model).load_state_dict(state["model"])
-    for key, module in s.method.extra_modules().items():
-        module.load_state_dict(state["extra_modules"][key])
-    s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict(state["scheduler"])
-    s.method.load_state_dict(state["method"])
-    set_rng_state(state["rng"])
+def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> int:
+    """The checkpoint's finished epoch, after checking that it belongs to ``config``.
+
+    Raises ConfigError (one line, naming the key) when the config the checkpoint was
+    trained with differs from ``config`` in anything that changes results, and ValueError
+    when metrics.jsonl does not hold exactly the epochs 1..E the checkpoint has finished.
+    """
+    path = runs.checkpoint_path(run_dir)
+    if not isinstance(state, dict) or "config" not in state or "epoch" not in state:
+        raise ValueError(f"checkpoint {path} is not a bmxlib checkpoint (no config / epoch)")
+    trained = from_dict(state["config"], source=str(path))
+    for key, old, new in result_differences(trained, config)[:1]:
+        raise ConfigError(
+            f"checkpoint {path} was trained with {key}={old!r} but "
+            f"{runs.config_path(run_dir)} says {key}={new!r}: it cannot be resumed"
+        )
+    epoch = int(state["epoch"])
+    seen = [r.get("epoch") for r in runs.read_metrics(run_dir)]
+    finished = [e for e in seen if isinstance(e, int) and e <= epoch]
+    if finished != list(range(1, epoch + 1)):
+        missing = sorted(set(range(1, epoch + 1)) - set(finished))
+        what = f"lacks epoch {missing[0]}" if missing else f"holds epochs {finished}"
+        raise ValueError(f"{run_dir}: metrics.jsonl {what} but the checkpoint has finished "
+                         f"epochs 1-{epoch}; the run directory is inconsistent")
+    return epoch
+
+
+def restore_checkpoint(s: Setup, state: dict[str, Any], run_dir: Path) -> int:
+    """Load a checked checkpoint ``state`` into ``s``; returns the finished epoch."""
+    try:
+        unwrap(s.model).load_state_dict(state["model"])
+        for key, module in s.method.extra_modules().items():
+            module.load_state_dict(state["extra_modules"][key])
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scheduler.load_state_dict(state["scheduler"])
+        s.method.load_state_dict(state["method"])
+        set_rng_state(state["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [err.__class__.__name__])[0]
+        raise ValueError(f"checkpoint {runs.checkpoint_path(run_dir)} does not fit this run's "
+                         f"model or method ({first[:160]})") from None
     return int(state["epoch"])
+
+
+def load_checkpoint(s: Setup, run_dir: Path) -> int:
+    """Check and restore ``run_dir``'s checkpoint into ``s``; returns the finished epoch."""
+    state = read_checkpoint(run_dir, device=s.device)
+    check_resumable(state, s.config, run_dir)
+    return restore_checkpoint(s, state, run_dir)

@@ -27,6 +27,11 @@ class ConfigError(ValueError):
     """A bad configuration key or value (one line, names the key)."""
 
 
+#: Keys that do not change what a run computes; they may differ between sessions (a
+#: resumed run, a restarted sweep). Every other key must match for results to be the same.
+BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers")
+
+
 @dataclass
 class Config:
     # --- run ---
@@ -204,6 +209,9 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
     if config.noise in ("mislabel", "flip") and config.noise_rate <= 0:
         raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
+    if config.noise in ("none", "missing") and config.noise_rate != 0:
+        raise ConfigError(f"config key 'noise_rate': noise {config.noise!r} takes no rate "
+                          f"(got {config.noise_rate!r}); remove it or choose mislabel / flip")
     if config.protocol == "paper":  # resolved here, so config.yaml records what ran
         config.mixup = config.method != "bce"
     elif config.method in MIXING_METHODS and not config.mixup:
@@ -226,7 +234,15 @@ def validate(config: Config) -> Config:
         )
     if config.dataset != "digits-lt" and not config.data_root:
         raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
+    if config.data_root:  # stored resolved, so a run resumes from any working directory
+        config.data_root = str(Path(config.data_root).expanduser().resolve())
     return config
+
+
+def result_differences(old: Config, new: Config) -> list[tuple[str, Any, Any]]:
+    """(key, old value, new value) for every key outside BOOKKEEPING_KEYS that differs."""
+    return [(f.name, getattr(old, f.name), getattr(new, f.name)) for f in fields(Config)
+            if f.name not in BOOKKEEPING_KEYS and getattr(old, f.name) != getattr(new, f.name)]
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -265,10 +281,19 @@ def from_dict(values: dict[str, Any], *, source: str = "config") -> Config:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with one-line errors naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.__class__.__name__})") \
+            from None
+    if not text.strip():
+        raise ConfigError(f"config file {path} is empty (a config holds key: value lines)")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""

@@ -316,19 +316,30 @@ def full_data_pass(s: Setup, model: torch.nn.Module | None = None) -> torch.Tens
 
 
 def relabel_views(s: Setup, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``.
+    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``
+    (RandAugment even when training runs without it, SPEC §1.4).
 
     One pass over the rows: each image is loaded once and augmented ``n_views`` times
     independently; the views of a batch go through the model together.
     """
-    logits = predict_views(s.model, s.train_set, rows, n_views=n_views, device=s.device,
+    logits = predict_views(s.model, s.views_set, rows, n_views=n_views, device=s.device,
                            config=s.config, desc="re-label views")
     return torch.sigmoid(logits).mean(dim=1)
 
 
-def evaluate(s: Setup) -> dict[str, Any]:
+def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch.Tensor:
+    """Raise :class:`TrainingDiverged` when a no-grad pass produced inf / NaN outputs."""
+    if not bool(torch.isfinite(logits).all()):
+        when = f" after epoch {epoch}" if epoch is not None else ""
+        raise TrainingDiverged(f"training diverged: the model's {what} outputs are not "
+                               f"finite{when}; the last good checkpoint is kept")
+    return logits
+
+
+def evaluate(s: Setup, *, epoch: int | None = None) -> dict[str, Any]:
     """Per-class AP, mAP and mAP per shot group on the test split (SPEC §3)."""
     logits = predict(s.model, s.test_set, device=s.device, config=s.config, desc="evaluate")
+    check_finite(logits, epoch=epoch, what="test-set")
     summary = map_summary(torch.sigmoid(logits), s.test_set.labels, groups=s.groups)
     return {
         "mAP": summary["mAP"],
@@ -352,7 +363,8 @@ class EngineContext:
         return self.setup.model
 
     def full_data_pass(self, model: torch.nn.Module | None = None) -> torch.Tensor:
-        logits = full_data_pass(self.setup, model)
+        logits = check_finite(full_data_pass(self.setup, model), epoch=self.epoch,
+                              what="full-data pass")
         if self._noise_fit is None and (model is None or model is self.setup.model):
             # measured now, before a method may overwrite the logits in place
             self._noise_fit = self._fit_of(logits)
@@ -407,7 +419,7 @@ def run_epoch(s: Setup, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarra
     context = EngineContext(s, epoch, is_full_diagnostics_epoch(c, epoch))
     result = s.method.end_of_epoch(context)
     if is_evaluation_epoch(c, epoch):
-        record.update(evaluate(s))
+        record.update(evaluate(s, epoch=epoch))
         if result.class_confidence is not None:
             relate_confidence(result, record, s)
     record.update(result.logs)
@@ -435,7 +447,8 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
 
 
 def start_run(s: Setup, run_dir: Path) -> int:
-    """Write the run header (config, provenance, labels, dataset facts); returns epoch 1."""
+    """Write the run header (config, provenance, labels, dataset facts) and run a method's
+    initial full-data pass when it needs one (its diagnostics as epoch 0); returns 1."""
     if dist.is_main():
         stats = imbalance(s.train_set.labels)
         runs.write_header(
@@ -451,15 +464,29 @@ def start_run(s: Setup, run_dir: Path) -> int:
                      "shot_groups": s.groups,
                      "noise_rate_observed": float(s.corrupted.mean())},
         )
+    if s.method.needs_initial_pass():
+        seed_epoch(s.config.seed, 0)
+        result = s.method.end_of_epoch(EngineContext(s, 0, False))
+        if dist.is_main() and result.diagnostics:
+            runs.write_diagnostics(run_dir, 0, result.diagnostics)
     return 1
 
 
 def resume_run(s: Setup, run_dir: Path) -> int:
-    """Restore the checkpoint, drop metrics of unfinished epochs; returns the next epoch."""
+    """Restore the checkpoint, drop metrics of unfinished epochs; returns the next epoch.
+
+    A run killed before its first checkpoint has nothing trained to keep: it starts again
+    at epoch 1 in place. Half-written files of the killed process are removed.
+    """
+    if dist.is_main():
+        runs.remove_stale_temporaries(run_dir)
+    if not runs.checkpoint_path(run_dir).is_file():
+        if dist.is_main():
+            runs.truncate_metrics(run_dir, max_epoch=0)
+        return start_run(s, run_dir)
     start = load_checkpoint(s, run_dir) + 1
     if dist.is_main():
         runs.truncate_metrics(run_dir, max_epoch=start - 1)
-        runs.remove_stale_temporaries(run_dir)
     return start
 
 

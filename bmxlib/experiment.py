@@ -45,7 +45,10 @@ def dataset_options(config: Config) -> dict[str, Any]:
     return options
 
 
-def build_presets(config: Config, dataset: MultiLabelDataset) -> tuple[TrainPreset, EvalPreset]:
+def build_presets(config: Config, dataset: MultiLabelDataset, *,
+                  randaugment: bool | None = None) -> tuple[TrainPreset, EvalPreset]:
+    """(training preset, evaluation preset); ``randaugment`` overrides the config's switch
+    (the re-label views always use RandAugment, SPEC §1.4)."""
     size = config.image_size or dataset.default_image_size
     mean = getattr(dataset, "mean", IMAGENET_MEAN)
     std = getattr(dataset, "std", IMAGENET_STD)
@@ -53,7 +56,7 @@ def build_presets(config: Config, dataset: MultiLabelDataset) -> tuple[TrainPres
         image_size=size,
         mean=mean,
         std=std,
-        randaugment=config.randaugment,
+        randaugment=config.randaugment if randaugment is None else randaugment,
         num_ops=config.randaugment_ops,
         magnitude=config.randaugment_magnitude,
         hflip=config.hflip,
@@ -69,6 +72,7 @@ class Setup:
     device: torch.device
     train_set: MultiLabelDataset  # with the training transform
     eval_train_set: MultiLabelDataset  # training images with the evaluation transform
+    views_set: MultiLabelDataset  # training images with RandAugment (re-label views, §1.4)
     test_set: MultiLabelDataset
     noisy: np.ndarray
     corrupted: np.ndarray
@@ -88,6 +92,7 @@ def build(config: Config) -> Setup:
     train_raw = load_dataset(config.dataset, "train", **dataset_options(config))
     test_raw = load_dataset(config.dataset, "test", **dataset_options(config))
     train_tf, eval_tf = build_presets(config, train_raw)
+    views_tf, _ = build_presets(config, train_raw, randaugment=True)
     rate = config.noise_rate if config.noise in ("mislabel", "flip") else None
     noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed)
     positives = train_raw.labels.sum(axis=0)
@@ -129,6 +134,7 @@ def build(config: Config) -> Setup:
         device=device,
         train_set=train_raw.with_transform(train_tf),
         eval_train_set=train_raw.with_transform(eval_tf),
+        views_set=train_raw.with_transform(views_tf),
         test_set=test_raw.with_transform(eval_tf),
         noisy=noisy,
         corrupted=corrupted,

@@ -35,7 +35,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import runs
-from .config import Config, ConfigError, from_dict, read_yaml
+from .config import Config, ConfigError, from_dict, read_yaml, result_differences
 from .results import write_tables
 
 
@@ -120,10 +120,6 @@ def plan_sweep(
     return sweep_dir, points
 
 
-#: Config keys that do not change what a run computes; they may differ between sessions.
-BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers")
-
-
 def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
     """Refuse to mix results: a point already in ``sweep_dir`` must have been run with the
     config planned now (bookkeeping keys aside), or skipping / resuming it would report
@@ -135,16 +131,11 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
             continue
         saved = runs.config_path(run_dir)
         previous = from_dict(runs.read_config(run_dir), source=str(saved))
-        for field in dataclasses.fields(Config):
-            if field.name in BOOKKEEPING_KEYS:
-                continue
-            old, new = getattr(previous, field.name), getattr(point.config, field.name)
-            if old != new:
-                raise ConfigError(
-                    f"{saved} was run with {field.name}={old!r} but the sweep now asks for "
-                    f"{field.name}={new!r}; use another sweep name (--name) or remove "
-                    f"{saved.parent}"
-                )
+        for key, old, new in result_differences(previous, point.config)[:1]:
+            raise ConfigError(
+                f"{saved} was run with {key}={old!r} but the sweep now asks for "
+                f"{key}={new!r}; use another sweep name (--name) or remove {saved.parent}"
+            )
 
 
 def _run_point(config: Config, resumable: bool) -> str:

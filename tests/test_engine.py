@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import bmxlib.engine as engine
 from bmxlib.engine import fit
 from bmxlib.methods import REGISTRY
 from bmxlib.runs import load_run
@@ -51,11 +52,11 @@ def test_resume_repeats_the_uninterrupted_run(tiny_config, method):
     original = engine.evaluate
     calls = {"n": 0}
 
-    def interrupt_after_two(s):
+    def interrupt_after_two(s, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(s)
+        return original(s, **kwargs)
 
     engine.evaluate = interrupt_after_two
     try:
@@ -135,3 +136,53 @@ def test_eval_every_evaluates_at_its_epochs_the_last_and_full_diagnostics(tiny_c
     assert evaluated == [2, 3, 4, 5]  # 3: eval_every; 2, 4: full diagnostics; 5: the last
     assert all("confidence_ap_pearson" in r for r in run.metrics if r["epoch"] in evaluated)
     assert json.loads((run_dir / "summary.json").read_text())["mAP"] == run.metrics[-1]["mAP"]
+
+
+def _managed_per_epoch(monkeypatch, config):
+    """{epoch: whether the steps of that epoch trained on managed labels}."""
+    from bmxlib.methods.balancemix import BalanceMix
+
+    seen: dict[int, set] = {}
+    original = BalanceMix.step_targets
+
+    def spy(self, index):
+        seen.setdefault(self.epoch, set()).add(self.managed is not None)
+        return original(self, index)
+
+    monkeypatch.setattr(BalanceMix, "step_targets", spy)
+    run_dir = fit(config)
+    return {epoch: values.pop() for epoch, values in seen.items() if len(values) == 1}, run_dir
+
+
+def test_label_management_starts_in_the_epoch_after_warm_up(tiny_config, monkeypatch):
+    managed, _ = _managed_per_epoch(monkeypatch, tiny_config(
+        "name=boundary", "method=balancemix", "epochs=4", "warmup_epochs=2", "noise=mislabel",
+        "noise_rate=0.4"))
+    assert managed == {1: False, 2: False, 3: True, 4: True}  # fitted at the end of epoch 2
+
+
+def test_without_warm_up_management_applies_from_the_first_epoch(tiny_config, monkeypatch):
+    managed, run_dir = _managed_per_epoch(monkeypatch, tiny_config(
+        "name=nowarm", "method=balancemix", "epochs=2", "warmup_epochs=0", "noise=mislabel",
+        "noise_rate=0.4"))
+    assert managed == {1: True, 2: True}
+    run = load_run(run_dir)
+    assert run.diagnostic_epochs[0] == 0  # the full-data pass made before epoch 1
+    assert "gmm_means" in run.diagnostics(0)
+
+
+def test_passes_use_the_evaluation_transform_and_views_randaugment(tiny_config):
+    from bmxlib.data.presets import EvalPreset, TrainPreset
+
+    s = engine.build(tiny_config("method=balancemix", "randaugment=false"))
+
+    def randaugments(dataset) -> bool:
+        return any(getattr(t, "randaugment", False) for t in dataset.transform.per_batch.transforms)
+
+    assert isinstance(s.eval_train_set.transform, EvalPreset)  # the full-data pass (§1.1)
+    assert isinstance(s.train_set.transform, TrainPreset) and not randaugments(s.train_set)
+    assert randaugments(s.views_set)  # re-label views: RandAugment even so (§1.4)
+    # two views of one image differ (independent RandAugment draws)
+    views = engine.predict_views(s.model, s.views_set, torch.tensor([0]), n_views=2,
+                                 device=s.device, config=s.config)
+    assert not torch.equal(views[0, 0], views[0, 1])

@@ -49,6 +49,10 @@ class BalanceMix(Method):
     def minority_probabilities(self) -> torch.Tensor | None:
         return self.probabilities
 
+    def needs_initial_pass(self) -> bool:
+        """Without warm-up, label management applies from epoch 1 on (SPEC §1.1, §1.4)."""
+        return self.config.clean_labels and self.config.warmup_epochs == 0
+
     def manages_labels(self, epoch: int) -> bool:
         """Label management is computed at the end of the last warm-up epoch and after."""
         return self.config.clean_labels and epoch >= self.config.warmup_epochs

@@ -153,6 +153,12 @@ class Method:
         """Update sampler and label state from the epoch's model; see :class:`EpochResult`."""
         return EpochResult()
 
+    def needs_initial_pass(self) -> bool:
+        """True when the method must see a full-data pass before epoch 1 (SPEC §1.1: once
+        before the first epoch that needs it); the engine then calls ``end_of_epoch``
+        with epoch 0."""
+        return False
+
     def instance_weights(self) -> np.ndarray | None:
         """Sampling weights (N,) replacing the random sampler, or None."""
         return None
