@@ -2,7 +2,8 @@
 
 Bad input (unknown key, wrong type, out-of-range value, missing or corrupt file, label
 outside the class list) prints one line ``bmx: error: ...`` naming the offending item and
-exits with status 2, without a traceback. Set ``BMX_DEBUG=1`` to see tracebacks.
+exits with status 2, without a traceback. ``bmx --debug ...`` (or ``BMX_DEBUG=1``) shows
+the traceback instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import sys
 from .config import ConfigError
 
 USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError,
-               NotADirectoryError, IsADirectoryError, PermissionError)
+               NotADirectoryError, IsADirectoryError, PermissionError, OSError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as the one ``bmx: error:`` line (no usage block), status 2."""
+
+    def error(self, message: str):
+        print(f"bmx: error: {' '.join(message.split())} (see bmx --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -36,7 +45,14 @@ def _train(args: argparse.Namespace) -> int:
         if not args.config:
             raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
-    run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
+    try:
+        run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        where = Path(config.out_dir) / config.name
+        print(f"bmx: interrupted; continue with: bmx train --resume {where}", file=sys.stderr)
+        return 130
     print(f"run written to {run_dir}")
     return 0
 
@@ -93,8 +109,11 @@ def _data_stats(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .bench.registry import BENCHMARKS  # names only: no torch import
 
-    parser = argparse.ArgumentParser(prog="bmx", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="bmx", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of one line")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=OneLineParser)
 
     train = sub.add_parser("train", help="train one config into runs/<name>/")
     train.add_argument("--config", help="YAML config file")
@@ -134,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_bench)
 
     data = sub.add_parser("data", help="dataset tools")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = data.add_subparsers(dest="data_command", required=True,
+                                   parser_class=OneLineParser)
     stats = data_sub.add_parser("stats", help="label counts, imbalance ratios, shot groups")
     stats.add_argument("name", help="digits-lt | coco | voc | manifest")
     stats.add_argument("--split", default="train")
@@ -144,8 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(err: BaseException) -> str:
+    """The error as one line. An error raised in a DataLoader worker carries the worker's
+    whole traceback in its message: only its last line (the original error) is kept."""
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(text.split()) or err.__class__.__name__
+    if "Original Traceback" in text:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        original = lines[-1]
+        text = original.split(": ", 1)[1] if ": " in original else original
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in text:
+        text = f"{err.filename}: {text}"
+    return " ".join(text.split())[:400] or err.__class__.__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
-        if os.environ.get("BMX_DEBUG"):
+        if args.debug or os.environ.get("BMX_DEBUG"):
             raise
         print(f"bmx: error: {_one_line(err)}", file=sys.stderr)
         return 2

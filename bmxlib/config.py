@@ -109,7 +109,7 @@ class Config:
     # test-set evaluation every this many epochs, and always at the last epoch and at every
     # full-diagnostics epoch (the paper reports the last epoch; > 1 saves CPU time)
     eval_every: int = 1
-    progress: bool = True  # tqdm progress bars
+    progress: bool = True  # tqdm progress bars on a terminal (epoch summary lines always)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ import contextlib
 import math
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,13 @@ class RunExistsError(FileExistsError):
 
 class TrainingDiverged(ValueError):
     """A training step produced a non-finite or exploding loss (names epoch and step)."""
+
+
+def show_bars(config: Config) -> bool:
+    """Progress bars only for an interactive terminal: in a log file, a cluster job or a
+    ``--jobs`` worker they would be one long line of carriage returns. The per-epoch
+    summary lines are printed either way."""
+    return bool(config.progress) and dist.is_main() and sys.stderr.isatty()
 
 
 def seed_epoch(seed: int, epoch: int) -> int:
@@ -206,7 +214,7 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     batches = zip(first, second) if second is not None else ((b, None) for b in first)
     bar = tqdm(
         batches, total=len(first), desc=f"epoch {epoch}/{c.epochs}", leave=False,
-        disable=not c.progress or not dist.is_main(), dynamic_ncols=True,
+        disable=not show_bars(c), dynamic_ncols=True,
     )
     total_loss, images, start = 0.0, 0, time.perf_counter()
     for step, (random_batch, minority_batch) in enumerate(bar):
@@ -276,8 +284,7 @@ def predict_views(
                         shuffle=False, num_workers=config.num_workers,
                         pin_memory=device.type == "cuda")
     outputs = []
-    for views in tqdm(loader, desc=desc, leave=False,
-                      disable=not config.progress or not dist.is_main()):
+    for views in tqdm(loader, desc=desc, leave=False, disable=not show_bars(config)):
         images = to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
         with autocast(device, config.amp):
             logits = model(images).float()
@@ -490,13 +497,30 @@ def resume_run(s: Setup, run_dir: Path) -> int:
     return start
 
 
+MIN_FREE_BYTES = 256 << 20  # stop (keeping the last checkpoint) below this much free disk
+
+
+def check_disk(run_dir: Path, epoch: int) -> None:
+    """Refuse to write an epoch onto a nearly full disk (one line, the last epoch kept)."""
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise OSError(f"only {free >> 20} MB free on the disk of {run_dir}: stopped before "
+                      f"writing epoch {epoch} (the last checkpoint is kept; free space and "
+                      f"resume, or raise diagnostics_every)")
+
+
 def write_epoch(s: Setup, run_dir: Path, record: dict[str, Any],
                 diagnostics: dict[str, np.ndarray]) -> None:
-    """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs."""
+    """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs.
+
+    The record gets the run directory's size after the diagnostics (``run_dir_bytes``).
+    """
     epoch = record["epoch"]
     if dist.is_main():
+        check_disk(run_dir, epoch)
         if diagnostics:
             runs.write_diagnostics(run_dir, epoch, diagnostics)
+        record["run_dir_bytes"] = runs.directory_bytes(run_dir)
         runs.append_metrics(run_dir, record)
         save_checkpoint(s, run_dir, epoch)
     dist.barrier()
@@ -529,12 +553,13 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
 
 
 def _report_epoch(config: Config, record: dict[str, Any]) -> None:
-    if not config.progress or not dist.is_main():
+    """One summary line per epoch (rank 0), whatever ``progress`` says."""
+    if not dist.is_main():
         return
     fmt = lambda v: "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
     tqdm.write(
         f"[{config.name}] epoch {record['epoch']}/{config.epochs} loss {record['train_loss']:.4f} "
         f"mAP {fmt(record.get('mAP'))} (many {fmt(record.get('mAP_many'))} medium "
         f"{fmt(record.get('mAP_medium'))} few {fmt(record.get('mAP_few'))}) "
-        f"{record['seconds']:.1f}s {record['images_per_s']:.0f} img/s"
+        f"{record['seconds']:.1f}s {record['images_per_s']:.0f} img/s", file=sys.stderr
     )

@@ -32,6 +32,25 @@ def _umask() -> int:
 
 FILE_MODE = 0o666 & ~_umask()
 
+#: Fault injection for the kill-and-resume tests: ``kill-before-rename:<file name>:<n>``
+#: SIGKILLs this process on the n-th atomic write of that file, after the temporary is
+#: complete and before it replaces the target (the worst moment for a writer to die).
+FAULT_ENV = "BMXLIB_FAULT"
+_writes: dict[str, int] = {}
+
+
+def _maybe_die(path: Path) -> None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec.startswith("kill-before-rename:"):
+        return
+    _, name, nth = spec.split(":")
+    if path.name == name:
+        _writes[name] = _writes.get(name, 0) + 1
+        if _writes[name] == int(nth):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
 
 def _atomic_replace(path: Path, write) -> None:
     path = Path(path)
@@ -44,6 +63,7 @@ def _atomic_replace(path: Path, write) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
+        _maybe_die(path)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,9 @@ def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, t
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:
             path.unlink(missing_ok=True)  # corrupt cache: retrain
+    print(f"bmxlib: pretraining the digits backbone (width {width}, data seed {seed}, "
+          f"{PRETRAIN_EPOCHS} epochs, one thread; once, then cached at {path})",
+          file=sys.stderr, flush=True)
     images, targets = single_digit_canvases(seed=seed)
     x_all = (torch.from_numpy(images).float() / 255.0 - 0.1) / 0.25
     y_all = torch.from_numpy(targets)

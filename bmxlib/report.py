@@ -73,6 +73,7 @@ class Job:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     skip_reason: str | None = None
+    unfinished: bool = False  # skipped because its run has not finished (yet)
 
 
 @dataclass
@@ -116,15 +117,25 @@ def plan_jobs(directory: str | Path, *, notebooks=None) -> tuple[str, Path | Non
         raise ValueError(f"unknown notebook {unknown[0]!r}; choose from {', '.join(NOTEBOOKS)}")
     if kind == "sweep":
         candidates = runs.run_dirs(directory, method="balancemix")
-        run_dir = candidates[0] if candidates else None
+        finished = [r for r in candidates if runs.is_finished(r)]
+        run_dir = finished[0] if finished else (candidates[0] if candidates else None)
     else:
         run_dir = directory
+    any_finished = any(runs.is_finished(r) for r in runs.run_dirs(directory))
+    resume = f"resume it with: bmx train --resume {run_dir}" if run_dir is not None else ""
     jobs = []
     for name in wanted:
         if name == "method_comparison":
-            jobs.append(Job(name, {"sweep_dir": str(directory)}))
+            if any_finished:
+                jobs.append(Job(name, {"sweep_dir": str(directory)}))
+            else:
+                jobs.append(Job(name, skip_reason="no run has finished yet (no summary)",
+                                unfinished=True))
         elif run_dir is None:
             jobs.append(Job(name, skip_reason="the sweep has no BalanceMix run"))
+        elif not runs.is_finished(run_dir):
+            jobs.append(Job(name, skip_reason=f"run {run_dir.name} has not finished; {resume}",
+                            unfinished=True))
         else:
             reason = _run_notebook_reason(name, runs.read_config(run_dir))
             parameters = {"run_dir": str(run_dir)}
@@ -259,7 +270,9 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
 
     Returns
     -------
-    (index, failures) : (Path of index.html, list of :class:`Failure`)
+    (index, failures) : (Path of index.html, list of :class:`Failure`); a notebook skipped
+    because its run has not finished counts as a failure (cell None), so the report says it
+    is incomplete.
     """
     from tqdm.auto import tqdm
 
@@ -286,6 +299,10 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
     failures = [o.failure for o in ordered if o.failure is not None]
     for failure in failures:
         print(f"report: {failure}", file=sys.stderr)
+    for job in jobs:
+        if job.unfinished:
+            print(f"report: notebook {job.name} skipped: {job.skip_reason}", file=sys.stderr)
+            failures.append(Failure(job.name, None, f"skipped: {job.skip_reason}"))
     index = write_index(out, directory.resolve(), kind, run_dir, ordered)
     return index, failures
 

@@ -147,6 +147,12 @@ def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / SUMMARY_FILE).is_file()
 
 
+def directory_bytes(run_dir: str | Path) -> int:
+    """Total size of the files under ``run_dir`` (logged every epoch: diagnostics must never
+    fill a disk silently)."""
+    return sum(p.stat().st_size for p in Path(run_dir).rglob("*") if p.is_file())
+
+
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     """Delete half-written files a killed run left behind (``bmxlib.io`` temporaries)."""
     return remove_temporaries(run_dir)

@@ -11,7 +11,7 @@ A sweep file is YAML::
         - {label: bce, method: bce}
         - {label: balancemix, method: balancemix}
       noise:
-        - {label: clean, noise: none}
+        - {label: clean, noise: none, noise_rate: 0}
         - {label: mislabel-40, noise: mislabel, noise_rate: 0.4}
       seed: [0, 1, 2]           # an axis of scalars: the axis name is a config key
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,14 +171,26 @@ def run_sweep(
                               points=[(p.name, p.labels) for p in points])
     todo = [p for p in points if not runs.is_finished(sweep_dir / p.name)]
     resumable = {p.name: runs.checkpoint_path(sweep_dir / p.name).exists() for p in todo}
-    bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run")
+    bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",
+               disable=not sys.stderr.isatty())
+    done = len(points) - len(todo)
+
+    def finished(name: str) -> None:
+        nonlocal done
+        done += 1
+        write_tables(sweep_dir)
+        bar.set_postfix_str(name)
+        bar.update()
+        if bar.disable:  # a log file gets one line per point instead of the bar
+            print(f"[sweep {sweep_dir.name}] {done}/{len(points)} done: {name}",
+                  file=sys.stderr, flush=True)
+
     if jobs == 1:
         for point in todo:
             bar.set_postfix_str(point.name)
             engine.fit(point.config, resume=resumable[point.name],
                        overwrite=not resumable[point.name])
-            write_tables(sweep_dir)
-            bar.update()
+            finished(point.name)
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
@@ -186,9 +199,7 @@ def run_sweep(
                 config = dataclasses.replace(point.config, progress=False)
                 futures.append(pool.submit(_run_point, config, resumable[point.name]))
             for future in as_completed(futures):
-                bar.set_postfix_str(future.result())
-                write_tables(sweep_dir)
-                bar.update()
+                finished(future.result())
     bar.close()
     write_tables(sweep_dir)
     return sweep_dir
