@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     """The error as one line. An error raised in a DataLoader worker carries the worker's
     whole traceback in its message: only its last line (the original error) is kept."""
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
@@ -178,13 +178,16 @@ def _one_line(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a one-line usage error (2)
+        return int(stop.code or 0)
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
         if args.debug or os.environ.get("BMX_DEBUG"):
             raise
-        print(f"bmx: error: {_one_line(err)}", file=sys.stderr)
+        print(f"bmx: error: {one_line(err)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `bmx data stats digits-lt | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)

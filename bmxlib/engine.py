@@ -557,9 +557,10 @@ def _report_epoch(config: Config, record: dict[str, Any]) -> None:
     if not dist.is_main():
         return
     fmt = lambda v: "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
+    scores = (f"mAP {fmt(record.get('mAP'))} (many {fmt(record.get('mAP_many'))} medium "
+              f"{fmt(record.get('mAP_medium'))} few {fmt(record.get('mAP_few'))}) "
+              if "mAP" in record else "(not evaluated: eval_every) ")
     tqdm.write(
         f"[{config.name}] epoch {record['epoch']}/{config.epochs} loss {record['train_loss']:.4f} "
-        f"mAP {fmt(record.get('mAP'))} (many {fmt(record.get('mAP_many'))} medium "
-        f"{fmt(record.get('mAP_medium'))} few {fmt(record.get('mAP_few'))}) "
-        f"{record['seconds']:.1f}s {record['images_per_s']:.0f} img/s", file=sys.stderr
+        f"{scores}{record['seconds']:.1f}s {record['images_per_s']:.0f} img/s", file=sys.stderr
     )

@@ -79,9 +79,18 @@ def _resnet(arch: str, num_classes: int, *, pretrained: str, weights_path: str) 
             path = Path(weights_path)
             if not path.is_file():
                 raise FileNotFoundError(f"weights_path {weights_path} does not exist")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # junk, truncated or pickled-object files
+                raise ValueError(f"weights_path {weights_path} is not a torch weights file "
+                                 f"({err.__class__.__name__})") from None
             state = state.get("model", state) if isinstance(state, dict) else state
-            missing, unexpected = model.load_state_dict(state, strict=False)
+            if not isinstance(state, dict):
+                raise ValueError(f"weights_path {weights_path} holds no state dict")
+            try:
+                missing, unexpected = model.load_state_dict(state, strict=False)
+            except RuntimeError:  # tensors of other shapes
+                raise ValueError(f"weights_path {weights_path} does not match {arch}") from None
             if unexpected or [k for k in missing if not k.startswith("fc.")]:
                 raise ValueError(f"weights_path {weights_path} does not match {arch}")
         else:

@@ -57,9 +57,10 @@ def collect(directory: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
         if summary is None:
             raise ValueError(f"run {directory} is not finished (no {runs.SUMMARY_FILE})")
         method = str(runs.read_config(directory).get("method"))
-        return ["method"], [{"method": method, "run": directory.name, **summary}]
+        return ["method"], [{**summary, "method": method, "run": directory.name}]
     sweep = runs.load_sweep(directory)
-    records = [{**point.labels, "run": point.name, **runs.read_summary(point.path)}
+    # axis labels win over summary keys of the same name (an `epochs` axis, say)
+    records = [{**runs.read_summary(point.path), **point.labels, "run": point.name}
                for point in sweep.finished_points()]
     return sweep.axes, records
 
@@ -164,8 +165,8 @@ def results_markdown(title: str, axes: list[str], rows: list[dict[str, Any]]) ->
         for r in rows:
             table.setdefault(r[keys[0]], {})[r[keys[1]]] = format_percent(r["mAP_mean"],
                                                                           r["mAP_std"])
-        parts.append(markdown_table([keys[0]] + columns,
-                                    [[row] + [cells.get(c, "–") for c in columns]
+        parts.append(markdown_table([keys[0]] + [str(c) for c in columns],
+                                    [[str(row)] + [cells.get(c, "–") for c in columns]
                                      for row, cells in table.items()]))
     for title_text, note, measures in (
         ("Label management at the last epoch", "", QUALITY_MEASURES),

@@ -186,3 +186,27 @@ def test_passes_use_the_evaluation_transform_and_views_randaugment(tiny_config):
     views = engine.predict_views(s.model, s.views_set, torch.tensor([0]), n_views=2,
                                  device=s.device, config=s.config)
     assert not torch.equal(views[0, 0], views[0, 1])
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tiny_config, monkeypatch):
+    from bmxlib.methods import Method
+
+    common = ["method=bce", "epochs=3", "noise=mislabel", "noise_rate=0.4"]
+    straight = fit(tiny_config(*common, "name=straight"))
+    original = Method.step_loss
+
+    def nan_in_epoch_two(self, logits, labels):
+        out = original(self, logits, labels)
+        return {**out, "loss": out["loss"] * float("nan")} if labels.epoch == 2 else out
+
+    monkeypatch.setattr(Method, "step_loss", nan_in_epoch_two)
+    config = tiny_config(*common, "name=diverged")
+    with pytest.raises(engine.TrainingDiverged, match="epoch 2 step 1"):
+        fit(config)
+    run_dir = straight.parent / "diverged"
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    assert [r["epoch"] for r in load_run(run_dir).metrics] == [1]
+    monkeypatch.setattr(Method, "step_loss", original)
+    fit(config, resume=True)  # resumes from the last good epoch
+    for key, value in _weights(straight).items():
+        assert torch.equal(value, _weights(run_dir)[key])

@@ -72,6 +72,15 @@ def test_format_percent(mean, std, text):
     assert results.format_percent(mean, std) == text
 
 
+def test_an_axis_named_like_a_summary_key_keeps_its_labels(tmp_path):
+    sweep = _fake_sweep(tmp_path / "s", {
+        "e1": ({"method": "bce", "epochs": "100"}, {**_summary(0.5), "epochs": 100}),
+        "e2": ({"method": "bce", "epochs": "120"}, {**_summary(0.6), "epochs": 120}),
+    })
+    _, md_path = results.write_tables(sweep)
+    assert "| bce | 100 | 50.0 ± 0.0 |" in md_path.read_text()
+
+
 def test_tables_are_written_beside_the_sweep(tmp_path):
     sweep = _fake_sweep(tmp_path / "s", {
         "b": ({"method": "bce", "noise": "clean"}, _summary(0.5)),

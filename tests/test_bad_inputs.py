@@ -1,0 +1,244 @@
+"""The bad-input catalogue (docs/reliability.md): every entry is one line on stderr naming
+the offending key, file or value, exit status 2, no traceback, and the existing run in
+the same folder is left exactly as it was.
+
+Entries cover config files, command-line arguments, dataset files (COCO, VOC, manifest,
+images), run directories (truncated metrics, foreign or empty checkpoints, edited
+configs) and report inputs. Each builds its own bad input under a fresh folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bmxlib import cli, runs
+from tests.conftest import TINY
+from tests.test_data_real import make_coco, make_manifest, make_voc
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_ARGS = [*TINY, "epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished tiny BalanceMix run; entries that need a run directory copy it."""
+    out = tmp_path_factory.mktemp("finished")
+    assert cli.main(["train", "--config", str(ROOT / "configs/digits_balancemix.yaml"),
+                     *TINY_ARGS, f"out_dir={out}", "name=bm"]) == 0
+    return out / "bm"
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _config(tmp: Path, text: str) -> list[str]:
+    path = tmp / "bad.yaml"
+    path.write_text(text)
+    return ["train", "--config", str(path), f"out_dir={tmp / 'runs'}"]
+
+
+def _train(*overrides: str):
+    return lambda tmp, run: ["train", "--config", str(ROOT / "configs/digits_bce.yaml"),
+                             *TINY_ARGS, f"out_dir={tmp / 'runs'}", *overrides]
+
+
+def _copied_run(tmp: Path, run: Path) -> Path:
+    target = tmp / "copy" / "bm"
+    shutil.copytree(run, target)
+    return target
+
+
+def _resume_after(change):
+    def make(tmp: Path, run: Path) -> list[str]:
+        target = _copied_run(tmp, run)
+        change(target, tmp)
+        return ["train", "--resume", str(target)]
+    return make
+
+
+def _truncate_metrics(target: Path, tmp: Path) -> None:
+    lines = (target / "metrics.jsonl").read_text().splitlines()
+    (target / "metrics.jsonl").write_text(lines[-1] + "\n")  # epoch 1 lost
+
+
+def _empty_checkpoint(target: Path, tmp: Path) -> None:
+    runs.checkpoint_path(target).write_bytes(b"")
+
+
+def _foreign_checkpoint(target: Path, tmp: Path) -> None:
+    assert cli.main(["train", "--config", str(ROOT / "configs/digits_bce.yaml"), *TINY_ARGS,
+                     f"out_dir={tmp / 'other'}", "name=bce"]) == 0
+    shutil.copyfile(runs.checkpoint_path(tmp / "other" / "bce"), runs.checkpoint_path(target))
+
+
+def _edited_config(target: Path, tmp: Path) -> None:
+    config = yaml.safe_load(runs.config_path(target).read_text())
+    config["method"] = "bce"
+    runs.config_path(target).write_text(yaml.safe_dump(config))
+
+
+def _changed_width(target: Path, tmp: Path) -> None:
+    config = yaml.safe_load(runs.config_path(target).read_text())
+    state_path = runs.checkpoint_path(target)
+    import torch
+
+    state = torch.load(state_path, weights_only=True)
+    state["config"]["width"] = config["width"] = 4  # both agree; the weights do not fit
+    torch.save(state, state_path)
+    runs.config_path(target).write_text(yaml.safe_dump(config))
+
+
+def _coco(tmp: Path, breaker) -> list[str]:
+    root = make_coco(tmp / "coco")
+    breaker(root)
+    return ["train", f"out_dir={tmp / 'runs'}", *TINY_ARGS, "dataset=coco",
+            f"data_root={root}", "image_size=32"]
+
+
+def _voc(tmp: Path, breaker) -> list[str]:
+    root = make_voc(tmp / "VOCdevkit")
+    breaker(root)
+    return ["train", f"out_dir={tmp / 'runs'}", *TINY_ARGS, "dataset=voc", f"data_root={root}",
+            "image_size=32"]
+
+
+def _manifest(tmp: Path, breaker) -> list[str]:
+    root = make_manifest(tmp / "mine", tmp / "elsewhere" / "c.png")
+    breaker(root)
+    return ["train", f"out_dir={tmp / 'runs'}", *TINY_ARGS, "dataset=manifest",
+            f"data_root={root}", "image_size=32"]
+
+
+def _corrupt_jpeg(root: Path) -> None:
+    path = root / "train2014" / "a.jpg"
+    path.write_bytes(path.read_bytes()[:40])  # truncated mid-file
+
+
+def _sweep(tmp: Path, text: str) -> list[str]:
+    path = tmp / "sweep.yaml"
+    path.write_text(text)
+    return ["sweep", "--config", str(path)]
+
+
+CATALOGUE = {
+    # --- config files -------------------------------------------------------------------
+    "empty-config": (lambda tmp, run: _config(tmp, "\n"), "is empty"),
+    "yaml-syntax": (lambda tmp, run: _config(tmp, "epochs: [1, 2\n"), "not valid YAML"),
+    "yaml-not-mapping": (lambda tmp, run: _config(tmp, "- 1\n- 2\n"), "mapping"),
+    "unknown-key-in-file": (lambda tmp, run: _config(tmp, "epochz: 3\n"), "'epochz'"),
+    "config-is-a-directory": (lambda tmp, run: ["train", "--config", str(tmp)], "directory"),
+    "missing-config": (lambda tmp, run: ["train", "--config", str(tmp / "no.yaml")], "no.yaml"),
+    "wrong-type-in-file": (lambda tmp, run: _config(tmp, "epochs: three\n"), "'epochs'"),
+    "lr-out-of-range": (_train("lr=-1"), "'lr'"),
+    "unknown-method": (_train("method=magic"), "'method'"),
+    "rate-for-missing-noise": (_train("noise=missing", "noise_rate=0.3"), "'noise_rate'"),
+    "mislabel-without-rate": (_train("noise=mislabel", "noise_rate=0"), "'noise_rate'"),
+    "digits-backbone-on-photos": (_train("dataset=manifest", "data_root=.",
+                                         "pretrained=digits"), "'pretrained'"),
+    "mixup-against-the-paper-protocol": (_train("method=asl", "mixup=false"), "'mixup'"),
+    "balancemix-without-mixing": (_train("method=balancemix", "protocol=custom",
+                                         "mixup=false"), "'mixup'"),
+    "t-estimator-without-warm-up": (_train("method=t_estimator", "warmup_epochs=0"),
+                                    "'warmup_epochs'"),
+    "diverging-hyperparameters": (_train("lr=10", "momentum=1", "weight_decay=1"),
+                                  "diverged at epoch 1"),
+    "junk-weights-file": (lambda tmp, run: (tmp / "w.pth").write_bytes(b"junk") and _train(
+        "arch=resnet18", "pretrained=imagenet", f"weights_path={tmp / 'w.pth'}")(tmp, run),
+        "w.pth"),
+    # --- command-line arguments ---------------------------------------------------------
+    "override-without-equals": (_train("epochs"), "key=value"),
+    "unknown-override": (_train("colour=red"), "'colour'"),
+    "jobs-not-an-int": (lambda tmp, run: ["sweep", "--config", "x.yaml", "--jobs", "abc"],
+                        "--jobs"),
+    "jobs-zero": (lambda tmp, run: ["sweep", "--config",
+                                    str(ROOT / "configs/demo.yaml"), "--jobs", "0",
+                                    f"out_dir={tmp}"], "--jobs"),
+    "unknown-benchmark": (lambda tmp, run: ["bench", "--only", "nope"], "'nope'"),
+    "train-without-config": (lambda tmp, run: ["train"], "--config"),
+    "overrides-with-resume": (lambda tmp, run: ["train", "--resume", str(run), "epochs=9"],
+                              "overrides"),
+    "unknown-command": (lambda tmp, run: ["trian"], "trian"),
+    "unknown-dataset": (lambda tmp, run: ["data", "stats", "imagenet"], "imagenet"),
+    # --- dataset files ------------------------------------------------------------------
+    "coco-bad-json": (lambda tmp, run: _coco(tmp, lambda r: (
+        r / "annotations" / "instances_train2014.json").write_text("{nope")),
+        "instances_train2014.json"),
+    "coco-missing-image": (lambda tmp, run: _coco(tmp, lambda r: (
+        r / "train2014" / "c.png").unlink()), "c.png"),
+    "corrupt-jpeg": (lambda tmp, run: _coco(tmp, _corrupt_jpeg), "a.jpg"),
+    "voc-unknown-class": (lambda tmp, run: _voc(tmp, lambda r: (
+        r / "VOC2007" / "Annotations" / "000001.xml").write_text(
+        (r / "VOC2007" / "Annotations" / "000001.xml").read_text().replace("dog", "dragon"))),
+        "dragon"),
+    "voc-missing-imageset": (lambda tmp, run: _voc(tmp, lambda r: (
+        r / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").unlink()), "trainval.txt"),
+    "manifest-unknown-label": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "train.csv").write_text("path,labels\nimg/a.png,cat;unicorn\n")), "unicorn"),
+    "manifest-missing-image": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "train.csv").write_text("path,labels\nimg/gone.png,cat\n")), "gone.png"),
+    "manifest-png-not-an-image": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "img" / "a.png").write_text("not a png")), "a.png"),
+    # --- run directories ----------------------------------------------------------------
+    "resume-missing-dir": (lambda tmp, run: ["train", "--resume", str(tmp / "never")],
+                           "never"),
+    "resume-truncated-metrics": (_resume_after(_truncate_metrics), "metrics.jsonl"),
+    "resume-empty-checkpoint": (_resume_after(_empty_checkpoint), "corrupt"),
+    "resume-foreign-checkpoint": (_resume_after(_foreign_checkpoint), "cannot be resumed"),
+    "resume-edited-config": (_resume_after(_edited_config), "method"),
+    "resume-weights-that-do-not-fit": (_resume_after(_changed_width), "does not fit"),
+    "train-over-an-existing-run": (lambda tmp, run: ["train", "--config",
+                                                     str(ROOT / "configs/digits_balancemix.yaml"),
+                                                     *TINY_ARGS, f"out_dir={run.parent}",
+                                                     "name=bm"], "already exists"),
+    # --- sweeps and reports -------------------------------------------------------------
+    "sweep-unknown-key": (lambda tmp, run: _sweep(tmp, "grid: {}\nfixd: {}\n"), "'fixd'"),
+    "sweep-empty-axis": (lambda tmp, run: _sweep(tmp, "grid:\n  lr: []\n"), "'lr'"),
+    "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
+    "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
+    "report-out-is-a-file": (lambda tmp, run: (tmp / "f").write_text("x") and [
+        "report", str(run), "--out", str(tmp / "f")], "f"),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(CATALOGUE), ids=sorted(CATALOGUE))
+def test_bad_input_is_one_line_and_exit_2(entry, tmp_path, finished, capsys):
+    make, needle = CATALOGUE[entry]
+    before = _digest(finished)
+    argv = make(tmp_path, finished)
+    capsys.readouterr()
+    code = cli.main(argv)
+    assert code == 2, f"exit {code}"
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("bmx: error:")]
+    assert len(errors) == 1, err
+    assert needle in errors[0], errors[0]
+    assert "Traceback" not in "\n".join(err)
+    assert _digest(finished) == before  # the existing run is untouched
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(CATALOGUE) >= 30
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="is empty"):
+        cli.main(["--debug", *_config(tmp_path, "\n")])
+
+
+def test_a_dataloader_worker_error_is_one_line():
+    class WorkerError(ValueError):
+        pass
+
+    message = ("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most "
+               "recent call last):\n  File \"x.py\", line 1, in f\n    raise ValueError(...)\n"
+               "ValueError: coco image /data/x.jpg: cannot decode")
+    assert cli.one_line(WorkerError(message)) == "coco image /data/x.jpg: cannot decode"
+    assert json.dumps(cli.one_line(WorkerError(message)))  # plain text
