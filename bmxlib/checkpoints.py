@@ -54,7 +54,8 @@ def save_checkpoint(s: Setup, run_dir: Path, epoch: int) -> None:
         "epoch": epoch,
         "config": s.config.to_dict(),
         "model": unwrap(s.model).state_dict(),
-        "extra_modules": {k: m.state_dict() for k, m in s.method.extra_modules().items()},
+        "extra_modules": {k: unwrap(m).state_dict()
+                          for k, m in s.method.extra_modules().items()},
         "optimizer": s.optimizer.state_dict(),
         "scheduler": s.scheduler.state_dict(),
         "method": s.method.state_dict(),
@@ -106,7 +107,7 @@ def restore_checkpoint(s: Setup, state: dict[str, Any], run_dir: Path) -> int:
     try:
         unwrap(s.model).load_state_dict(state["model"])
         for key, module in s.method.extra_modules().items():
-            module.load_state_dict(state["extra_modules"][key])
+            unwrap(module).load_state_dict(state["extra_modules"][key])
         s.optimizer.load_state_dict(state["optimizer"])
         s.scheduler.load_state_dict(state["scheduler"])
         s.method.load_state_dict(state["method"])

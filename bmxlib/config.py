@@ -48,7 +48,19 @@ class Config:
     n_test: int = 3000  # digits-lt test canvases
     max_images: int = 0  # cap on images per split for real datasets (0 = all)
     image_size: int = 0  # square input side (0 = dataset default: 32 digits, 448 photos)
-    num_workers: int = 0  # DataLoader worker processes
+    # DataLoader worker processes; -1 = auto: min(8, CPU count) on CUDA, 0 on the CPU
+    num_workers: int = -1
+    shot_many: int = 0  # many-shot: more than this many training positives (0 = dataset's)
+    shot_few: int = 0  # few-shot: fewer than this many (0 = dataset's; paper: 10,000 / 1,000)
+    coco_drop_empty: bool = True  # COCO: drop images without annotations (ASL's loader does)
+    voc_year: int = 2007  # VOC: 2007 or 2012
+    # VOC classes: "" = the 20 official ones; "auto" = the sorted object names of the
+    # training split (the test split gets the same list); or "a,b,c" for your own data
+    voc_classes: str = ""
+    voc_classes_file: str = ""  # VOC: a file with one class name per line (instead)
+    # an image that fails to decode (at load time or mid-training) is skipped with one
+    # warning line and counted, instead of stopping the run
+    skip_bad_images: bool = False
     # --- noise (SPEC §2), injected once into the training labels ---
     noise: str = "none"  # none | mislabel | flip | missing
     noise_rate: float = 0.0  # τ for mislabel / flip
@@ -56,6 +68,10 @@ class Config:
     # --- model ---
     arch: str = "small_cnn"  # small_cnn | resnet18 | resnet50 | resnet101
     width: int = 16  # small_cnn base width
+    # linear: global average pooling + a linear layer; decoder: an ML-Decoder-style head
+    # (learned queries cross-attending to the spatial features, no self-attention), the
+    # paper's head for every method
+    head: str = "linear"
     # auto | none | digits | imagenet; auto = digits for small_cnn on digits-lt (SPEC §5),
     # imagenet for resnets (the paper's backbone), none for small_cnn on other data
     pretrained: str = "auto"
@@ -93,6 +109,9 @@ class Config:
     asl_gamma_pos: float = 0.0  # ASL γ+
     asl_gamma_neg: float = 4.0  # ASL γ−
     asl_clip: float = 0.05  # ASL probability margin m
+    # ASL: detach the focusing weight (the official training code); SPEC default: gradients
+    # flow through it
+    asl_detach_focusing: bool = False
     # LL-R / LL-Ct: percent of labels whose rejection rate grows per epoch (the authors'
     # delta_rel, divided by 100 in their code); ≈ 2% by the last epoch: 0.1 for 20 epochs,
     # 0.04 for 50, 0.18 for our 12
@@ -129,6 +148,8 @@ _CHOICES = {
     "method": METHODS,
     "minority_score": ("all", "positive"),
     "protocol": PROTOCOLS,
+    "head": ("linear", "decoder"),
+    "voc_year": (2007, 2012),
 }
 _RANGES = {
     "threads": (0, None),
@@ -136,7 +157,9 @@ _RANGES = {
     "n_test": (10, None),
     "max_images": (0, None),
     "image_size": (0, 4096),
-    "num_workers": (0, 64),
+    "num_workers": (-1, 64),
+    "shot_many": (0, None),
+    "shot_few": (0, None),
     "noise_rate": (0.0, 1.0),
     "noise_seed": (0, None),
     "data_seed": (0, None),
@@ -232,10 +255,17 @@ def validate(config: Config) -> Config:
             f"on digits-lt, not usable for dataset {config.dataset!r} with arch "
             f"{config.arch!r}; set pretrained=imagenet (resnets) or pretrained=none"
         )
+    if config.shot_many and config.shot_few and config.shot_few > config.shot_many:
+        raise ConfigError(f"config key 'shot_few': {config.shot_few} exceeds shot_many "
+                          f"{config.shot_many}")
+    if config.voc_classes and config.voc_classes_file:
+        raise ConfigError("config keys 'voc_classes' and 'voc_classes_file' exclude each other")
     if config.dataset != "digits-lt" and not config.data_root:
         raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
-    if config.data_root:  # stored resolved, so a run resumes from any working directory
-        config.data_root = str(Path(config.data_root).expanduser().resolve())
+    for key in ("data_root", "voc_classes_file", "weights_path"):  # stored resolved, so a
+        value = getattr(config, key)  # run resumes from any working directory
+        if value:
+            setattr(config, key, str(Path(value).expanduser().resolve()))
     return config
 
 

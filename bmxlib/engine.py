@@ -32,6 +32,7 @@ from . import runs
 from .checkpoints import load_checkpoint, save_checkpoint, unwrap
 from .config import Config
 from .data import IndexedDataset, MultiLabelDataset
+from .data.base import load_or_blank
 from .experiment import Setup, build, cached_inputs
 from .methods import Batch, EpochResult, Method
 from .metrics import confidence_vs_ap, map_summary, noisy_label_fit
@@ -216,17 +217,19 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
         batches, total=len(first), desc=f"epoch {epoch}/{c.epochs}", leave=False,
         disable=not show_bars(c), dynamic_ncols=True,
     )
-    total_loss, images, start = 0.0, 0, time.perf_counter()
-    for step, (random_batch, minority_batch) in enumerate(bar):
-        batch = Batch(
-            x_r=to_device(random_batch[0], device, c.channels_last, augment),
-            index_r=random_batch[1].to(device),
-            epoch=epoch,
-            generator=lam_generator,
-        )
-        if minority_batch is not None:
-            batch.x_m = to_device(minority_batch[0], device, c.channels_last, augment)
-            batch.index_m = minority_batch[1].to(device)
+    total_loss, images, skipped, start = 0.0, 0, 0, time.perf_counter()
+    for step, loaded in enumerate(bar):
+        parts, dropped = _readable(loaded)
+        skipped += dropped
+        if not len(parts[0][1]):  # every image of the step failed to decode
+            s.scheduler.step()
+            continue
+        (x_r, index_r), second_part = parts[0], parts[1]
+        batch = Batch(x_r=to_device(x_r, device, c.channels_last, augment),
+                      index_r=index_r.to(device), epoch=epoch, generator=lam_generator)
+        if second_part is not None:
+            batch.x_m = to_device(second_part[0], device, c.channels_last, augment)
+            batch.index_m = second_part[1].to(device)
         out = train_step(s.method, s.model, batch, s.optimizer, s.scheduler, amp=c.amp,
                          step=step)
         total_loss += out["loss"]
@@ -236,12 +239,28 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
             bar.set_postfix(loss=f"{total_loss / (step + 1):.4f}",
                             lr=f"{s.scheduler.get_last_lr()[0]:.2e}", img_s=f"{rate:.0f}")
     seconds = time.perf_counter() - start
-    return {
+    record = {
         "train_loss": total_loss / max(len(first), 1),
         "lr": s.optimizer.param_groups[0]["lr"],
         "train_seconds": seconds,
         "images_per_s": images * dist.world_size() / max(seconds, 1e-9),
     }
+    if skipped:
+        record["skipped_images"] = skipped
+    return record
+
+
+def _readable(loaded) -> tuple[list, int]:
+    """The (images, indices) of a step's one or two batches without the images that failed
+    to decode (``skip_bad_images``), both cut to one length so they can be mixed; and how
+    many were dropped."""
+    batches = [b for b in loaded if b is not None]
+    kept = [(images[ok], index[ok]) if not bool(ok.all()) else (images, index)
+            for images, index, ok in batches]
+    dropped = sum(int((~ok).sum()) for _, _, ok in batches)
+    size = min(len(index) for _, index in kept)
+    kept = [(images[:size], index[:size]) for images, index in kept]
+    return kept + [None] * (2 - len(kept)), dropped
 
 
 class _Views(Dataset):
@@ -254,7 +273,7 @@ class _Views(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        image = self.dataset.load_image(int(self.rows[i]))
+        image, _ = load_or_blank(self.dataset, int(self.rows[i]))  # a bad file: black
         if self.transform is not None:
             image = self.transform(image)
         return torch.stack([image] * self.n_views)

@@ -7,7 +7,9 @@ schedule (SPEC §1 defaults). ``bmxlib.engine`` trains a Setup; ``bmxlib.bench``
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +41,44 @@ def dataset_options(config: Config) -> dict[str, Any]:
     """Keyword options of ``load_dataset`` for the config's dataset."""
     if config.dataset == "digits-lt":
         return {"seed": config.data_seed, "n_train": config.n_train, "n_test": config.n_test}
-    options: dict[str, Any] = {"root": config.data_root}
+    options: dict[str, Any] = {"root": config.data_root,
+                               "skip_bad_images": config.skip_bad_images}
     if config.max_images:
         options["max_images"] = config.max_images
+    if config.dataset == "coco":
+        options["drop_empty"] = config.coco_drop_empty
+    if config.dataset == "voc":
+        options["year"] = str(config.voc_year)
+        if config.voc_classes_file:
+            options["classes_file"] = config.voc_classes_file
+        elif config.voc_classes == "auto":
+            options["classes"] = "auto"
+        elif config.voc_classes:
+            options["classes"] = [c.strip() for c in config.voc_classes.split(",") if c.strip()]
     return options
+
+
+def load_splits(config: Config) -> tuple[MultiLabelDataset, MultiLabelDataset]:
+    """(train, test) datasets; a class list read from the training split ("auto") is
+    given to the test split, so both index the same classes."""
+    options = dataset_options(config)
+    train = load_dataset(config.dataset, "train", **options)
+    if options.get("classes") == "auto":
+        options["classes"] = list(train.class_names)
+    test = load_dataset(config.dataset, "test", **options)
+    if list(test.class_names) != list(train.class_names):
+        raise ValueError(f"dataset {config.dataset}: the test split's classes "
+                         f"{test.class_names[:5]}... differ from the training split's")
+    return train, test
+
+
+def resolve_workers(config: Config, device: torch.device) -> int:
+    """``num_workers``, with -1 (auto) = min(8, CPU count) on CUDA — decoding and resizing
+    photos must keep up with a GPU — and 0 on the CPU, where workers compete with
+    training for the same cores."""
+    if config.num_workers >= 0:
+        return config.num_workers
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 def build_presets(config: Config, dataset: MultiLabelDataset, *,
@@ -89,14 +125,15 @@ def build(config: Config) -> Setup:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
-    train_raw = load_dataset(config.dataset, "train", **dataset_options(config))
-    test_raw = load_dataset(config.dataset, "test", **dataset_options(config))
+    config = dataclasses.replace(config, num_workers=resolve_workers(config, device))
+    train_raw, test_raw = load_splits(config)
     train_tf, eval_tf = build_presets(config, train_raw)
     views_tf, _ = build_presets(config, train_raw, randaugment=True)
     rate = config.noise_rate if config.noise in ("mislabel", "flip") else None
     noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed)
     positives = train_raw.labels.sum(axis=0)
-    groups = shot_groups(positives, many=train_raw.shot_many, few=train_raw.shot_few)
+    groups = shot_groups(positives, many=config.shot_many or train_raw.shot_many,
+                         few=config.shot_few or train_raw.shot_few)
 
     torch.manual_seed(config.seed)  # model initialisation
     model = build_model(
@@ -119,6 +156,7 @@ def build(config: Config) -> Setup:
     method = build_method(config, data, model=model)
     for module in method.extra_modules().values():
         module.to(device)
+    method.wrap_extra_modules(lambda module: dist.wrap_model(module, device))
     params = list(model.parameters())
     for module in method.extra_modules().values():
         params += list(module.parameters())

@@ -4,7 +4,10 @@ Two processes train a tiny BalanceMix on digits-lt. Checked: every rank holds th
 global F, hence the same sampling probabilities and the same 2K GMM parameters; the
 minority sampler splits one global draw sequence between the ranks; DDP keeps the
 weights equal; and ``python -m bmxlib.train`` under torchrun writes one complete run
-directory (rank 0 only).
+directory (rank 0 only). ROS, co-teaching (with its DDP-wrapped peer) and the T-estimator
+(with its held-out validation set) get the same checks: identical draws, selections,
+transition matrices and weights on both ranks, and as many steps per epoch as the
+learning-rate schedule was sized for.
 
 This file is also the worker script: torchrun runs it with ``--worker OUT_DIR``.
 """
@@ -56,7 +59,9 @@ def rank_files(tmp_path_factory):
 @pytest.mark.parametrize(
     "key",
     ["probabilities_1", "probabilities_2", "gmm_means_2", "gmm_variances_2", "gmm_weights_2",
-     "presence_2", "state_2", "weight_2", "weights_checksum"],
+     "presence_2", "state_2", "weight_2", "weights_checksum", "ros_global_draws",
+     "ros_weights", "coteaching_keep_model", "coteaching_keep_peer", "coteaching_weights",
+     "coteaching_peer_weights", "t_estimator_transition", "t_estimator_weights"],
     ids=str,
 )
 def test_ranks_agree(rank_files, key):
@@ -72,6 +77,19 @@ def test_probabilities_and_mixtures_are_real(rank_files):
     assert record["probabilities_2"].std() > 0  # not uniform: the pass did happen
     assert record["gmm_means_2"].shape == (10, 2, 2)
     assert np.isfinite(record["gmm_means_2"]).any()
+
+
+@pytest.mark.parametrize("method", ["ros", "coteaching", "t_estimator"])
+def test_every_rank_takes_the_steps_the_schedule_expects(rank_files, method):
+    for record in rank_files:
+        assert record[f"{method}_steps_match"].all()
+
+
+def test_ros_draws_one_global_sequence_split_between_ranks(rank_files):
+    first, second = rank_files
+    np.testing.assert_array_equal(first["ros_my_draws"], first["ros_global_draws"][0::2])
+    np.testing.assert_array_equal(second["ros_my_draws"], first["ros_global_draws"][1::2])
+    assert not np.array_equal(first["ros_my_draws"], second["ros_my_draws"])
 
 
 def test_minority_draws_are_split_not_duplicated(rank_files):
@@ -127,8 +145,51 @@ def _worker(out_dir: str) -> None:
     record["my_draws"] = np.array(list(minority))
     params = torch.cat([p.detach().flatten() for p in setup.model.parameters()])
     record["weights_checksum"] = params.double().sum().reshape(1).numpy()
+    record.update(_other_methods(out_dir))
     np.savez(Path(out_dir) / f"rank{dist.rank()}.npz", **record)
     dist.barrier()
+
+
+def _checksum(module) -> np.ndarray:
+    import torch
+
+    return torch.cat([p.detach().flatten() for p in module.parameters()]).double().sum() \
+        .reshape(1).numpy()
+
+
+def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
+    """ROS, co-teaching and T-estimator under DDP: what every rank must agree on."""
+    from bmxlib.checkpoints import unwrap
+    from bmxlib.config import load_config
+    from bmxlib.engine import EngineContext, build, epoch_loaders, seed_epoch, train_one_epoch
+
+    record: dict[str, np.ndarray] = {}
+    for method in ("ros", "coteaching", "t_estimator"):
+        config = load_config(ROOT / "configs" / "digits_balancemix.yaml",
+                             [*TINY, f"out_dir={out_dir}", f"name={method}",
+                              f"method={method}"])
+        setup = build(config)
+        steps = []
+        for epoch in (1, 2):
+            seed_epoch(config.seed, epoch)
+            first, second, _ = epoch_loaders(setup, epoch)
+            steps += [len(first), len(second)]
+            train_one_epoch(setup, epoch)
+            setup.method.end_of_epoch(EngineContext(setup, epoch, False))
+        # every rank takes as many steps as the schedule was sized for
+        record[f"{method}_steps_match"] = np.array([s == setup.steps_per_epoch for s in steps])
+        record[f"{method}_weights"] = _checksum(setup.model)
+        if method == "ros":
+            first, _, _ = epoch_loaders(setup, 3)
+            record["ros_global_draws"] = first.sampler.global_indices().numpy()
+            record["ros_my_draws"] = np.array(list(first.sampler))
+        if method == "coteaching":
+            record["coteaching_keep_model"] = setup.method.keep_for_model.cpu().numpy()
+            record["coteaching_keep_peer"] = setup.method.keep_for_peer.cpu().numpy()
+            record["coteaching_peer_weights"] = _checksum(unwrap(setup.method.peer))
+        if method == "t_estimator":
+            record["t_estimator_transition"] = setup.method.transition.cpu().numpy()
+    return record
 
 
 if __name__ == "__main__" and "--worker" in sys.argv:

@@ -15,6 +15,7 @@ read the same images with the training, evaluation and re-labeling transforms.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -73,8 +74,31 @@ class MultiLabelDataset(Dataset):
         return view
 
 
+_WARNED: set[str] = set()  # files already reported by this process
+
+
+def load_or_blank(dataset: MultiLabelDataset, index: int) -> tuple[torch.Tensor, bool]:
+    """(image, ok): the image, or — when the dataset has ``skip_bad_images`` and the file
+    fails to decode mid-run — a black 3-channel pixel (resized by the transform) and False,
+    with one warning line per file."""
+    try:
+        return dataset.load_image(index), True
+    except Exception as err:  # noqa: BLE001 (any decode failure of one file)
+        if not getattr(dataset, "skip_bad_images", False):
+            raise
+        paths = getattr(dataset, "image_paths", None)
+        name = paths[index] if paths is not None else f"#{index}"
+        if name not in _WARNED:
+            _WARNED.add(name)
+            print(f"bmxlib: skipping image {name}: {err.__class__.__name__}: {err}",
+                  file=sys.stderr, flush=True)
+        return torch.zeros(3, 1, 1, dtype=torch.uint8), False
+
+
 class IndexedDataset(Dataset):
-    """Wrap a dataset so that items are ``(image, index)``; the engine looks up labels."""
+    """Wrap a dataset so that items are ``(image, index, ok)``; the engine looks up labels
+    by index and drops the items whose image could not be read (``ok`` False, only with
+    ``skip_bad_images``)."""
 
     def __init__(self, dataset: MultiLabelDataset) -> None:
         self.dataset = dataset
@@ -82,8 +106,8 @@ class IndexedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.dataset.load_image(index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, bool]:
+        image, ok = load_or_blank(self.dataset, index)
         if self.dataset.transform is not None:
             image = self.dataset.transform(image)
-        return image, index
+        return image, index, ok

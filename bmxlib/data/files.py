@@ -320,6 +320,7 @@ class FileListDataset(MultiLabelDataset):
         self.image_paths = listing.paths
         self.image_ids = listing.ids
         self.skipped_images = skipped
+        self.skip_bad_images = skip_bad_images  # files failing later are skipped too
 
     def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:
         """Parse the format: at most ``max_images`` images of split ``split_name``."""

@@ -213,6 +213,10 @@ class Method:
     def extra_modules(self) -> dict[str, torch.nn.Module]:
         return {}
 
+    def wrap_extra_modules(self, wrap) -> None:
+        """Replace each extra module by ``wrap(module)`` (DistributedDataParallel under
+        DDP, so a peer network's gradients are averaged across ranks like the model's)."""
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -43,6 +43,9 @@ class CoTeaching(Method):
     def extra_modules(self) -> dict[str, torch.nn.Module]:
         return {"peer": self.peer}
 
+    def wrap_extra_modules(self, wrap) -> None:
+        self.peer = wrap(self.peer)
+
     def training_step(self, model: torch.nn.Module, batch: Batch) -> dict[str, Any]:
         x, labels = self.step_inputs(batch)  # one (mixed) batch for both networks
         loss = 0.0

@@ -31,14 +31,16 @@ class Focal(Method):
 
 
 class ASL(Method):
-    """Asymmetric loss (Ridnik et al. 2021); gradients flow through the focusing weight."""
+    """Asymmetric loss (Ridnik et al. 2021); gradients flow through the focusing weight
+    (SPEC default) or not (``asl_detach_focusing``, the official training code)."""
 
     name = "asl"
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         c = self.config
         return asymmetric_loss(
-            logits, targets, gamma_pos=c.asl_gamma_pos, gamma_neg=c.asl_gamma_neg, clip=c.asl_clip
+            logits, targets, gamma_pos=c.asl_gamma_pos, gamma_neg=c.asl_gamma_neg,
+            clip=c.asl_clip, detach_focusing=c.asl_detach_focusing,
         )
 
 
