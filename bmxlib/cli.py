@@ -58,9 +58,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .sweep import ClusterOptions, PointsFailed, run_sweep
 
-    out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name)
+    cluster = ClusterOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus,
+                             time_minutes=args.time, mem_gb=args.mem)
+    try:
+        out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name,
+                        launcher=args.launcher, cluster=cluster)
+    except PointsFailed as err:
+        print(f"bmx: {err}", file=sys.stderr)
+        return 1
     print(f"sweep written to {out}")
     return 0
 
@@ -68,7 +75,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import build_report
 
-    index, failures = build_report(args.dir, out=args.out)
+    index, failures = build_report(args.dir, out=args.out, no_code=args.no_code)
     print(f"report written to {index}")
     return 1 if failures else 0
 
@@ -132,11 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sweep directory name under out_dir (default: the file's name)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
+    sweep.add_argument("--launcher", default="local",
+                       choices=("local", "slurm", "submitit-local"),
+                       help="local: this machine (--jobs at once); slurm: one SLURM job per "
+                            "point through submitit; submitit-local: submitit on this machine")
+    sweep.add_argument("--partition", default="", help="SLURM partition (--launcher slurm)")
+    sweep.add_argument("--gpus", type=int, default=1, help="GPUs per point (slurm)")
+    sweep.add_argument("--cpus", type=int, default=8, help="CPUs per point (slurm)")
+    sweep.add_argument("--time", type=int, default=24 * 60, help="minutes per point (slurm)")
+    sweep.add_argument("--mem", type=int, default=64, help="GB of memory per point (slurm)")
     sweep.set_defaults(func=_sweep)
 
     report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")
     report.add_argument("dir", help="run directory or sweep directory")
     report.add_argument("--out", help="output folder (default reports/<name>)")
+    report.add_argument("--no-code", action="store_true",
+                        help="HTML without code cells: a figures-and-tables report")
     report.set_defaults(func=_report)
 
     demo = sub.add_parser("demo", help="the quick-start demo on digits-lt")

@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 #: Keys that do not change what a run computes; they may differ between sessions (a
 #: resumed run, a restarted sweep). Every other key must match for results to be the same.
-BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers")
+BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers", "tensorboard")
 
 
 @dataclass
@@ -129,6 +129,7 @@ class Config:
     # full-diagnostics epoch (the paper reports the last epoch; > 1 saves CPU time)
     eval_every: int = 1
     progress: bool = True  # tqdm progress bars on a terminal (epoch summary lines always)
+    tensorboard: bool = True  # event files in runs/<name>/tb/ when tensorboard is installed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -40,6 +40,7 @@ from .models import inference_copy
 from .provenance import run_provenance
 from .sampling import MinoritySampler
 from .stats import imbalance
+from .tensorboard import EpochWriter
 
 EVAL_BATCH = 256  # batch size of no-grad passes (evaluation, full-data pass, re-label views)
 # A step whose loss per label exceeds this is diverging (BCE of a logit 100 on the wrong
@@ -529,7 +530,7 @@ def check_disk(run_dir: Path, epoch: int) -> None:
 
 
 def write_epoch(s: Setup, run_dir: Path, record: dict[str, Any],
-                diagnostics: dict[str, np.ndarray]) -> None:
+                diagnostics: dict[str, np.ndarray], board: EpochWriter | None = None) -> None:
     """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs.
 
     The record gets the run directory's size after the diagnostics (``run_dir_bytes``).
@@ -542,6 +543,8 @@ def write_epoch(s: Setup, run_dir: Path, record: dict[str, Any],
         record["run_dir_bytes"] = runs.directory_bytes(run_dir)
         runs.append_metrics(run_dir, record)
         save_checkpoint(s, run_dir, epoch)
+        if board is not None:
+            board.write(record, diagnostics)
     dist.barrier()
     _report_epoch(s.config, record)
 
@@ -562,9 +565,14 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     s = build(config)  # validates data and model before anything is written
     start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
-    for epoch in range(start, config.epochs + 1):
-        record, diagnostics = run_epoch(s, epoch)
-        write_epoch(s, run_dir, record, diagnostics)
+    board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
+                        start_epoch=start)
+    try:
+        for epoch in range(start, config.epochs + 1):
+            record, diagnostics = run_epoch(s, epoch)
+            write_epoch(s, run_dir, record, diagnostics, board)
+    finally:
+        board.close()
     if dist.is_main():
         runs.write_summary(run_dir)
     dist.barrier()

@@ -202,17 +202,24 @@ def _failing_line(traceback: list[str]) -> str:
     return ""
 
 
-def export_html(notebook: Path) -> Path:
-    """Write ``notebook``'s HTML next to it (nbconvert, lab template); returns its path."""
+def export_html(notebook: Path, *, no_code: bool = False) -> Path:
+    """Write ``notebook``'s HTML next to it (nbconvert, lab template); returns its path.
+
+    ``no_code``: nbconvert's no-input export — the narration, tables and figures without
+    the code cells, for a report to publish.
+    """
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(notebook))
+    exporter = HTMLExporter(exclude_input=no_code, exclude_input_prompt=no_code,
+                            exclude_output_prompt=no_code)
+    body, _ = exporter.from_filename(str(notebook))
     target = notebook.with_suffix(".html")
     target.write_text(body, encoding="utf-8")
     return target
 
 
-def execute_job(job: Job, out: Path, *, progress: bool = False) -> Outcome:
+def execute_job(job: Job, out: Path, *, progress: bool = False,
+                no_code: bool = False) -> Outcome:
     """Execute one notebook into ``out`` (executed notebook, HTML, figures)."""
     import papermill
 
@@ -240,7 +247,7 @@ def execute_job(job: Job, out: Path, *, progress: bool = False) -> Outcome:
     if notebook.is_file():
         outcome.notebook = notebook
         try:
-            outcome.html = export_html(notebook)
+            outcome.html = export_html(notebook, no_code=no_code)
         except Exception as err:  # noqa: BLE001
             outcome.failure = outcome.failure or Failure(job.name, None, f"HTML export: {err}")
     outcome.figures = sorted(figures.glob("*.png"))
@@ -252,7 +259,8 @@ def execute_job(job: Job, out: Path, *, progress: bool = False) -> Outcome:
 # build_report
 # ======================================================================================
 def build_report(directory: str | Path, *, out: str | Path | None = None, notebooks=None,
-                 workers: int = 2, progress: bool = True) -> tuple[Path, list[Failure]]:
+                 workers: int = 2, progress: bool = True,
+                 no_code: bool = False) -> tuple[Path, list[Failure]]:
     """Execute the applicable notebooks on a run or sweep directory into a report folder.
 
     Parameters
@@ -267,6 +275,8 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
         Notebooks executed side by side (each in its own kernel).
     progress : bool
         Show a progress bar over the notebooks.
+    no_code : bool
+        HTML without the code cells (a figures-and-tables report to publish).
 
     Returns
     -------
@@ -286,9 +296,10 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
     outcomes: dict[str, Outcome] = {}
     runnable = [job for job in jobs if job.skip_reason is None]
     bar = tqdm(total=len(runnable), desc=f"report {out.name}", unit="notebook",
-               disable=not progress)
+               disable=not progress or not sys.stderr.isatty())
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(execute_job, job, out): job for job in runnable}
+        futures = {pool.submit(execute_job, job, out, no_code=no_code): job
+                   for job in runnable}
         for future in as_completed(futures):
             outcome = future.result()
             outcomes[outcome.job.name] = outcome

@@ -117,6 +117,13 @@ def format_percent(mean: float | None, std: float | None = None) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
+def row_percent(row: dict[str, Any], measure: str) -> str:
+    """A results row's measure as percent: "mean ± std" over seeds, the value alone for a
+    single seed (a std of 0.0 from one run would claim a precision nobody measured)."""
+    std = row.get(f"{measure}_std") if row.get("seeds", 0) > 1 else None
+    return format_percent(row.get(f"{measure}_mean"), std)
+
+
 def format_share(value: float | None) -> str:
     return "–" if value is None or math.isnan(float(value)) else f"{value:.3f}"
 
@@ -152,10 +159,11 @@ def results_markdown(title: str, axes: list[str], rows: list[dict[str, Any]]) ->
     """The long table, a pivot of mAP all when there are two setting axes, and the
     label-management and memorization tables where runs recorded them."""
     keys = setting_axes(axes)
-    parts = [f"# Results: {title}\n", "Last-epoch test mAP (%), mean ± std over seeds.\n"]
+    parts = [f"# Results: {title}\n",
+             "Last-epoch test mAP (%), mean ± std over seeds (the value alone for one seed).\n"]
     header = keys + [label for _, label in MEASURES] + ["seeds"]
     body = [[str(r[k]) for k in keys]
-            + [format_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES]
+            + [row_percent(r, m) for m, _ in MEASURES]
             + [str(r["seeds"])] for r in rows]
     parts.append(markdown_table(header, body))
     if len(keys) == 2:
@@ -163,8 +171,7 @@ def results_markdown(title: str, axes: list[str], rows: list[dict[str, Any]]) ->
         columns = list(dict.fromkeys(r[keys[1]] for r in rows))
         table: dict[str, dict[str, str]] = {}
         for r in rows:
-            table.setdefault(r[keys[0]], {})[r[keys[1]]] = format_percent(r["mAP_mean"],
-                                                                          r["mAP_std"])
+            table.setdefault(r[keys[0]], {})[r[keys[1]]] = row_percent(r, "mAP")
         parts.append(markdown_table([keys[0]] + [str(c) for c in columns],
                                     [[str(row)] + [cells.get(c, "–") for c in columns]
                                      for row, cells in table.items()]))
@@ -265,7 +272,7 @@ def results_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
               if any(f"{k}_mean" in r for r in rows)]
     header = keys + [label for _, label in MEASURES] + ["seeds"] + [lab for _, lab in extras]
     body = [[str(r[k]) for k in keys]
-            + [format_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES]
+            + [row_percent(r, m) for m, _ in MEASURES]
             + [str(r["seeds"])]
             + [format_share(r[k]) if k in r else "–" for k, _ in extras] for r in rows]
     return html_table(header, body)
@@ -304,5 +311,5 @@ def ablation_table_html(rows: list[dict[str, Any]]) -> str:
     keys = [k for k in rows[0] if k not in switches and not k.startswith("mAP") and k != "seeds"]
     header = keys + switches + [label for _, label in MEASURES]
     body = [[str(r[k]) for k in keys] + ["✓" if r[s] else "–" for s in switches]
-            + [format_percent(r[f"{m}_mean"], r[f"{m}_std"]) for m, _ in MEASURES] for r in rows]
+            + [row_percent(r, m) for m, _ in MEASURES] for r in rows]
     return html_table(header, body)

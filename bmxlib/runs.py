@@ -9,6 +9,7 @@ Layout of ``runs/<name>/``::
     metrics.jsonl        one JSON object per epoch
     diagnostics/         epoch_XXX.npz per epoch (method internals)
     checkpoints/last.pt  model, optimiser, scheduler, sampler, method and RNG state
+    tb/                  TensorBoard event files (when the tensorboard package is installed)
     summary.json         written last: the run is complete when it exists
 
 A sweep directory holds one run directory per grid point, ``sweep.json`` (the source
@@ -43,6 +44,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 DIAGNOSTICS_DIR = "diagnostics"
 CHECKPOINT_FILE = "checkpoints/last.pt"
+TENSORBOARD_DIR = "tb"
 SWEEP_FILE = "sweep.json"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -86,6 +88,10 @@ def checkpoint_path(run_dir: str | Path) -> Path:
 
 def diagnostics_path(run_dir: str | Path, epoch: int) -> Path:
     return Path(run_dir) / DIAGNOSTICS_DIR / f"epoch_{epoch:03d}.npz"
+
+
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / TENSORBOARD_DIR
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:

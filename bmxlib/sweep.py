@@ -139,11 +139,90 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
             )
 
 
+def _exit_with_parent() -> None:
+    """Worker initializer: leave when the sweep process is gone (a SIGKILL of the sweep
+    must not leave workers training into run directories that a restarted sweep is about
+    to resume)."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="bmx-parent-watch").start()
+
+
 def _run_point(config: Config, resumable: bool) -> str:
     from .engine import fit
 
     fit(config, resume=resumable, overwrite=not resumable)
     return config.name
+
+
+LAUNCHERS = ("local", "slurm", "submitit-local")
+
+
+class PointsFailed(RuntimeError):
+    """Some submitted points failed (the others finished; a rerun redoes the failed)."""
+
+
+@dataclass
+class ClusterOptions:
+    """Resources of one sweep point as a cluster job (``--launcher slurm``).
+
+    ``gpus`` per point (one node), ``cpus`` per point, ``time_minutes`` wall-time limit,
+    ``mem_gb`` memory, ``partition`` the SLURM partition ("" = the cluster's default).
+    """
+
+    partition: str = ""
+    gpus: int = 1
+    cpus: int = 8
+    time_minutes: int = 24 * 60
+    mem_gb: int = 64
+
+
+def _submit_all(todo, resumable, sweep_dir: Path, launcher: str, cluster: ClusterOptions,
+                finished) -> None:
+    """Run the points as submitit jobs (SLURM, or submitit's local executor) and wait."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError(f"--launcher {launcher} needs the submitit package "
+                          "(pip install submitit)") from None
+    folder = sweep_dir / ".submitit"
+    if launcher == "slurm":
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        options = {"slurm_partition": cluster.partition} if cluster.partition else {}
+        executor.update_parameters(
+            name=f"bmx-{sweep_dir.name}", timeout_min=cluster.time_minutes,
+            gpus_per_node=cluster.gpus, cpus_per_task=cluster.cpus,
+            mem_gb=cluster.mem_gb, nodes=1, tasks_per_node=1, **options)
+    else:  # the same submission path on this machine (tests, a workstation)
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=cluster.time_minutes)
+    jobs = [executor.submit(_run_point, dataclasses.replace(p.config, progress=False),
+                            resumable[p.name]) for p in todo]
+    for point, job in zip(todo, jobs):
+        print(f"[sweep {sweep_dir.name}] submitted {point.name} as job {job.job_id}",
+              file=sys.stderr, flush=True)
+    failed = []
+    for point, job in zip(todo, jobs):
+        try:
+            finished(job.result())
+        except Exception as err:  # noqa: BLE001 (a failed job is named; the others go on)
+            message = " ".join(str(err).split())[-300:]
+            print(f"[sweep {sweep_dir.name}] job {job.job_id} ({point.name}) failed: "
+                  f"{message}", file=sys.stderr, flush=True)
+            failed.append(point.name)
+    if failed:
+        write_tables(sweep_dir)
+        raise PointsFailed(f"{len(failed)} of {len(todo)} points failed ({failed[0]}, ...); "
+                           f"their logs are in {folder}; rerun the sweep to redo them")
 
 
 def run_sweep(
@@ -152,19 +231,27 @@ def run_sweep(
     overrides: list[str] | tuple = (),
     name: str | None = None,
     jobs: int = 1,
+    launcher: str = "local",
+    cluster: ClusterOptions | None = None,
 ) -> Path:
     """Run every unfinished point of a sweep, then write the results tables.
 
     ``jobs > 1`` runs that many points at once in worker processes. Every point runs on
     ``threads`` CPU threads, 1 when the config leaves it at 0, whatever ``jobs`` is: CPU
     kernels may round differently with another thread count, and a point's numbers must
-    not depend on how many ran beside it.
+    not depend on how many ran beside it. ``launcher="slurm"`` submits every point as a
+    SLURM job through submitit instead (resources from ``cluster``) and waits for them;
+    ``"submitit-local"`` takes the same path with submitit's local executor. The restart
+    rules — skip finished points, resume interrupted ones, refuse changed settings — are
+    applied before anything is submitted, whatever the launcher.
     """
     from . import engine
 
     sweep_dir, points = plan_sweep(path, overrides, name=name)  # all validated before any run
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
     check_existing_points(sweep_dir, points)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
@@ -185,7 +272,9 @@ def run_sweep(
             print(f"[sweep {sweep_dir.name}] {done}/{len(points)} done: {name}",
                   file=sys.stderr, flush=True)
 
-    if jobs == 1:
+    if launcher != "local":
+        _submit_all(todo, resumable, sweep_dir, launcher, cluster or ClusterOptions(), finished)
+    elif jobs == 1:
         for point in todo:
             bar.set_postfix_str(point.name)
             engine.fit(point.config, resume=resumable[point.name],
@@ -193,7 +282,8 @@ def run_sweep(
             finished(point.name)
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=context,
+                                 initializer=_exit_with_parent) as pool:
             futures = []
             for point in todo:
                 config = dataclasses.replace(point.config, progress=False)

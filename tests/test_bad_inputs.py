@@ -96,25 +96,29 @@ def _changed_width(target: Path, tmp: Path) -> None:
     runs.config_path(target).write_text(yaml.safe_dump(config))
 
 
+def _real(tmp: Path, dataset: str, root: Path) -> list[str]:
+    config = tmp / "real.yaml"
+    config.write_text(f"name: real\ndataset: {dataset}\n")
+    return ["train", "--config", str(config), f"out_dir={tmp / 'runs'}", *TINY_ARGS,
+            f"data_root={root}", "image_size=32"]
+
+
 def _coco(tmp: Path, breaker) -> list[str]:
     root = make_coco(tmp / "coco")
     breaker(root)
-    return ["train", f"out_dir={tmp / 'runs'}", *TINY_ARGS, "dataset=coco",
-            f"data_root={root}", "image_size=32"]
+    return _real(tmp, "coco", root)
 
 
 def _voc(tmp: Path, breaker) -> list[str]:
     root = make_voc(tmp / "VOCdevkit")
     breaker(root)
-    return ["train", f"out_dir={tmp / 'runs'}", *TINY_ARGS, "dataset=voc", f"data_root={root}",
-            "image_size=32"]
+    return _real(tmp, "voc", root)
 
 
 def _manifest(tmp: Path, breaker) -> list[str]:
     root = make_manifest(tmp / "mine", tmp / "elsewhere" / "c.png")
     breaker(root)
-    return ["train", f"out_dir={tmp / 'runs'}", *TINY_ARGS, "dataset=manifest",
-            f"data_root={root}", "image_size=32"]
+    return _real(tmp, "manifest", root)
 
 
 def _corrupt_jpeg(root: Path) -> None:

@@ -48,7 +48,11 @@ def quick_report(tmp_path_factory):  # --quick runs with one torch thread
 
 def test_quick_bench_measures_everything(quick_report, capsys):
     results = quick_report["results"]
-    assert sorted(results) == ["ap", "epoch", "gmm", "label_management", "randaugment"]
+    assert sorted(results) == ["ap", "epoch", "gmm", "label_management", "loader",
+                               "randaugment"]
+    decoders = {c["decoder"]: c for c in results["loader"]["cases"]}
+    assert set(decoders) == {"pil", "pil_draft", "torchvision_io"}
+    assert all(c["images_per_s_per_worker"] > 0 for c in decoders.values())
     for case in results["randaugment"]["cases"]:
         assert case["identical"] and case["speedup"] > 0
     assert results["gmm"]["agreement"] >= 0.99
@@ -80,6 +84,7 @@ def test_every_registered_benchmark_has_a_runner_a_table_row_and_cli_help(capsys
 def test_table_lists_every_benchmark(quick_report):
     text = bench.format_table(quick_report["results"], quick_report["machine"])
     for needle in ("GMM 2K fits", "sklearn loop", "AP N=", "label management", "peak RSS",
+                   "loader pil", "img/s per worker",
                    "epoch balancemix", "x mixup", "RandAugment", "bit-identical"):
         assert needle in text, needle
 
@@ -221,3 +226,14 @@ def test_gpu_code_paths_agree_on_cpu(monkeypatch):
     dense = metrics.average_precision(scores, targets, implementation="torch")
     oracle = [average_precision_score(targets[:, k], scores[:, k]) for k in range(5)]
     np.testing.assert_allclose(dense, oracle, rtol=0, atol=1e-9)
+
+
+def test_loader_bench_files_are_real_jpegs_all_decoders_agree_on(tmp_path):
+    from bmxlib.bench.pipeline import DECODERS, write_jpegs
+
+    paths = write_jpegs(tmp_path, 2)
+    assert paths[0].read_bytes()[:2] == b"\xff\xd8"  # JPEG start-of-image marker
+    full = [DECODERS[name](paths[0]) for name in ("pil", "torchvision_io")]
+    assert full[0].shape == full[1].shape and full[0].dtype == torch.uint8
+    # the two full decoders may differ in IDCT rounding, not in content
+    assert (full[0].int() - full[1].int()).abs().float().mean() < 2.0

@@ -25,8 +25,8 @@ from bmxlib.io import FAULT_ENV
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMON = [*TINY, "method=balancemix", "noise=mislabel", "noise_rate=0.4", "epochs=4",
-          "warmup_epochs=1"]
+COMMON = ["--config", str(ROOT / "configs" / "digits_balancemix.yaml"), *TINY,
+          "method=balancemix", "noise=mislabel", "noise_rate=0.4", "epochs=4", "warmup_epochs=1"]
 WALL_CLOCK = ("seconds", "train_seconds", "images_per_s", "run_dir_bytes")
 
 
@@ -162,3 +162,23 @@ def test_report_on_an_unfinished_run_says_so_per_notebook(tmp_path):
                                      for line in skipped)
     assert "Traceback" not in report.stderr
     assert time.monotonic() - started < 30  # no kernel was started for a doomed notebook
+
+
+def test_killing_a_parallel_sweep_stops_its_workers(tmp_path):
+    import psutil
+
+    path = _sweep_file(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "bmxlib.cli", "sweep", "--config",
+                                str(path), "--jobs", "2"], env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = tmp_path / "out" / "s"
+    deadline = time.monotonic() + 120
+    while not any(runs.is_run_dir(p) for p in sweep.glob("method=*")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = psutil.Process(process.pid).children(recursive=True)
+    assert workers  # the pool's processes
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, [p.pid for p in alive]

@@ -204,3 +204,14 @@ def test_readme_figures_are_copied_under_stable_names(tiny_report, tmp_path, cap
     assert names == ["confidence_vs_ap.png", "gmm_fits.png", "method_comparison.png"]
     assert str(dest / "gmm_fits.png") in capsys.readouterr().out
     assert report.main(["--readme-figures", str(tmp_path / "nothing"), str(dest)]) == 2
+
+
+def test_no_code_html_keeps_figures_and_drops_the_code(tiny_report, tmp_path):
+    executed = tmp_path / "gmm_fits.ipynb"
+    shutil.copyfile(tiny_report["out"] / "gmm_fits.ipynb", executed)
+    with_code = report.export_html(executed).read_text(encoding="utf-8")
+    without = report.export_html(executed, no_code=True).read_text(encoding="utf-8")
+    assert "load_run(" in with_code and "load_run(" not in without
+    assert without.count("<img") == with_code.count("<img") > 0
+    assert "--no-code" in cli.build_parser().format_help() or cli.main(
+        ["report", "--help"]) == 0

@@ -110,3 +110,27 @@ def test_changed_settings_are_refused_instead_of_skipped(tmp_path, capsys):
     longer = json.loads((sweep_dir.parent / "longer" / "method=bce__seed=0" /
                          "summary.json").read_text())
     assert longer["epochs"] == 2
+
+
+def test_submitit_local_launcher_runs_the_points_with_the_restart_rules(tmp_path, capsys):
+    pytest.importorskip("submitit", reason="the submitit extra is not installed")
+    path = _write_sweep(tmp_path, "  method: [bce, mixup]\n")
+    assert main(["sweep", "--config", path, "--launcher", "submitit-local"]) == 0
+    sweep_dir = tmp_path / "out" / "s"
+    summaries = {p: (sweep_dir / p / "summary.json").read_text()
+                 for p in ("method=bce", "method=mixup")}
+    assert "submitted method=bce as job" in capsys.readouterr().err
+    assert (sweep_dir / "results.md").is_file() and (sweep_dir / ".submitit").is_dir()
+    # restart rules hold for this launcher too: finished points are skipped ...
+    assert main(["sweep", "--config", path, "--launcher", "submitit-local"]) == 0
+    assert all((sweep_dir / p / "summary.json").read_text() == text
+               for p, text in summaries.items())
+    assert "submitted" not in capsys.readouterr().err
+    # ... and a point with other settings is refused before anything is submitted
+    assert main(["sweep", "--config", path, "--launcher", "submitit-local", "lr=0.1"]) == 2
+    # the numbers equal a local sweep's
+    assert main(["sweep", "--config", path, "--name", "plain"]) == 0
+    for point in summaries:
+        a = json.loads(summaries[point])
+        b = json.loads((tmp_path / "out" / "plain" / point / "summary.json").read_text())
+        assert a["mAP"] == b["mAP"]

@@ -16,6 +16,8 @@ Benchmarks (``python -m bmxlib.bench --only NAME[,NAME]`` runs a subset):
   stacked batch) vs torchvision's ``v2.RandAugment`` called image by image, on the same
   32×32 digits-sized and 224×224 RGB batches under the same seed; plus whether the outputs
   are bit-identical.
+* ``loader``: one data-loader worker's decode + resize to 448 + RandAugment images/s on
+  JPEG files the bench writes, with PIL, PIL draft mode and torchvision.io decoding.
 * ``epoch``: digits-lt training epochs of bce, mixup and balancemix (the
   configs/digits_balancemix.yaml settings, warm-up 1 epoch so label management runs), the
   balancemix epoch including its end-of-epoch work, and where balancemix's time goes.

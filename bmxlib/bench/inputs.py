@@ -24,6 +24,7 @@ class Sizes:
     gpu_image_size: int = 448
     gpu_arch: str = "resnet50"
     threads: int = 0  # torch CPU threads during the run (0 = leave torch's default)
+    loader_images: int = 200  # JPEG files of the input-pipeline benchmark
 
 
 FULL = Sizes()
@@ -33,6 +34,7 @@ QUICK = Sizes(
     digits=("n_train=200", "n_test=100", "width=8", "batch_size=32", "pretrained=none",
             "threads=1"),
     epochs=2, repeats=1, gpu_images=16, gpu_batch=8, gpu_image_size=64, threads=1,
+    loader_images=6,
 )
 
 

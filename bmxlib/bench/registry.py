@@ -26,6 +26,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "the per-epoch label management at N = 10^6, K = 10^3: time and peak memory"),
     Benchmark("randaugment", "kernels", "bench_randaugment",
               "batched per-image RandAugment vs torchvision image by image (bit-identical)"),
+    Benchmark("loader", "pipeline", "bench_loader",
+              "one loader worker's decode + resize to 448 + RandAugment on JPEGs (PIL, PIL "
+              "draft, torchvision.io)"),
     Benchmark("epoch", "training", "bench_epochs",
               "digits-lt epochs of bce, mixup and balancemix, and where balancemix's time goes"),
     Benchmark("gpu", "training", "bench_gpu",

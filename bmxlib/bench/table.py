@@ -50,6 +50,15 @@ def _randaugment_rows(r):
             for c in r["cases"]]
 
 
+def _loader_rows(r):
+    return [(f"loader {c['decoder']} {r['images']} JPEGs → {r['target']}²", "",
+             f"decode {c['decode_ms']:.1f} ms, resize {c['resize_ms']:.1f} ms, "
+             f"RandAugment {c['randaugment_ms']:.1f} ms", "",
+             f"{c['images_per_s_per_worker']:.0f} img/s per worker "
+             f"({c['decode_resize_images_per_s']:.0f} without RandAugment)")
+            for c in r["cases"]]
+
+
 def _epoch_rows(r):
     runs = r["runs"]
     rows = [(f"digits-lt epoch {name} (n={run['n_train']})", _seconds(run["epoch_s"]), "",
@@ -70,7 +79,8 @@ def _gpu_rows(r):
 
 
 ROW_MAKERS = {"gmm": _gmm_rows, "ap": _ap_rows, "label_management": _label_rows,
-               "randaugment": _randaugment_rows, "epoch": _epoch_rows, "gpu": _gpu_rows}
+              "loader": _loader_rows, "randaugment": _randaugment_rows, "epoch": _epoch_rows,
+              "gpu": _gpu_rows}
 
 
 def format_table(results: dict[str, Any], info: dict[str, Any]) -> str:
