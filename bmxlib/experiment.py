@@ -144,6 +144,7 @@ def build(config: Config) -> Setup:
         weights_path=config.weights_path,
         width=config.width,
         data_seed=config.data_seed,
+        head=config.head,
     ).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,9 +1,12 @@
 """Backbones and heads: a small CNN for digits-lt and torchvision ResNets.
 
-``build_model(arch, num_classes, ...)`` returns an ``nn.Module`` mapping images
-(B, C, H, W) to logits (B, K). digits-lt configs start by default from a small CNN
-pretrained on single clean source digits of the train split (SPEC §5), the analogue of
-the paper's ImageNet-pretrained ResNet-50; it trains in seconds and is cached.
+``build_model(arch, num_classes, ..., head=...)`` returns an ``nn.Module`` mapping images
+(B, C, H, W) to float32 logits (B, K): a linear head on globally pooled features, or an
+ML-Decoder-style transformer decoder on the spatial feature map (``bmxlib.heads``; the
+paper's head). Heads compute in float32 even under autocast. digits-lt configs start by
+default from a small CNN pretrained on single clean source digits of the train split
+(SPEC §5), the analogue of the paper's ImageNet-pretrained ResNet-50; it trains in
+seconds and is cached.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import copy
 import hashlib
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .heads import DecoderHead, Float32Head, Float32Linear, decoder_options
+
 ARCHS = ("small_cnn", "resnet18", "resnet50", "resnet101")
+HEADS = ("linear", "decoder")
 
 
 def _conv_block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
@@ -34,27 +41,42 @@ def _conv_block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """Four conv blocks (width w, 2w, 4w, 8w), global average pooling, linear head.
+    """Four conv blocks (width w, 2w, 4w, 8w), then a linear or a decoder head.
 
     Sized for 32×32 one-channel canvases: about 3 M multiply-adds per image at w = 16,
     so a digits-lt epoch takes seconds on two CPU cores.
+
+    ``head="linear"``: ``features`` ends with global average pooling and a flatten,
+    (B, 8w), and ``fc`` maps it to the K logits. ``head="decoder"``: ``features`` stops at
+    the last conv block, (B, 8w, H/8, W/8), and ``head`` is a :class:`DecoderHead` sized
+    by :func:`bmxlib.heads.decoder_options`. Either way ``features`` holds the same
+    parameters under the same keys, so the pretrained digits backbone loads into both.
     """
 
-    def __init__(self, num_classes: int, *, in_channels: int = 1, width: int = 16) -> None:
+    def __init__(self, num_classes: int, *, in_channels: int = 1, width: int = 16,
+                 head: str = "linear") -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
         w = width
-        self.features = nn.Sequential(
+        blocks = [
             _conv_block(in_channels, w, pool=True),
             _conv_block(w, 2 * w, pool=True),
             _conv_block(2 * w, 4 * w, pool=True),
             _conv_block(4 * w, 8 * w, pool=False),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.fc = nn.Linear(8 * w, num_classes)
+        ]
+        self.head_type = head
+        if head == "linear":
+            self.features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.fc = Float32Linear(8 * w, num_classes)
+        else:
+            self.features = nn.Sequential(*blocks)
+            self.head = DecoderHead(8 * w, num_classes, **decoder_options(8 * w, small=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        """(B, C, H, W) images → (B, K) float32 logits."""
+        head = self.fc if self.head_type == "linear" else self.head
+        return head(self.features(x))
 
 
 class _GreyToRGB(nn.Module):
@@ -70,7 +92,18 @@ class _GreyToRGB(nn.Module):
         return self.model(x)
 
 
-def _resnet(arch: str, num_classes: int, *, pretrained: str, weights_path: str) -> nn.Module:
+RESNET_TRUNK = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+def _resnet(arch: str, num_classes: int, *, pretrained: str, weights_path: str,
+            head: str = "linear") -> nn.Module:
+    """A torchvision ResNet (ImageNet weights if asked) with a fresh K-way head.
+
+    ``head="linear"``: the ResNet itself with ``fc`` replaced (global average pooling, then
+    a float32 linear layer). ``head="decoder"``: ``Sequential(features=conv1 … layer4,
+    head=DecoderHead)`` on the (B, C, H/32, W/32) map, ML-Decoder's sizes. Both wrapped
+    so that one-channel images are repeated to three channels.
+    """
     import torchvision
 
     model = getattr(torchvision.models, arch)(weights=None)
@@ -102,8 +135,12 @@ def _resnet(arch: str, num_classes: int, *, pretrained: str, weights_path: str) 
                     f"could not fetch ImageNet weights for {arch} ({err.__class__.__name__}); "
                     "set weights_path to a local .pth file or pretrained=none"
                 ) from None
-    model.fc = nn.Linear(model.fc.in_features, num_classes)
-    return _GreyToRGB(model)
+    if head == "linear":
+        model.fc = Float32Linear(model.fc.in_features, num_classes)
+        return _GreyToRGB(model)
+    trunk = nn.Sequential(OrderedDict((name, getattr(model, name)) for name in RESNET_TRUNK))
+    decoder = DecoderHead(model.fc.in_features, num_classes)
+    return _GreyToRGB(nn.Sequential(OrderedDict(features=trunk, head=decoder)))
 
 
 def inference_copy(model: nn.Module) -> nn.Module:
@@ -113,22 +150,31 @@ def inference_copy(model: nn.Module) -> nn.Module:
     In eval mode a batch norm is a fixed per-channel affine map, so folding it into the
     preceding convolution computes the same function (to float rounding, ~1e-7 relative)
     with one memory pass fewer per block: the small CNN's forward is ~40 % faster on the
-    CPU. Uses ``torch.fx.experimental.optimization.fuse``; a module whose forward cannot be
-    traced symbolically (data-dependent control flow) is fused child by child. ``model``
-    itself is not modified.
+    CPU. Uses ``torch.fx.experimental.optimization.fuse`` on a graph traced with the
+    heads (:class:`bmxlib.heads.Float32Head`) kept as leaf modules, so they keep computing
+    in float32 under autocast (a decoder head's attention stays unfused); a module whose
+    forward cannot be traced symbolically (data-dependent control flow) is fused child by
+    child. ``model`` itself is not modified.
     """
+    import torch.fx as fx
     from torch.fx.experimental.optimization import fuse
     from torch.fx.proxy import TraceError
+
+    class HeadsAsLeaves(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualified_name: str) -> bool:
+            return isinstance(m, Float32Head) or super().is_leaf_module(m, qualified_name)
 
     def fold(module: nn.Module) -> nn.Module:
         if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
             return module
         try:
-            return fuse(module, inplace=True)
+            graph = HeadsAsLeaves().trace(module)
         except TraceError:
             for name, child in module.named_children():
                 setattr(module, name, fold(child))
             return module
+        traced = fx.GraphModule(module, graph, module.__class__.__name__)
+        return fuse(traced, inplace=True, no_trace=True)
 
     return fold(copy.deepcopy(model).eval())
 
@@ -142,6 +188,7 @@ def build_model(
     weights_path: str = "",
     width: int = 16,
     data_seed: int = 0,
+    head: str = "linear",
 ) -> nn.Module:
     """Build a backbone with a fresh K-way head.
 
@@ -152,12 +199,24 @@ def build_model(
         K, the number of output logits.
     pretrained : {"none", "digits", "imagenet"}
         "digits": the small CNN pretrained on single clean digits (cached);
-        "imagenet": torchvision weights from ``weights_path`` or the weight enum.
+        "imagenet": torchvision weights from ``weights_path`` or the weight enum; either
+        way into the backbone only, under both heads.
+    head : {"linear", "decoder"}
+        "linear": global average pooling and one linear layer; "decoder": the
+        ML-Decoder-style :class:`bmxlib.heads.DecoderHead` on the last spatial feature
+        map (the paper's head). Both compute in float32 under autocast.
+
+    Returns
+    -------
+    nn.Module
+        Images (B, in_channels, H, W) → float32 logits (B, K).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     if arch == "small_cnn":
-        model = SmallCNN(num_classes, in_channels=in_channels, width=width)
+        model = SmallCNN(num_classes, in_channels=in_channels, width=width, head=head)
         if pretrained == "digits":
             state = pretrained_digits_backbone(width=width, seed=data_seed)
             model.features.load_state_dict(state)
@@ -166,7 +225,8 @@ def build_model(
         return model
     if pretrained == "digits":
         raise ValueError(f"pretrained=digits is only available for small_cnn, not {arch}")
-    return _resnet(arch, num_classes, pretrained=pretrained, weights_path=weights_path)
+    return _resnet(arch, num_classes, pretrained=pretrained, weights_path=weights_path,
+                   head=head)
 
 
 PRETRAIN_EPOCHS = 4  # single-digit pretraining epochs (reaches ~97% source accuracy)

@@ -1,12 +1,15 @@
-"""Backbones: the digit-pretrained small CNN learns digits; ResNets build offline."""
+"""Backbones: the digit-pretrained small CNN learns digits; ResNets build offline; the
+decoder head and float32 heads under autocast."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bmxlib.data.digits_lt import single_digit_canvases
+from bmxlib.heads import DecoderHead
 from bmxlib.models import SmallCNN, build_model, inference_copy, pretrained_digits_backbone
 
 
@@ -87,4 +90,164 @@ def test_inference_copy_folds_batch_norm_and_computes_the_same(arch, channels):
     with torch.no_grad():
         expected = model.eval()(x)
         got = folded(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert folded(x).dtype == torch.float32  # the float32 head survives the tracing
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# the decoder head (ML-Decoder style) and float32 heads under autocast
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [3, 80, 150], ids=["k3", "k80", "k150-groups"])
+@pytest.mark.parametrize("arch", ["small_cnn", "resnet18"])
+def test_decoder_head_gives_k_logits(arch, k):
+    torch.manual_seed(0)
+    model = build_model(arch, k, pretrained="none", width=8, head="decoder").eval()
+    head = model.head if arch == "small_cnn" else model.model.head
+    assert isinstance(head, DecoderHead)
+    groups = min(k, 100)  # one query per class up to 100, then groups of ceil(K / 100)
+    assert head.queries.shape[0] == groups and head.per_group == -(-k // groups)
+    assert head.group_weight.shape[::2] == (groups, head.per_group)
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 64, 64))
+    assert out.shape == (2, k) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_decoder_head_sizes():
+    small = build_model("small_cnn", 10, width=16, head="decoder").head
+    assert small.embed.out_features == 128 and small.layers[0].attention.num_heads == 8
+    assert small.layers[0].ff_in.out_features == 344 and len(small.layers) == 1
+    big = DecoderHead(2048, 80)  # ML-Decoder's defaults
+    layer = big.layers[0]
+    assert (big.embed.out_features, layer.attention.num_heads, layer.ff_in.out_features,
+            layer.drop_ff.p, len(big.layers)) == (768, 8, 2048, 0.1, 1)
+    assert not any(isinstance(m, torch.nn.TransformerDecoderLayer) for m in big.modules())
+    assert sum(isinstance(m, torch.nn.MultiheadAttention) for m in big.modules()) == 1
+
+
+def test_decoder_one_training_step_reaches_queries_and_backbone():
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 5, pretrained="none", width=8, head="decoder")
+    x, y = torch.randn(16, 1, 32, 32), (torch.rand(16, 5) < 0.3).float()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def eval_loss() -> float:
+        with torch.no_grad():
+            return float(F.binary_cross_entropy_with_logits(model.eval()(x), y))
+
+    before = eval_loss()
+    for step in range(5):
+        model.train()
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            grads = {n: p.grad for n, p in model.named_parameters()}
+            assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+            for name in ("head.queries", "head.group_weight", "head.embed.weight",
+                         "features.0.0.weight"):
+                assert grads[name].abs().sum() > 0, name
+        opt.step()
+    assert eval_loss() < before
+
+
+def test_pretrained_backbones_load_into_the_decoder_variant(tmp_path):
+    cached = pretrained_digits_backbone(width=16, seed=0)
+    model = build_model("small_cnn", 10, pretrained="digits", width=16, head="decoder")
+    state = model.features.state_dict()
+    assert state.keys() == cached.keys() and all(torch.equal(state[k], cached[k]) for k in state)
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_model("resnet18", 5, pretrained="imagenet", weights_path=str(path),
+                        head="decoder")
+    trunk = model.model.features.state_dict()
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in trunk.items())
+    assert len(trunk) == len(reference.state_dict()) - 2  # all but fc.weight, fc.bias
+
+
+@pytest.mark.parametrize("arch", ["small_cnn", "resnet18"])
+def test_inference_copy_of_the_decoder_model(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, 12, pretrained="none", width=8, head="decoder")
+    x = torch.randn(4, 1, 64, 64)
+    model.train()
+    model(x)  # move the running statistics away from their initial values
+    model(x)
+    folded = inference_copy(model)
+    assert model.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, DecoderHead) for m in folded.modules()) == 1  # kept as a leaf
+    with torch.no_grad():
+        expected = model.eval()(x)
+        got = folded(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert folded(x).dtype == torch.float32  # the head's autocast switch survives
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def _near_tied_inputs(n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """(n, *shape) float32 inputs equal after rounding to bf16, distinct in float32.
+
+    One base of bf16-representable values with |v| ≥ 0.25 (half a bf16 ulp there is
+    2^-10 ≈ 1e-3), plus per-instance offsets of at most 1e-4.
+    """
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(shape, generator=g)
+    base = (base.sign() * base.abs().clamp(min=0.25)).bfloat16().float()
+    x = base + 1e-4 * (2 * torch.rand((n, *shape), generator=g) - 1)
+    assert (x.bfloat16() == base.bfloat16()).all()
+    return x
+
+
+@pytest.mark.parametrize("head", ["linear", "decoder"])
+def test_heads_compute_in_float32_under_bf16_autocast(head):
+    from bmxlib.metrics import average_precision
+
+    torch.manual_seed(0)
+    k, n = 3, 200
+    model = build_model("small_cnn", k, pretrained="none", width=8, head=head).eval()
+    model.features = torch.nn.Identity()  # the head sees float32 inputs tied only in bf16
+    x = _near_tied_inputs(n, (64,) if head == "linear" else (64, 2, 2))
+    with torch.no_grad():
+        reference = model(x)  # pure float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(x)
+    assert logits.dtype == torch.float32
+    assert all(len(torch.unique(reference[:, c])) > n // 2 for c in range(k))  # no ties
+    # labels that follow the float32 ranking for class 0, random for the others
+    targets = (torch.rand(n, k) < 0.3).numpy()
+    targets[:, 0] = (reference[:, 0] > reference[:, 0].median()).numpy()
+    ap_reference = average_precision(reference, targets)
+    np.testing.assert_allclose(average_precision(logits, targets), ap_reference, atol=1e-6)
+    if head == "linear":  # without the fix: a plain bf16 linear layer ties every instance
+        plain = torch.nn.Linear(64, k)
+        plain.load_state_dict(model.fc.state_dict())
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = plain(x)
+        assert bf16.dtype == torch.bfloat16
+        assert all(len(torch.unique(bf16[:, c])) == 1 for c in range(k))
+        ap_bf16 = average_precision(bf16.float(), targets)
+        assert ap_reference[0] == 1.0 and ap_bf16[0] < 0.6
+
+
+@pytest.mark.parametrize("head", ["linear", "decoder"])
+def test_backbone_keeps_autocast_and_the_head_does_not(head):
+    model = build_model("small_cnn", 4, pretrained="none", width=8, head=head).eval()
+    seen = {}
+
+    def record(module, inputs, output) -> None:
+        seen["dtype"] = output.dtype
+
+    model.features.register_forward_hook(record)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 1, 32, 32))
+    assert seen["dtype"] == torch.bfloat16 and out.dtype == torch.float32
+
+
+def test_unknown_head_is_refused():
+    with pytest.raises(ValueError, match="unknown head"):
+        build_model("small_cnn", 3, head="mlp")
