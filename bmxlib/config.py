@@ -20,7 +20,7 @@ METHODS = ("bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct", "coteaching",
 #: Methods that mix by definition (SPEC §1.3): "bce + mixup" and BalanceMix.
 MIXING_METHODS = ("mixup", "balancemix")
 PROTOCOLS = ("paper", "custom")
-NOISE_KINDS = ("none", "mislabel", "flip", "missing")
+NOISE_KINDS = ("none", "mislabel", "flip", "missing", "instance")
 
 
 class ConfigError(ValueError):
@@ -62,9 +62,12 @@ class Config:
     # warning line and counted, instead of stopping the run
     skip_bad_images: bool = False
     # --- noise (SPEC §2), injected once into the training labels ---
-    noise: str = "none"  # none | mislabel | flip | missing
-    noise_rate: float = 0.0  # τ for mislabel / flip
-    noise_seed: int = 0  # seed of the injected noise
+    noise: str = "none"  # none | mislabel | flip | missing | instance
+    noise_rate: float = 0.0  # τ for mislabel / flip / instance
+    noise_seed: int = 0  # seed of the injected noise (and of the instance noise's reference)
+    # instance noise: epochs of the reference model (BCE on the clean labels) whose
+    # confidences make hard positives and confusable classes more likely to be corrupted
+    instance_reference_epochs: int = 10
     # --- model ---
     arch: str = "small_cnn"  # small_cnn | resnet18 | resnet50 | resnet101
     width: int = 16  # small_cnn base width
@@ -163,6 +166,7 @@ _RANGES = {
     "shot_few": (0, None),
     "noise_rate": (0.0, 1.0),
     "noise_seed": (0, None),
+    "instance_reference_epochs": (1, 10_000),
     "data_seed": (0, None),
     "seed": (0, None),
     "width": (1, 512),
@@ -231,7 +235,7 @@ def validate(config: Config) -> Config:
             raise ConfigError(f"config key {key!r}: {value!r} is out of range {bound}")
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
-    if config.noise in ("mislabel", "flip") and config.noise_rate <= 0:
+    if config.noise in ("mislabel", "flip", "instance") and config.noise_rate <= 0:
         raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
     if config.noise in ("none", "missing") and config.noise_rate != 0:
         raise ConfigError(f"config key 'noise_rate': noise {config.noise!r} takes no rate "

@@ -14,6 +14,8 @@ Determinism: every epoch re-seeds torch / numpy / random and the samplers from
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import math
 import random
 import shutil
@@ -456,6 +458,52 @@ def run_epoch(s: Setup, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarra
     return record, result.diagnostics
 
 
+#: keys that do not change the instance noise's reference model
+_NOT_REFERENCE = ("name", "out_dir", "progress", "num_workers", "tensorboard", "noise",
+                  "noise_rate", "method", "protocol", "mixup", "seed", "epochs")
+
+
+def reference_confidence(config: Config) -> np.ndarray:
+    """SPEC §2 ``instance``: the confidences (N, K) float32 of a reference model trained
+    with BCE on the *clean* training labels for ``instance_reference_epochs`` epochs (seed
+    ``noise_seed``; the run's data, model and optimiser settings otherwise), from its
+    full-data pass. Cached by everything that determines it, so every run drawing noise
+    for the same data shares one reference."""
+    import hashlib
+    import json
+
+    from .data.digits_lt import cache_dir
+    from .io import atomic_write_bytes
+
+    values = {k: v for k, v in config.to_dict().items() if k not in _NOT_REFERENCE}
+    key = json.dumps({**values, "torch": torch.__version__}, sort_keys=True)
+    path = cache_dir() / f"instance-reference-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy"
+    if path.exists():
+        return np.load(path)
+    print(f"bmxlib: training the instance-noise reference model ({config.instance_reference_epochs}"
+          f" epochs of BCE on the clean labels; once, then cached at {path})",
+          file=sys.stderr, flush=True)
+    reference = dataclasses.replace(
+        config, noise="none", noise_rate=0.0, method="bce", protocol="custom", mixup=False,
+        seed=config.noise_seed, epochs=config.instance_reference_epochs, tensorboard=False,
+        progress=False)
+    s = build(reference)
+    for epoch in range(1, reference.epochs + 1):
+        seed_epoch(reference.seed, epoch)
+        train_one_epoch(s, epoch)
+    confidence = torch.sigmoid(full_data_pass(s)).cpu().numpy().astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, confidence)
+    atomic_write_bytes(path, buffer.getvalue())
+    return confidence
+
+
+def build_run(config: Config) -> Setup:
+    """``build`` with the instance noise's reference model when the config needs it."""
+    reference = reference_confidence(config) if config.noise == "instance" else None
+    return build(config, reference=reference)
+
+
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
     run_dir = Path(config.out_dir) / config.name
     if resume:
@@ -484,7 +532,9 @@ def start_run(s: Setup, run_dir: Path) -> int:
             provenance=run_provenance(device=s.device, cached_inputs=cached_inputs(s)),
             labels={"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
                     "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
-                    "shot_groups": s.groups.astype(str)},
+                    "shot_groups": s.groups.astype(str),
+                    **({"reference_confidence": s.reference.astype(np.float16)}
+                       if s.reference is not None else {})},
             dataset={"class_names": s.train_set.class_names, "n_train": len(s.train_set),
                      "n_test": len(s.test_set), "positives": stats["positives"],
                      "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
@@ -563,7 +613,7 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     """
     dist.init()
     run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
-    s = build(config)  # validates data and model before anything is written
+    s = build_run(config)  # validates data and model before anything is written
     start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
     board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
                         start_epoch=start)

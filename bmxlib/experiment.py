@@ -113,6 +113,7 @@ class Setup:
     noisy: np.ndarray
     corrupted: np.ndarray
     groups: np.ndarray
+    reference: np.ndarray | None  # instance noise: the reference confidences (N, K)
     model: torch.nn.Module
     method: Method
     optimizer: torch.optim.Optimizer
@@ -120,8 +121,12 @@ class Setup:
     steps_per_epoch: int
 
 
-def build(config: Config) -> Setup:
-    """Datasets, noise, model, method, optimiser and schedule for ``config``."""
+def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
+    """Datasets, noise, model, method, optimiser and schedule for ``config``.
+
+    ``reference``: for ``noise: instance``, the reference model's confidences (N, K) the
+    noise is drawn from (``engine.reference_confidence`` trains them).
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
@@ -129,8 +134,12 @@ def build(config: Config) -> Setup:
     train_raw, test_raw = load_splits(config)
     train_tf, eval_tf = build_presets(config, train_raw)
     views_tf, _ = build_presets(config, train_raw, randaugment=True)
-    rate = config.noise_rate if config.noise in ("mislabel", "flip") else None
-    noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed)
+    rate = config.noise_rate if config.noise in ("mislabel", "flip", "instance") else None
+    if config.noise == "instance" and reference is None:
+        raise ValueError("noise 'instance' needs the reference confidences "
+                         "(engine.reference_confidence)")
+    noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed,
+                              confidence=reference if config.noise == "instance" else None)
     positives = train_raw.labels.sum(axis=0)
     groups = shot_groups(positives, many=config.shot_many or train_raw.shot_many,
                          few=config.shot_few or train_raw.shot_few)
@@ -178,6 +187,7 @@ def build(config: Config) -> Setup:
         noisy=noisy,
         corrupted=corrupted,
         groups=groups,
+        reference=reference if config.noise == "instance" else None,
         model=dist.wrap_model(model, device),
         method=method,
         optimizer=optimizer,

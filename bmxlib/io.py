@@ -89,6 +89,10 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     _atomic_replace(Path(path), lambda h: h.write(text.encode()))
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    _atomic_replace(Path(path), lambda h: h.write(data))
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 

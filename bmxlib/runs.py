@@ -178,6 +178,8 @@ class Run:
     corrupted: np.ndarray | None
     shot_groups: np.ndarray | None
     diagnostic_epochs: list[int] = field(default_factory=list)
+    #: instance noise: the reference model's confidences (N, K) the noise was drawn from
+    reference_confidence: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -242,6 +244,7 @@ def load_run(path: str | Path) -> Run:
         corrupted=arrays.get("corrupted"),
         shot_groups=arrays.get("shot_groups"),
         diagnostic_epochs=epochs,
+        reference_confidence=arrays.get("reference_confidence"),
     )
 
 

@@ -81,7 +81,7 @@ def _foreign_checkpoint(target: Path, tmp: Path) -> None:
 
 def _edited_config(target: Path, tmp: Path) -> None:
     config = yaml.safe_load(runs.config_path(target).read_text())
-    config["method"] = "bce"
+    config.update(method="bce", mixup=False)  # a consistent edit: only resume can tell
     runs.config_path(target).write_text(yaml.safe_dump(config))
 
 

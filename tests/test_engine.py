@@ -210,3 +210,19 @@ def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tiny_config, monkey
     fit(config, resume=True)  # resumes from the last good epoch
     for key, value in _weights(straight).items():
         assert torch.equal(value, _weights(run_dir)[key])
+
+
+def test_instance_noise_trains_a_reference_and_saves_it_with_the_run(tiny_config):
+    config = tiny_config("name=inst", "noise=instance", "noise_rate=0.3",
+                         "instance_reference_epochs=2")
+    run = load_run(fit(config))
+    reference = run.reference_confidence
+    assert reference.shape == run.clean_labels.shape
+    assert ((reference >= 0) & (reference <= 1)).all()
+    removed = (run.clean_labels == 1) & (run.noisy_labels == 0)
+    assert 0.15 < removed.sum() / run.clean_labels.sum() < 0.45  # τ = 0.3 of the positives
+    # the reference is cached: a second run with another training seed reuses it
+    again = load_run(fit(tiny_config("name=inst2", "noise=instance", "noise_rate=0.3",
+                                     "instance_reference_epochs=2", "seed=3")))
+    assert np.array_equal(again.reference_confidence, reference)
+    assert np.array_equal(again.noisy_labels, run.noisy_labels)

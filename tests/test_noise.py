@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bmxlib.noise import KINDS, inject, transition_matrix
+from bmxlib.noise import KINDS, inject, removal_probabilities, transition_matrix
 
-RATES = {"none": None, "mislabel": 0.3, "flip": 0.1, "missing": None}
+RATES = {"none": None, "mislabel": 0.3, "flip": 0.1, "missing": None, "instance": 0.3}
 
 
 def single_positive_labels(n_rows, frequencies, seed):
@@ -65,7 +65,8 @@ def test_negative_seed_raises():
 def test_output_types_and_mask(kind):
     labels, _ = single_positive_labels(500, [0.5, 0.3, 0.2], seed=1)
     labels[::7, 2] = 1  # some multi-positive rows
-    noisy, corrupted = inject(labels, kind, RATES[kind], seed=3)
+    confidence = np.full(labels.shape, 0.5) if kind == "instance" else None
+    noisy, corrupted = inject(labels, kind, RATES[kind], seed=3, confidence=confidence)
     assert noisy.dtype == np.uint8 and corrupted.dtype == np.bool_
     assert noisy.shape == corrupted.shape == labels.shape
     assert set(np.unique(noisy)) <= {0, 1}
@@ -227,3 +228,60 @@ def test_missing_property(labels, seed):
     noisy, _ = inject(labels, "missing", seed=seed)
     assert np.all(noisy <= labels)
     np.testing.assert_array_equal(noisy.sum(axis=1), (labels.sum(axis=1) > 0).astype(int))
+
+
+# --------------------------------------------------------------------------- instance
+def _instance_case(n=20_000, k=6, seed=0):
+    rng = np.random.default_rng(seed)
+    clean = (rng.random((n, k)) < 0.25).astype(np.uint8)
+    confidence = np.where(clean == 1, rng.beta(5, 1.5, clean.shape), rng.beta(1.2, 6, clean.shape))
+    return clean, confidence
+
+
+def test_instance_removes_tau_of_the_positives_hard_ones_more_often():
+    clean, confidence = _instance_case()
+    tau = 0.3
+    noisy, corrupted = inject(clean, "instance", tau, seed=1, confidence=confidence)
+    positives = clean == 1
+    removed = positives & (noisy == 0)
+    rate = removed.sum() / positives.sum()
+    se = np.sqrt(tau * (1 - tau) / positives.sum())
+    assert abs(rate - tau) < 4 * se + 1e-3  # the overall rate is τ
+    hardness = 1 - confidence[positives]
+    was_removed = removed[positives]
+    low, high = np.quantile(hardness, [0.2, 0.8])
+    assert was_removed[hardness >= high].mean() > 2 * was_removed[hardness <= low].mean()
+    assert np.array_equal(corrupted, noisy != clean)
+    assert (noisy.sum(axis=1) <= clean.sum(axis=1)).all()  # never gains positives
+
+
+def test_instance_adds_the_classes_the_reference_confuses():
+    clean, confidence = _instance_case(seed=2)
+    noisy, _ = inject(clean, "instance", 0.4, seed=3, confidence=confidence)
+    added = (clean == 0) & (noisy == 1)
+    negatives = clean == 0
+    # added labels sit where the reference's confidence was high among the negatives
+    assert confidence[added].mean() > 1.25 * confidence[negatives].mean()
+
+
+def test_removal_probabilities_hit_the_rate_and_respect_hardness():
+    hardness = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
+    pi = removal_probabilities(hardness, 0.4)
+    assert pi.mean() == pytest.approx(0.4, abs=1e-12)
+    assert (np.diff(pi) >= 0).all() and pi[0] == 0.0 and pi.max() <= 1.0
+    assert removal_probabilities(np.zeros(4), 0.2) == pytest.approx(np.full(4, 0.2))
+
+
+def test_instance_is_deterministic_and_validated():
+    clean, confidence = _instance_case(n=500)
+    a = inject(clean, "instance", 0.2, seed=5, confidence=confidence)
+    b = inject(clean, "instance", 0.2, seed=5, confidence=confidence)
+    assert np.array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="confidence"):
+        inject(clean, "instance", 0.2, seed=5)
+    with pytest.raises(ValueError, match="confidence"):
+        inject(clean, "mislabel", 0.2, seed=5, confidence=confidence)
+    with pytest.raises(ValueError, match="shape"):
+        inject(clean, "instance", 0.2, seed=5, confidence=confidence[:10])
+    with pytest.raises(ValueError, match="rate is required"):
+        inject(clean, "instance", None, seed=5, confidence=confidence)
