@@ -211,6 +211,29 @@ def test_figure_functions_leave_no_pyplot_state(name):
     assert plt.get_fignums() == [], f"{name} left a pyplot figure open"
 
 
+def test_resolve_path_reads_relative_paths_from_the_repository_root(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # where a JupyterLab kernel starts
+    assert plots.resolve_path("runs/demo") == tmp_path / "runs" / "demo"
+    assert plots.resolve_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    monkeypatch.chdir(tmp_path.parent)  # outside any checkout: this package's checkout
+    checkout = Path(plots.__file__).resolve().parents[2]
+    expected = checkout if (checkout / "pyproject.toml").is_file() else tmp_path.parent
+    assert plots.resolve_path("runs/demo") == expected / "runs" / "demo"
+
+
+def test_resolve_path_of_a_sweep_gives_its_first_finished_balancemix_run(tmp_path):
+    points = {"bce": ({"method": "bce"}, 0, 0.5), "bm0": ({"method": "balancemix"}, 0, None),
+              "bm1": ({"method": "balancemix"}, 1, 0.6)}
+    sweep = _fake_sweep(tmp_path / "s", points)
+    assert plots.resolve_path(sweep, run=True) == sweep / "bm1"
+    assert plots.resolve_path(sweep) == sweep  # without run: the path itself
+    assert plots.resolve_path(sweep / "bce", run=True) == sweep / "bce"  # a run stays
+    (sweep / "bm1" / "summary.json").unlink()  # none finished: the first BalanceMix run
+    assert plots.resolve_path(sweep, run=True) == sweep / "bm0"
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -269,7 +292,7 @@ PUBLIC = {
     "sampling_arrays", "explorer_arrays", "loss_histograms", "selection_curves",
     "confidence_ap_groups", "confidence_ap_scatter", "sampling_distributions",
     "draw_share_bars", "draw_share_heatmap", "map_by_setting", "map_curves",
-    "memorization_curves",
+    "memorization_curves", "resolve_path",
     "label_panel", "explorer_widget",
 }
 MODULES = sorted(Path(plots.__file__).parent.glob("*.py"))

@@ -86,7 +86,7 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
     show = [int(e) for e in (show_epochs or epochs[-1:])]
     names = [str(c) for c in (range(positives.size) if class_names is None else class_names)]
     groups = np.asarray(groups if groups is not None else ["few"] * positives.size).astype(str)
-    fig, axes = new_figure(len(show), 1, width=4.0, height=3.6, title=title)
+    fig, axes = new_figure(len(show), 1, width=5.2, height=3.8, title=title)  # legend at right
     for ax, epoch in zip(axes[0], show):
         i = epochs.index(epoch)
         frame = pd.DataFrame({"P(k)": presence[i], "AP(k)": ap[i], "shot group": groups,
