@@ -22,10 +22,12 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bmx demo
 
-# JupyterLab on notebooks/ with the project's interpreter as the python3 kernel
+# JupyterLab (from the notebooks extra) rooted at the repository, so its file browser reaches
+# runs/ and reports/, opened on notebooks/; the kernel is the project's interpreter (the
+# venv's python3). --allow-root only when running as root (containers, CI machines).
 lab: $(STAMP)
-	$(PY) -m pip install --quiet jupyterlab
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # README figures: copied from the demo report (run `make demo` first)
 figures: $(STAMP)

@@ -5,6 +5,8 @@ their renderings (Markdown, CSV, HTML) for sweeps, reports and notebooks.
   its axis labels plus its ``summary.json`` (SPEC §7).
 - ``results_rows(axes, records)``: mean ± std over the seed axis, one row per setting of
   the other axes, in grid order.
+- ``long_table(directory)``: the tidy table, one row per (run, measure), that seaborn
+  aggregates over seeds itself (``bmxlib.plots.map_by_setting``).
 - ``write_tables(sweep_dir)``: the sweep's ``results.csv`` and ``results.md``.
 - ``comparison_data(directory)``: everything the method_comparison notebook draws.
 - ``results_table_html`` / ``paper_table_html`` / ``ablation_table_html``: the tables of
@@ -103,6 +105,33 @@ def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[st
                 row[f"{extra}_mean"] = mean
         rows.append(row)
     return rows
+
+
+def long_table(directory: str | Path):
+    """The tidy results of a sweep (or of one run): a pandas DataFrame, one row per
+    (finished run, measure of MEASURES).
+
+    Columns: the setting axes (the sweep's labels), ``seed`` (the seed axis's label, else
+    the run's configured seed), ``run``, ``measure`` ("all", "many", "medium", "few") and
+    ``value``, the last-epoch mAP in [0, 1] (NaN where the run has no class in the group).
+    No finished run gives an empty table with these columns.
+    """
+    import pandas as pd
+
+    directory = Path(directory)
+    axes, records = collect(directory)
+    root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
+    keys = setting_axes(axes)
+    rows = []
+    for record in records:
+        seed = record["seed"] if "seed" in axes else \
+            runs.read_config(root / record["run"]).get("seed")
+        for measure, label in MEASURES:
+            value = record.get(measure)
+            rows.append({**{k: record[k] for k in keys}, "seed": seed, "run": record["run"],
+                         "measure": label.removeprefix("mAP "),
+                         "value": math.nan if value is None else float(value)})
+    return pd.DataFrame(rows, columns=[*keys, "seed", "run", "measure", "value"])
 
 
 # ======================================================================================

@@ -4,15 +4,18 @@ style and the package's public surface (the run → arrays layer: test_plots_arr
 from __future__ import annotations
 
 import ast
-import math
+import json
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from matplotlib.figure import Figure
 
-from bmxlib import plots
+from bmxlib import plots, results
 
 RNG = np.random.default_rng(0)
 E, K, N, B = 3, 4, 50, 40
@@ -45,18 +48,16 @@ def _gmm_inputs():
                 state_counts=RNG.integers(0, 5, size=(E, K, 2, 3)).astype(float))
 
 
-def _rows():
-    return [
-        {"method": "bce", "noise": "clean", "mAP_mean": 0.6, "mAP_std": 0.01,
-         "mAP_many_mean": 0.7, "mAP_many_std": 0.0, "mAP_medium_mean": math.nan,
-         "mAP_medium_std": math.nan, "mAP_few_mean": 0.4, "mAP_few_std": 0.02, "seeds": 2},
-        {"method": "balancemix", "noise": "clean", "mAP_mean": 0.65, "mAP_std": 0.0,
-         "mAP_many_mean": 0.72, "mAP_many_std": 0.0, "mAP_medium_mean": math.nan,
-         "mAP_medium_std": math.nan, "mAP_few_mean": 0.5, "mAP_few_std": 0.0, "seeds": 1},
-        {"method": "bce", "noise": "mislabel-40", "mAP_mean": 0.5, "mAP_std": 0.0,
-         "mAP_many_mean": 0.6, "mAP_many_std": 0.0, "mAP_medium_mean": math.nan,
-         "mAP_medium_std": math.nan, "mAP_few_mean": 0.3, "mAP_few_std": 0.0, "seeds": 1},
-    ]
+def _long_table() -> pd.DataFrame:
+    """The tidy table of results.long_table: 2 seeds of bce and balancemix on clean labels,
+    one of bce with noise; no medium-shot class (NaN)."""
+    runs = [("bce", "clean", 0, 0.60), ("bce", "clean", 1, 0.64),
+            ("balancemix", "clean", 0, 0.70), ("balancemix", "clean", 1, 0.72),
+            ("bce", "mislabel-40", 0, 0.50)]
+    return pd.DataFrame([{"method": m, "noise": n, "seed": s, "run": f"{m}-{n}-{s}",
+                          "measure": measure, "value": np.nan if measure == "medium" else v - d}
+                         for m, n, s, v in runs for measure, d in
+                         (("all", 0.0), ("many", -0.1), ("medium", 0.0), ("few", 0.2))])
 
 
 def _label_panel_inputs(with_arrays: bool):
@@ -109,8 +110,9 @@ FIGURES = {
     "draw_share_heatmap": lambda: plots.draw_share_heatmap(
         np.array([0.5, 0.2, 0.05, 0.01]), RNG.random((E, K)), epochs=[1, 2, 3],
         title="oversampling — run"),
-    "map_bars": lambda: plots.map_bars(_rows(), axes=["method", "noise"], title="mAP — sweep"),
-    "map_bars_one_axis": lambda: plots.map_bars(_rows()[:2], axes=["method"], title="mAP"),
+    "map_by_setting": lambda: plots.map_by_setting(_long_table(), title="mAP — sweep"),
+    "map_by_setting_one_axis": lambda: plots.map_by_setting(
+        _long_table().drop(columns="noise"), title="mAP"),
     "map_curves": lambda: plots.map_curves(
         {"bce": ([1, 2, 3], [0.2, 0.3, 0.35]), "balancemix": ([1, 2], [0.25, np.nan])},
         title="curves — sweep"),
@@ -147,9 +149,89 @@ def test_heatmap_shows_the_ratio_sorted_by_frequency():
     share = np.array([[0.2, 0.4], [0.3, 0.2]])  # epoch 1, epoch 2
     fig = plots.draw_share_heatmap(natural, share, epochs=[1, 2], class_names=["a", "b"],
                                    title="t")
-    image = fig.axes[0].images[0].get_array()
+    mesh = fig.axes[0].collections[0]  # seaborn's heatmap: a QuadMesh in cividis
     # rows: b (0.4) then a (0.1); ratios b: 0.4/0.4, 0.2/0.4; a: 0.2/0.1, 0.3/0.1
-    np.testing.assert_allclose(np.asarray(image), [[1.0, 0.5], [2.0, 3.0]])
+    np.testing.assert_allclose(np.asarray(mesh.get_array()), [[1.0, 0.5], [2.0, 3.0]])
+    assert mesh.get_cmap().name == "cividis"
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1.00", "0.50", "2.00", "3.00"]
+
+
+def test_map_by_setting_bars_are_means_over_seeds_with_sd_error_bars():
+    fig = plots.map_by_setting(_long_table(), title="t")
+    clean, noisy = fig.axes[:2]
+    assert clean.get_title() == "noise = clean" and noisy.get_title() == "noise = mislabel-40"
+    assert [t.get_text() for t in clean.get_xticklabels()] == ["all", "many", "few"]
+    # bce then balancemix (grid order), per measure: all, many, few (medium has no value)
+    heights = [round(b.get_height(), 6) for b in clean.patches if b.get_height() > 0]
+    assert heights == [62.0, 72.0, 42.0, 71.0, 81.0, 51.0]
+    spans = [np.nanmax(line.get_ydata()) - np.nanmin(line.get_ydata()) for line in clean.lines]
+    sd_bce, sd_bmx = np.std([60, 64], ddof=1), np.std([70, 72], ddof=1)
+    np.testing.assert_allclose(sorted(spans), sorted([2 * sd_bce] * 3 + [2 * sd_bmx] * 3))
+    bars = {b.get_facecolor()[:3] for b in clean.patches if b.get_height() > 0}
+    assert bars == {tuple(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)) for c in plots.CYCLE[:2]}
+
+
+def _fake_sweep(root: Path, points: dict[str, tuple[dict, int, float | None]]) -> Path:
+    """A sweep directory of points {name: (labels, seed, mAP or None: unfinished)}."""
+    manifest = []
+    for name, (labels, seed, value) in points.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text(yaml.safe_dump({"method": labels["method"],
+                                                                  "seed": seed}))
+        if value is not None:
+            (root / name / "summary.json").write_text(json.dumps(
+                {"mAP": value, "mAP_many": value, "mAP_medium": None, "mAP_few": value / 2}))
+        manifest.append({"name": name, "labels": labels})
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": manifest}))
+    return root
+
+
+def test_long_table_feeds_map_by_setting(tmp_path):
+    """results.long_table on a sweep directory: one row per (run, measure), seeds kept."""
+    sweep = _fake_sweep(tmp_path / "s", {"b0": ({"method": "bce", "noise": "clean"}, 0, 0.5),
+                                         "b1": ({"method": "bce", "noise": "clean"}, 1, 0.7),
+                                         "m0": ({"method": "mixup", "noise": "clean"}, 0, 0.8),
+                                         "m1": ({"method": "mixup", "noise": "clean"}, 1, None)})
+    table = results.long_table(sweep)
+    assert list(table.columns) == ["method", "noise", "seed", "run", "measure", "value"]
+    assert len(table) == 3 * 4 and table["seed"].tolist()[::4] == [0, 1, 0]
+    assert table["measure"].tolist()[:4] == ["all", "many", "medium", "few"]
+    assert table["value"].isna().sum() == 3  # no medium-shot value in any run
+    means = table.groupby(["method", "measure"])["value"].mean()
+    assert means["bce", "all"] == pytest.approx(0.6) and means["mixup", "few"] == 0.4
+    _assert_labelled(plots.map_by_setting(table, title="t"))
+    single = results.long_table(sweep / "m0")  # a run directory: one-point sweep
+    assert single["method"].unique().tolist() == ["mixup"] and len(single) == 4
+
+
+@pytest.mark.parametrize("name", list(FIGURES), ids=list(FIGURES))
+def test_figure_functions_leave_no_pyplot_state(name):
+    plt.close("all")
+    FIGURES[name]()
+    assert plt.get_fignums() == [], f"{name} left a pyplot figure open"
+
+
+def test_resolve_path_reads_relative_paths_from_the_repository_root(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # where a JupyterLab kernel starts
+    assert plots.resolve_path("runs/demo") == tmp_path / "runs" / "demo"
+    assert plots.resolve_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    monkeypatch.chdir(tmp_path.parent)  # outside any checkout: this package's checkout
+    checkout = Path(plots.__file__).resolve().parents[2]
+    expected = checkout if (checkout / "pyproject.toml").is_file() else tmp_path.parent
+    assert plots.resolve_path("runs/demo") == expected / "runs" / "demo"
+
+
+def test_resolve_path_of_a_sweep_gives_its_first_finished_balancemix_run(tmp_path):
+    points = {"bce": ({"method": "bce"}, 0, 0.5), "bm0": ({"method": "balancemix"}, 0, None),
+              "bm1": ({"method": "balancemix"}, 1, 0.6)}
+    sweep = _fake_sweep(tmp_path / "s", points)
+    assert plots.resolve_path(sweep, run=True) == sweep / "bm1"
+    assert plots.resolve_path(sweep) == sweep  # without run: the path itself
+    assert plots.resolve_path(sweep / "bce", run=True) == sweep / "bce"  # a run stays
+    (sweep / "bm1" / "summary.json").unlink()  # none finished: the first BalanceMix run
+    assert plots.resolve_path(sweep, run=True) == sweep / "bm0"
 
 
 @pytest.mark.parametrize(
@@ -163,7 +245,7 @@ def test_heatmap_shows_the_ratio_sorted_by_frequency():
                                            epochs=[1, 2], show_epochs=[7]),
         lambda: plots.draw_share_bars(np.ones(3), np.ones((2, 4)), epochs=[1, 2]),
         lambda: plots.sampling_distributions(np.ones(5), epochs=[1]),
-        lambda: plots.map_bars([], axes=["method"]),
+        lambda: plots.map_by_setting(_long_table().assign(value=np.nan)),
         lambda: plots.map_curves({}),
         lambda: plots.memorization_curves({}),
     ],
@@ -209,7 +291,8 @@ PUBLIC = {
     "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap", "confidence_arrays",
     "sampling_arrays", "explorer_arrays", "loss_histograms", "selection_curves",
     "confidence_ap_groups", "confidence_ap_scatter", "sampling_distributions",
-    "draw_share_bars", "draw_share_heatmap", "map_bars", "map_curves", "memorization_curves",
+    "draw_share_bars", "draw_share_heatmap", "map_by_setting", "map_curves",
+    "memorization_curves", "resolve_path",
     "label_panel", "explorer_widget",
 }
 MODULES = sorted(Path(plots.__file__).parent.glob("*.py"))

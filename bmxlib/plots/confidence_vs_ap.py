@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..metrics import pearson
@@ -60,14 +62,15 @@ def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
 def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
                           class_names: Sequence[str] | None = None, groups=None,
                           title: str = "") -> Figure:
-    """Per-class scatter of the confidence in presence P(k) against the test AP.
+    """Per-class scatter of the confidence in presence P(k) against the test AP, with the
+    least-squares line across classes and its 95% bootstrap band (seaborn ``regplot``).
 
     Parameters
     ----------
     presence, ap : array-like, shape (E, K)
-        P(k) and AP per class at each epoch (NaN allowed).
+        P(k) and AP per class at each epoch (NaN allowed: the class is left out).
     positives : array-like, shape (K,)
-        Positive training labels per class (marker area).
+        Positive training labels per class (marker area, 20–220 pt² from fewest to most).
     epochs : array-like of int, shape (E,)
     show_epochs : sequence of int, optional
         One panel each (default: the last epoch).
@@ -81,28 +84,25 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
     if presence.shape != ap.shape or presence.shape[1] != positives.size:
         raise ValueError("presence, ap and positives disagree in shape")
     show = [int(e) for e in (show_epochs or epochs[-1:])]
-    names = list(class_names) if class_names is not None else [str(k) for k in
-                                                                range(positives.size)]
+    names = [str(c) for c in (range(positives.size) if class_names is None else class_names)]
     groups = np.asarray(groups if groups is not None else ["few"] * positives.size).astype(str)
-    sizes = 20 + 200 * np.sqrt(positives / max(positives.max(), 1))
-    fig, axes = new_figure(len(show), 1, width=4.0, height=3.6, title=title)
+    fig, axes = new_figure(len(show), 1, width=5.2, height=3.8, title=title)  # legend at right
     for ax, epoch in zip(axes[0], show):
         i = epochs.index(epoch)
-        for group, color in GROUP_COLORS.items():
-            chosen = groups == group
-            if chosen.any():
-                ax.scatter(presence[i, chosen], ap[i, chosen], s=sizes[chosen], color=color,
-                           alpha=0.8, edgecolor="black", lw=0.5, label=f"{group}-shot classes")
-        for k, name in enumerate(names):
-            ax.annotate(name, (presence[i, k], ap[i, k]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-        valid = np.isfinite(presence[i]) & np.isfinite(ap[i])
-        r = pearson(presence[i, valid], ap[i, valid]) if valid.sum() >= 2 else float("nan")
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-0.02, 1.05)
-        ax.legend(fontsize=7, loc="lower right", title="marker area ∝ √positives",
-                  title_fontsize=7)
+        frame = pd.DataFrame({"P(k)": presence[i], "AP(k)": ap[i], "shot group": groups,
+                              "positives": positives.astype(int), "name": names}).dropna()
+        if len(frame) >= 3 and frame["P(k)"].nunique() > 1:
+            sns.regplot(frame, x="P(k)", y="AP(k)", scatter=False, ci=95, seed=0, color="0.35",
+                        truncate=False, label="least squares, 95% band", ax=ax)
+        sns.scatterplot(frame, x="P(k)", y="AP(k)", hue="shot group", palette=GROUP_COLORS,
+                        hue_order=[g for g in GROUP_COLORS if g in set(groups)],
+                        size="positives", sizes=(20, 220), alpha=0.8, edgecolor="black",
+                        linewidth=0.5, ax=ax)
+        for name, x, y in zip(frame["name"], frame["P(k)"], frame["AP(k)"]):
+            ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        r = pearson(frame["P(k)"].to_numpy(), frame["AP(k)"].to_numpy())  # NaN below 2
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.05))
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
         label_axes(ax, f"epoch {epoch} · per-class r = {r:.2f}",
                    "confidence in presence P(k)", "test AP(k)")
     return fig
-

@@ -109,8 +109,7 @@ def explorer_widget(run_dirs: Sequence[str | Path], *, run_dir: str | Path | Non
     start = paths[resolved.index(wanted)] if wanted in resolved else paths[0]
     cache: dict[str, Any] = {}
     load = lambda path: cache.setdefault(path, load_run(path))  # noqa: E731
-    run_box = widgets.Dropdown(options=[(Path(p).name, p) for p in paths],
-                               value=start,
+    run_box = widgets.Dropdown(options=[(Path(p).name, p) for p in paths], value=start,
                                description="run")
     class_box = widgets.Dropdown(description="class")
     epoch_box = widgets.Dropdown(description="epoch")

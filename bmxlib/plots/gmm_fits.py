@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from .arrays import component_log_densities
@@ -47,12 +48,11 @@ def draw_gmm(ax, counts, means, variances, weights, low: int, boundary: float,
         Draw a legend inside the panel.
     """
     counts = np.asarray(counts, dtype=float)
-    bins = counts.size
-    edges = np.linspace(0.0, 1.0, bins + 1)
     total = counts.sum()
-    density = counts / (total / bins) if total > 0 else counts
-    ax.bar(edges[:-1], density, width=1.0 / bins, align="edge", color=OKABE_ITO["sky_blue"],
-           alpha=0.55, label="loss histogram")
+    if total > 0:  # the stored counts as weights of their bin centres
+        sns.histplot(x=(np.arange(counts.size) + 0.5) / counts.size, weights=counts,
+                     bins=counts.size, binrange=(0, 1), stat="density", ax=ax,
+                     color=OKABE_ITO["sky_blue"], alpha=0.55, label="loss histogram")
     if total > 0 and not degenerate and np.isfinite(means).all():
         grid = np.linspace(0.0, 1.0, 400)
         log_pdf = component_log_densities(grid, means, variances, weights)  # (400, 2)

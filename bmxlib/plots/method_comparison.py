@@ -1,69 +1,78 @@
-"""Figures of the method_comparison notebook: mAP per shot group, learning and
-memorization curves."""
+"""Figures of the method_comparison notebook: mAP per shot group over seeds (seaborn, from
+the long results table), learning and memorization curves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..results import MEASURES
 from .style import CYCLE, integer_epoch_axis, label_axes, new_figure
 
-__all__ = ["MEASURE_LABELS", "map_bars", "map_curves", "memorization_curves"]
+__all__ = ["MEASURE_LABELS", "map_by_setting", "map_curves", "memorization_curves"]
 
 # the results model's measures, labelled by shot group only ("mAP all" → "all")
 MEASURE_LABELS = {key: label.removeprefix("mAP ") for key, label in MEASURES}
 
 
-def map_bars(rows: Sequence[dict], *, axes: Sequence[str], title: str = "") -> Figure:
-    """mAP per shot group, one bar per setting of the first axis, one panel per second.
+def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
+                   title: str = "") -> Figure:
+    """Test mAP per shot group, a bar per setting with the spread over seeds, a panel per noise.
 
     Parameters
     ----------
-    rows : sequence of dict
-        ``bmxlib.sweep.results_rows`` output: axis labels plus ``<measure>_mean`` /
-        ``<measure>_std`` in [0, 1] (NaN allowed) for mAP, mAP_many, mAP_medium, mAP_few.
-    axes : sequence of str
-        Axis names in ``rows`` (seed axes already aggregated); the first names the bars,
-        the second (if any) the panels, the others are appended to the bar label.
+    table : pandas.DataFrame
+        Tidy, one row per (run, measure), as :func:`bmxlib.results.long_table` builds it:
+        the sweep's axis columns, ``seed``, ``run``, ``measure`` (all / many / medium /
+        few) and ``value`` (mAP in [0, 1]; NaN where a run has no class in the group).
+    hue, panel : str
+        Axis columns naming the bars and the panels; the bar label joins the ``hue`` axis
+        and the other axes but ``panel``; a table without ``panel`` gives one panel.
+
+    Bars are seaborn's mean over seeds with ±1 standard deviation (``errorbar="sd"``).
     """
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows is empty: no finished run to compare")
-    axes = [a for a in axes if a in rows[0]]
-    panel_axis = axes[1] if len(axes) > 1 else None
-    panels = list(dict.fromkeys(str(r[panel_axis]) for r in rows)) if panel_axis else [""]
-    measures = [m for m in MEASURE_LABELS
-                if any(np.isfinite(float(r.get(f"{m}_mean", np.nan))) for r in rows)]
-    if not measures:
-        raise ValueError("no finite mAP in rows")
-    bar_keys = [a for a in axes if a != panel_axis]
-    labels = list(dict.fromkeys(_row_label(r, bar_keys) for r in rows))
-    colors = {label: CYCLE[i % len(CYCLE)] for i, label in enumerate(labels)}
-    fig, grid = new_figure(len(panels), 1, width=max(4.0, 1.1 * len(measures) * len(labels) / 2),
+    data = table.dropna(subset=["value"])
+    if data.empty:
+        raise ValueError("the table has no finite mAP: no finished run to compare")
+    axes = [c for c in table.columns if c not in ("seed", "run", "measure", "value")]
+    panel = panel if panel in axes else None
+    keys = sorted((a for a in axes if a != panel), key=lambda a: a != hue)  # hue first
+    label = data[keys].astype(str).agg(" / ".join, axis=1) if keys else "run"
+    data = data.assign(value=100 * data["value"], setting=label)
+    measures = [m for m in MEASURE_LABELS.values() if m in set(data["measure"])]
+    settings = list(dict.fromkeys(data["setting"]))
+    palette = {s: CYCLE[i % len(CYCLE)] for i, s in enumerate(settings)}  # same in all panels
+    panels = list(dict.fromkeys(data[panel].astype(str))) if panel else [""]
+    fig, grid = new_figure(len(panels), 1, width=max(4.0, 0.55 * len(measures) * len(settings)),
                            height=3.6, title=title)
-    for ax, panel in zip(grid[0], panels):
-        members = [r for r in rows if panel_axis is None or str(r[panel_axis]) == panel]
-        width = 0.8 / max(len(members), 1)
-        x = np.arange(len(measures))
-        for j, row in enumerate(members):
-            label = _row_label(row, bar_keys)
-            means = np.array([100 * float(row.get(f"{m}_mean", np.nan)) for m in measures])
-            stds = np.array([100 * float(row.get(f"{m}_std", np.nan)) for m in measures])
-            ax.bar(x - 0.4 + j * width, means, width, align="edge", color=colors[label],
-                   yerr=np.nan_to_num(stds), capsize=2, label=label)
-        ax.set_xticks(x, [MEASURE_LABELS[m] for m in measures])
+    for ax, name in zip(grid[0], panels):
+        members = data[data[panel].astype(str) == name] if panel else data
+        sns.barplot(members, x="measure", y="value", hue="setting", order=measures,
+                    palette=palette, saturation=1, errorbar="sd", capsize=0.15,
+                    err_kws={"linewidth": 1}, ax=ax)  # saturation 1: Okabe–Ito exactly
         ax.set_ylim(0, 100)
-        ax.legend(fontsize=7, loc="best")
-        name = f"{panel_axis} = {panel}" if panel_axis else "all runs"
-        label_axes(ax, name, "shot group", "test mAP (%)")
+        ax.legend(fontsize=7, loc="best", title=" / ".join(keys) or None, title_fontsize=7)
+        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group",
+                   "test mAP (%, mean ± sd over seeds)")
     return fig
 
 
-def _row_label(row: dict, keys: Sequence[str]) -> str:
-    return " / ".join(str(row[k]) for k in keys) or "run"
+def _curves_frame(curves: dict[str, tuple], columns: tuple[str, ...]) -> pd.DataFrame:
+    """{run label: (epochs, *shares in [0, 1])} as a long frame: run, epoch, *columns in %."""
+    return pd.concat([pd.DataFrame({"run": label, "epoch": np.asarray(c[0], float), **{
+        name: 100 * np.asarray(v, float) for name, v in zip(columns, c[1:])}})
+        for label, c in curves.items()], ignore_index=True)
+
+
+def _draw_runs(ax, frame: pd.DataFrame, y: str, *, legend: bool = True) -> None:
+    """One line per run at its finite points: Okabe–Ito colours, seaborn's dashes and markers."""
+    frame = frame.dropna(subset=[y])  # e.g. epochs without a test evaluation (eval_every)
+    sns.lineplot(frame, x="epoch", y=y, hue="run", style="run", markers=True, estimator=None,
+                 palette=sns.color_palette(CYCLE, frame["run"].nunique()), markersize=5,
+                 legend=legend, ax=ax)
+    integer_epoch_axis(ax)
 
 
 def map_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
@@ -77,17 +86,9 @@ def map_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
     if not curves:
         raise ValueError("curves is empty: no run to draw")
     fig, axes = new_figure(1, 1, width=6.0, height=3.8, title=title)
-    ax = axes[0, 0]
-    styles = ("-", "--", ":", "-.")
-    for i, (label, (epochs, values)) in enumerate(curves.items()):
-        epochs, values = np.asarray(epochs, float), np.asarray(values, float)
-        evaluated = np.isfinite(values)  # epochs without a test evaluation (eval_every)
-        ax.plot(epochs[evaluated], 100 * values[evaluated], marker="o", ms=3,
-                color=CYCLE[i % len(CYCLE)], ls=styles[(i // len(CYCLE)) % len(styles)],
-                label=label)
-    integer_epoch_axis(ax)
-    ax.legend(fontsize=7, loc="best")
-    label_axes(ax, "learning curves", "epoch", "test mAP (%)")
+    _draw_runs(axes[0, 0], _curves_frame(curves, ("mAP",)), "mAP")
+    axes[0, 0].legend(fontsize=7, loc="best")
+    label_axes(axes[0, 0], "learning curves", "epoch", "test mAP (%)")
     return fig
 
 
@@ -104,16 +105,10 @@ def memorization_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
     if not curves:
         raise ValueError("curves is empty: no run recorded memorization (synthetic noise)")
     fig, axes = new_figure(2, 1, width=4.6, height=3.6, title=title)
-    styles = ("-", "--", ":", "-.")
-    for i, (label, (epochs, memorized, fit_clean)) in enumerate(curves.items()):
-        style = {"color": CYCLE[i % len(CYCLE)], "ls": styles[(i // len(CYCLE)) % len(styles)],
-                 "marker": "o", "ms": 3, "label": label}
-        axes[0, 0].plot(epochs, 100 * np.asarray(memorized, float), **style)
-        axes[0, 1].plot(epochs, 100 * np.asarray(fit_clean, float), **style)
-    for ax in axes[0]:
-        integer_epoch_axis(ax)
+    frame = _curves_frame(curves, ("memorized", "fit"))
+    _draw_runs(axes[0, 0], frame, "memorized")
+    _draw_runs(axes[0, 1], frame, "fit", legend=False)
     axes[0, 0].legend(fontsize=7, loc="best")
     label_axes(axes[0, 0], "corrupted labels fitted (memorization)", "epoch", "share (%)")
     label_axes(axes[0, 1], "correct labels fitted", "epoch", "share (%)")
     return fig
-

@@ -1,9 +1,11 @@
 """Figures of the sampling_over_epochs notebook: the minority sampler's probabilities and
-the share of draws per class."""
+the share of draws per class (seaborn histograms, bars and heatmap)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from .style import (
@@ -14,7 +16,6 @@ from .style import (
     integer_epoch_axis,
     label_axes,
     new_figure,
-    sequential_colors,
 )
 
 __all__ = ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"]
@@ -40,14 +41,14 @@ def sampling_distributions(probabilities, *, epochs, show_epochs=None, title: st
         [epochs[i] for i in np.unique(np.linspace(0, len(epochs) - 1, 6).round().astype(int))]
     fig, axes = new_figure(2, 1, width=4.8, height=3.4, title=title)
     ax = axes[0, 0]
-    edges = np.linspace(relative.min(), relative.max() + 1e-9, 40)
-    colors = sequential_colors(len(show))
-    for color, epoch in zip(colors, show):
-        ax.hist(relative[epochs.index(int(epoch))], bins=edges, histtype="step", lw=1.6,
-                color=color, label=f"epoch {epoch}")
-    ax.axvline(1.0, color="black", ls=":", lw=1, label="uniform")
-    ax.legend(fontsize=7)
-    label_axes(ax, "sampling probabilities", "N · p(n)  (1 = uniform)", "instances")
+    frame = pd.DataFrame({"N · p(n)": relative[[epochs.index(int(e)) for e in show]].ravel(),
+                          "epoch": np.repeat([int(e) for e in show], relative.shape[1])})
+    sns.histplot(frame, x="N · p(n)", hue="epoch", element="step", fill=False, linewidth=1.6,
+                 bins=np.linspace(relative.min(), relative.max() + 1e-9, 40),
+                 palette=sns.color_palette(HEATMAP_CMAP, len(show)), ax=ax)
+    ax.axvline(1.0, color="black", ls=":", lw=1)
+    sns.move_legend(ax, "best", fontsize=7, title_fontsize=7)
+    label_axes(ax, "sampling probabilities", "N · p(n)  (1 = uniform, dotted)", "instances")
     ax = axes[0, 1]
     low, median, high = np.quantile(relative, [0.05, 0.5, 0.95], axis=1)
     ax.fill_between(epochs, low, high, color=OKABE_ITO["sky_blue"], alpha=0.4,
@@ -86,16 +87,15 @@ def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
     """
     natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
     names = class_labels(class_names, natural.size)
+    series = ["natural frequency (random sampler)", *(f"minority sampler, epoch {e}"
+                                                      for e in epochs)]
+    frame = pd.DataFrame({"class": [names[k] for k in order] * len(series),
+                          "share": np.concatenate([natural[order], *share[:, order]]),
+                          "series": np.repeat(series, natural.size)})
     fig, axes = new_figure(1, 1, width=max(6.0, 0.6 * natural.size), height=3.6, title=title)
     ax = axes[0, 0]
-    width = 0.8 / (len(epochs) + 1)
-    x = np.arange(natural.size)
-    ax.bar(x - 0.4, natural[order], width, align="edge", color="0.55",
-           label="natural frequency (random sampler)")
-    for j, (color, epoch) in enumerate(zip(sequential_colors(len(epochs)), epochs)):
-        ax.bar(x - 0.4 + (j + 1) * width, share[j, order], width, align="edge", color=color,
-               label=f"minority sampler, epoch {epoch}")
-    ax.set_xticks(x, [names[k] for k in order])
+    sns.barplot(frame, x="class", y="share", hue="series", errorbar=None, saturation=1, ax=ax,
+                palette=dict(zip(series, ["0.55", *sns.color_palette(HEATMAP_CMAP, len(epochs))])))
     ax.set_yscale("log")  # rare classes stay visible next to the head
     ax.legend(fontsize=7)
     label_axes(ax, "classes sorted by frequency", "class",
@@ -111,23 +111,19 @@ def draw_share_heatmap(natural_share, draw_share, *, epochs, class_names=None,
     """
     natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (share / natural).T[order]  # (K, E)
+        ratio = (share / natural).T[order]  # (K, E); a class without instances: blank
     names = class_labels(class_names, natural.size)
     fig, axes = new_figure(1, 1, width=max(4.5, 0.55 * len(epochs) + 2.5),
                            height=max(3.0, 0.3 * natural.size + 1.0), title=title)
     ax = axes[0, 0]
-    image = ax.imshow(ratio, aspect="auto", cmap=HEATMAP_CMAP, interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="draw share / natural share")
-    if ratio.size <= 400:
-        threshold = np.nanmean(ratio)
-        for (row, col), value in np.ndenumerate(ratio):
-            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if value > threshold else "white")
-    ax.set_xticks(range(len(epochs)), epochs)
-    ax.set_yticks(range(natural.size),
-                  [f"{names[k]} ({100 * natural[k]:.1f}%)" for k in order])
+    frame = pd.DataFrame(np.where(np.isfinite(ratio), ratio, np.nan), columns=epochs,
+                         index=[f"{names[k]} ({100 * natural[k]:.1f}%)" for k in order])
+    sns.heatmap(frame, cmap=HEATMAP_CMAP, annot=ratio.size <= 400, fmt=".2f",
+                annot_kws={"fontsize": 7}, cbar_kws={"label": "draw share / natural share"},
+                ax=ax)
     label_axes(ax, "oversampling of each class by the minority sampler", "epoch",
                "class (natural frequency)")
+    ax.tick_params(axis="y", labelrotation=0)
     return fig
 
 

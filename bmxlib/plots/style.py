@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 __all__ = [
     "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP",
     "DPI", "new_figure", "label_axes", "integer_epoch_axis", "shade_warmup", "as_array",
-    "sequential_colors", "class_labels", "figure_legend",
+    "class_labels", "figure_legend",
 ]
 
 # Okabe & Ito (2008), the colour-blind-safe qualitative palette
@@ -83,13 +83,6 @@ def as_array(value, name: str, ndim: int) -> np.ndarray:
     if array.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
     return array
-
-
-def sequential_colors(count: int) -> list:
-    """``count`` (at least one) ordered colours from :data:`HEATMAP_CMAP`, light last."""
-    from matplotlib import colormaps
-
-    return [colormaps[HEATMAP_CMAP](v) for v in np.linspace(0.0, 0.85, max(count, 1))]
 
 
 def class_labels(class_names, count: int) -> list[str]:
