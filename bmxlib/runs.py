@@ -326,3 +326,19 @@ def explorer_runs(run_dir: str | Path) -> list[Path]:
         else []
     siblings = [r for r in siblings if (r / DIAGNOSTICS_DIR).is_dir() or r == run_dir]
     return siblings if any(r.resolve() == run_dir.resolve() for r in siblings) else [run_dir]
+
+
+def resolve_path(path: str | Path, *, run: bool = False) -> Path:
+    """``path`` if absolute, else under the repository root: the nearest folder holding
+    pyproject.toml and notebooks/ from the current directory (a kernel in notebooks/) upwards,
+    then from this package's location; failing both, the current directory. With ``run``, a
+    sweep directory stands for its first (finished) BalanceMix run, the one ``bmx report``
+    shows: "runs/demo" opens the demo's BalanceMix run."""
+    path, here = Path(path).expanduser(), Path.cwd().resolve()
+    roots = [d for d in (here, *here.parents, *Path(__file__).resolve().parents)
+             if (d / "pyproject.toml").is_file() and (d / "notebooks").is_dir()]
+    path = path if path.is_absolute() else (roots[0] if roots else here) / path
+    if run and is_sweep_dir(path):
+        candidates = run_dirs(path, method="balancemix")
+        path = ([r for r in candidates if is_finished(r)] or candidates or [path])[0]
+    return path

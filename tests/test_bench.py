@@ -43,13 +43,17 @@ def _one_thread():
 def quick_report(tmp_path_factory):  # --quick runs with one torch thread
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     assert cli_main(["bench", "--quick", "--out", str(out)]) == 0
+    assert (out.parent / "bench-scaling.png").is_file()  # the growth figure beside it
     return json.loads(out.read_text())
 
 
 def test_quick_bench_measures_everything(quick_report, capsys):
     results = quick_report["results"]
     assert sorted(results) == ["ap", "epoch", "gmm", "label_management", "loader",
-                               "randaugment"]
+                               "randaugment", "scaling"]
+    scaling = results["scaling"]
+    assert len(scaling["points"]) == 4 and scaling["max_labels_16gb_host"] > 0
+    assert 0.3 < scaling["exponent_n"] < 3  # grows with N, not wildly
     decoders = {c["decoder"]: c for c in results["loader"]["cases"]}
     assert set(decoders) == {"pil", "pil_draft", "torchvision_io"}
     assert all(c["images_per_s_per_worker"] > 0 for c in decoders.values())

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from bmxlib import plots, results
+from bmxlib import plots, results, runs
 
 RNG = np.random.default_rng(0)
 E, K, N, B = 3, 4, 50, 40
@@ -120,6 +120,10 @@ FIGURES = {
         {"bce": ([5, 10], [0.2, 0.16], [0.95, 0.99]), "balancemix": ([5, 10], [0.2, 0.05],
                                                                    [0.96, 0.99])},
         title="memorization — sweep"),
+    "scaling_curves": lambda: plots.scaling_curves(
+        [{"items": n, "classes": k, "label_management_s": 1e-6 * n * k,
+          "peak_bytes": 40.0 * n * k} for n in (10**4, 10**5) for k in (10, 100)],
+        exponents={"exponent_n": 1.0, "exponent_k": 1.0}, title="scaling — bench"),
     "label_panel": lambda: plots.label_panel(**_label_panel_inputs(True)),
     "label_panel_without_arrays": lambda: plots.label_panel(**_label_panel_inputs(False)),
 }
@@ -215,23 +219,23 @@ def test_resolve_path_reads_relative_paths_from_the_repository_root(tmp_path, mo
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")  # where a JupyterLab kernel starts
-    assert plots.resolve_path("runs/demo") == tmp_path / "runs" / "demo"
-    assert plots.resolve_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    assert runs.resolve_path("runs/demo") == tmp_path / "runs" / "demo"
+    assert runs.resolve_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"
     monkeypatch.chdir(tmp_path.parent)  # outside any checkout: this package's checkout
     checkout = Path(plots.__file__).resolve().parents[2]
     expected = checkout if (checkout / "pyproject.toml").is_file() else tmp_path.parent
-    assert plots.resolve_path("runs/demo") == expected / "runs" / "demo"
+    assert runs.resolve_path("runs/demo") == expected / "runs" / "demo"
 
 
 def test_resolve_path_of_a_sweep_gives_its_first_finished_balancemix_run(tmp_path):
     points = {"bce": ({"method": "bce"}, 0, 0.5), "bm0": ({"method": "balancemix"}, 0, None),
               "bm1": ({"method": "balancemix"}, 1, 0.6)}
     sweep = _fake_sweep(tmp_path / "s", points)
-    assert plots.resolve_path(sweep, run=True) == sweep / "bm1"
-    assert plots.resolve_path(sweep) == sweep  # without run: the path itself
-    assert plots.resolve_path(sweep / "bce", run=True) == sweep / "bce"  # a run stays
+    assert runs.resolve_path(sweep, run=True) == sweep / "bm1"
+    assert runs.resolve_path(sweep) == sweep  # without run: the path itself
+    assert runs.resolve_path(sweep / "bce", run=True) == sweep / "bce"  # a run stays
     (sweep / "bm1" / "summary.json").unlink()  # none finished: the first BalanceMix run
-    assert plots.resolve_path(sweep, run=True) == sweep / "bm0"
+    assert runs.resolve_path(sweep, run=True) == sweep / "bm0"
 
 
 @pytest.mark.parametrize(
@@ -292,8 +296,8 @@ PUBLIC = {
     "sampling_arrays", "explorer_arrays", "loss_histograms", "selection_curves",
     "confidence_ap_groups", "confidence_ap_scatter", "sampling_distributions",
     "draw_share_bars", "draw_share_heatmap", "map_by_setting", "map_curves",
-    "memorization_curves", "resolve_path",
-    "label_panel", "explorer_widget",
+    "memorization_curves",
+    "label_panel", "explorer_widget", "scaling_curves",
 }
 MODULES = sorted(Path(plots.__file__).parent.glob("*.py"))
 

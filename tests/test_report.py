@@ -121,6 +121,7 @@ def test_non_balancemix_run_gets_method_comparison_only(bce_run, tmp_path):
 def _fake_run(path: Path, **config) -> Path:
     path.mkdir(parents=True)
     (path / "config.yaml").write_text(yaml.safe_dump(config))
+    (path / "summary.json").write_text(json.dumps({"epochs": 1, "mAP": 0.5}))  # finished
     return path
 
 

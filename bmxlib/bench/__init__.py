@@ -16,6 +16,9 @@ Benchmarks (``python -m bmxlib.bench --only NAME[,NAME]`` runs a subset):
   stacked batch) vs torchvision's ``v2.RandAugment`` called image by image, on the same
   32×32 digits-sized and 224×224 RGB batches under the same seed; plus whether the outputs
   are bit-identical.
+* ``scaling``: the label management of ``label_management`` over a grid of N ∈ {10^4,
+  10^5, 10^6} and K ∈ {10, 10^2, 10^3} (a process each), the growth exponents of its time
+  and the bytes per label, hence the largest N × K in 16 GB of host / 80 GB of GPU memory.
 * ``loader``: one data-loader worker's decode + resize to 448 + RandAugment images/s on
   JPEG files the bench writes, with PIL, PIL draft mode and torchvision.io decoding.
 * ``epoch``: digits-lt training epochs of bce, mixup and balancemix (the
@@ -109,6 +112,15 @@ def run_bench(*, device: str = "cpu", out: str | None = None, quick: bool = Fals
         from ..io import atomic_write_json
 
         atomic_write_json(out, report)
+        if "scaling" in results:  # the growth figure beside the JSON
+            from pathlib import Path
+
+            from ..plots import save, scaling_curves
+
+            scaling = results["scaling"]
+            figure = scaling_curves(scaling["points"], exponents=scaling,
+                                    title=f"label management cost ({info['cpu']})")
+            save(figure, Path(out).parent, f"{Path(out).stem}-scaling")
     return report
 
 

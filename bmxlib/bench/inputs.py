@@ -25,6 +25,9 @@ class Sizes:
     gpu_arch: str = "resnet50"
     threads: int = 0  # torch CPU threads during the run (0 = leave torch's default)
     loader_images: int = 200  # JPEG files of the input-pipeline benchmark
+    # (N, K) grid of the scaling benchmark: N in 10^4..10^6, K in 10..10^3
+    scaling: tuple[tuple[int, int], ...] = tuple(
+        (n, k) for n in (10_000, 100_000, 1_000_000) for k in (10, 100, 1_000))
 
 
 FULL = Sizes()
@@ -34,7 +37,7 @@ QUICK = Sizes(
     digits=("n_train=200", "n_test=100", "width=8", "batch_size=32", "pretrained=none",
             "threads=1"),
     epochs=2, repeats=1, gpu_images=16, gpu_batch=8, gpu_image_size=64, threads=1,
-    loader_images=6,
+    loader_images=6, scaling=((2_000, 4), (4_000, 4), (2_000, 8), (4_000, 8)),
 )
 
 

@@ -26,6 +26,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "the per-epoch label management at N = 10^6, K = 10^3: time and peak memory"),
     Benchmark("randaugment", "kernels", "bench_randaugment",
               "batched per-image RandAugment vs torchvision image by image (bit-identical)"),
+    Benchmark("scaling", "scaling", "bench_scaling",
+              "label management's time and peak memory over N in 10^4..10^6, K in 10..10^3, "
+              "and the growth exponents"),
     Benchmark("loader", "pipeline", "bench_loader",
               "one loader worker's decode + resize to 448 + RandAugment on JPEGs (PIL, PIL "
               "draft, torchvision.io)"),

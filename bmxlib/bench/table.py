@@ -59,6 +59,18 @@ def _loader_rows(r):
             for c in r["cases"]]
 
 
+def _scaling_rows(r):
+    rows = [(f"label management N={p['items']:,} K={p['classes']:,}",
+             _seconds(p["label_management_s"]), "", "",
+             f"peak {p['peak_bytes'] / 1e9:.2f} GB, {p['bytes_per_label']:.0f} B/label")
+            for p in r["points"]]
+    rows.append(("  growth", "", "", "",
+                 f"t ∝ N^{r['exponent_n']:.2f} K^{r['exponent_k']:.2f}; fits "
+                 f"{r['max_labels_16gb_host']:.2e} labels in 16 GB host, "
+                 f"{r['max_labels_80gb_gpu']:.2e} in 80 GB GPU"))
+    return rows
+
+
 def _epoch_rows(r):
     runs = r["runs"]
     rows = [(f"digits-lt epoch {name} (n={run['n_train']})", _seconds(run["epoch_s"]), "",
@@ -79,7 +91,8 @@ def _gpu_rows(r):
 
 
 ROW_MAKERS = {"gmm": _gmm_rows, "ap": _ap_rows, "label_management": _label_rows,
-              "loader": _loader_rows, "randaugment": _randaugment_rows, "epoch": _epoch_rows,
+              "loader": _loader_rows, "scaling": _scaling_rows,
+              "randaugment": _randaugment_rows, "epoch": _epoch_rows,
               "gpu": _gpu_rows}
 
 

@@ -12,8 +12,8 @@ Two layers:
   into its axes (``ax=``) where seaborn is the field's tool, never a pyplot figure.
 
 ``save`` writes a figure as PNG; ``publish`` saves it and shows the PNG in a notebook (what
-the notebook shows is the file the report links); ``resolve_path`` reads the notebooks'
-relative defaults from the repository root. Colours: Okabe–Ito (colour-blind safe, also
+the notebook shows is the file the report links); ``bmxlib.runs.resolve_path`` reads the
+notebooks' relative defaults from the repository root. Colours: Okabe–Ito (colour-blind safe, also
 seaborn's ``palette``), cividis for heatmaps. Modules, all re-exported here:
 :mod:`~bmxlib.plots.style` (palette, ``DPI``, shared helpers), :mod:`~bmxlib.plots.output`,
 :mod:`~bmxlib.plots.arrays` (run → arrays; ``clean_boundary`` from :class:`bmxlib.gmm.GMMFit`)
@@ -38,11 +38,12 @@ from .arrays import (
     selection_arrays,
     stack_diagnostics,
 )
+from .bench import scaling_curves
 from .confidence_vs_ap import confidence_ap_groups, confidence_ap_scatter
 from .explorer import explorer_widget, label_panel
 from .gmm_fits import loss_histograms, selection_curves
 from .method_comparison import MEASURE_LABELS, map_by_setting, map_curves, memorization_curves
-from .output import check_figures, png_bytes, publish, resolve_path, save
+from .output import check_figures, png_bytes, publish, save
 from .sampling import draw_share_bars, draw_share_heatmap, sampling_distributions
 from .style import (
     CYCLE,
@@ -58,7 +59,7 @@ __all__ = [
     # style
     "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP", "DPI",
     # output
-    "save", "publish", "png_bytes", "check_figures", "resolve_path",
+    "save", "publish", "png_bytes", "check_figures",
     # run → arrays
     "GMM_KEYS", "default_classes", "default_epochs", "default_explorer_epoch",
     "stack_diagnostics", "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap",
@@ -69,4 +70,5 @@ __all__ = [
     "sampling_distributions", "draw_share_bars", "draw_share_heatmap",
     "MEASURE_LABELS", "map_by_setting", "map_curves", "memorization_curves",
     "label_panel", "explorer_widget",
+    "scaling_curves",  # bmx bench
 ]

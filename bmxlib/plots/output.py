@@ -9,10 +9,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .. import runs
 from .style import DPI
 
-__all__ = ["save", "publish", "png_bytes", "check_figures", "resolve_path"]
+__all__ = ["save", "publish", "png_bytes", "check_figures"]
 
 
 def save(fig: Figure, out_dir: str | Path, name: str, *, dpi: int = DPI) -> Path:
@@ -60,19 +59,3 @@ def check_figures(out_dir: str | Path, names: Sequence[str]) -> list[Path]:
         if path.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
             raise ValueError(f"figure {path} is not a PNG file")
     return paths
-
-
-def resolve_path(path: str | Path, *, run: bool = False) -> Path:
-    """``path`` if absolute, else under the repository root: the nearest folder holding
-    pyproject.toml and notebooks/ from the current directory (a kernel in notebooks/) upwards,
-    then from this package's location; failing both, the current directory. With ``run``, a
-    sweep directory stands for its first (finished) BalanceMix run, the one ``bmx report``
-    shows: "runs/demo" opens the demo's BalanceMix run."""
-    path, here = Path(path).expanduser(), Path.cwd().resolve()
-    roots = [d for d in (here, *here.parents, *Path(__file__).resolve().parents)
-             if (d / "pyproject.toml").is_file() and (d / "notebooks").is_dir()]
-    path = path if path.is_absolute() else (roots[0] if roots else here) / path
-    if run and runs.is_sweep_dir(path):
-        candidates = runs.run_dirs(path, method="balancemix")
-        path = ([r for r in candidates if runs.is_finished(r)] or candidates or [path])[0]
-    return path
