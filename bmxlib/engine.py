@@ -539,6 +539,8 @@ def start_run(s: Setup, run_dir: Path) -> int:
                      "n_test": len(s.test_set), "positives": stats["positives"],
                      "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
                      "shot_groups": s.groups,
+                     "shot_thresholds": {"many": s.config.shot_many or s.train_set.shot_many,
+                                         "few": s.config.shot_few or s.train_set.shot_few},
                      "noise_rate_observed": float(s.corrupted.mean())},
         )
     if s.method.needs_initial_pass():

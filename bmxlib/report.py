@@ -37,8 +37,10 @@ from . import results, runs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUN_NOTEBOOKS = ("gmm_fits", "confidence_vs_ap", "sampling_over_epochs", "explorer")
-NOTEBOOKS = ("gmm_fits", "confidence_vs_ap", "sampling_over_epochs", "method_comparison",
-             "explorer")
+NOTEBOOKS = ("dataset_profile", "gmm_fits", "confidence_vs_ap", "sampling_over_epochs",
+             "method_comparison", "sensitivity", "explorer")
+#: notebooks of any finished run (not only BalanceMix runs)
+ANY_RUN_NOTEBOOKS = ("dataset_profile",)
 KERNEL = "python3"
 CELL_TIMEOUT_S = 900
 # (stable name under docs/img, figure inside a report): the README's figures
@@ -121,11 +123,29 @@ def plan_jobs(directory: str | Path, *, notebooks=None) -> tuple[str, Path | Non
         run_dir = finished[0] if finished else (candidates[0] if candidates else None)
     else:
         run_dir = directory
-    any_finished = any(runs.is_finished(r) for r in runs.run_dirs(directory))
+    finished_runs = [r for r in runs.run_dirs(directory) if runs.is_finished(r)]
+    any_finished = bool(finished_runs)
     resume = f"resume it with: bmx train --resume {run_dir}" if run_dir is not None else ""
+    sweep_axes = runs.load_sweep(directory).axes if kind == "sweep" else []
     jobs = []
     for name in wanted:
-        if name == "method_comparison":
+        if name in ANY_RUN_NOTEBOOKS:
+            profiled = run_dir if run_dir is not None and runs.is_finished(run_dir) else \
+                (finished_runs[0] if finished_runs else None)
+            if profiled is None:
+                jobs.append(Job(name, skip_reason="no run has finished yet (no summary)",
+                                unfinished=True))
+            else:
+                jobs.append(Job(name, {"run_dir": str(profiled)}))
+        elif name == "sensitivity":
+            if "setting" not in sweep_axes:
+                jobs.append(Job(name, skip_reason="not a sensitivity sweep (no 'setting' axis)"))
+            elif not any_finished:
+                jobs.append(Job(name, skip_reason="no run has finished yet (no summary)",
+                                unfinished=True))
+            else:
+                jobs.append(Job(name, {"sweep_dir": str(directory)}))
+        elif name == "method_comparison":
             if any_finished:
                 jobs.append(Job(name, {"sweep_dir": str(directory)}))
             else:

@@ -134,6 +134,53 @@ def long_table(directory: str | Path):
     return pd.DataFrame(rows, columns=[*keys, "seed", "run", "measure", "value"])
 
 
+#: the paper's sensitivity numbers (SPEC §11, COCO, last-epoch mAP all %): Table 8 for α
+#: under mislabel-40, Table 7 for ε under mislabel-40 and single positive labels
+PAPER_SENSITIVITY = {
+    "alpha": {"mislabel-40": [(1, 80.3), (2, 81.1), (4, 81.6), (8, 81.3)]},
+    "epsilon": {"mislabel-40": [(1.0, 77.8), (0.975, 81.4), (0.95, 81.5), (0.9, 81.3)],
+                "missing": [(0.55, 77.4), (0.6, 77.3), (0.7, 76.8), (0.9, 76.3)]},
+}
+#: sensitivity factors: (setting-label prefix, config key, axis label)
+SENSITIVITY_FACTORS = (("alpha", "mix_alpha", "mixing α"),
+                       ("epsilon", "relabel_epsilon", "re-labeling ε"),
+                       ("warmup", "warmup_epochs", "warm-up epochs"))
+
+
+def sensitivity_table(directory: str | Path):
+    """One row per (finished run, factor) of a sensitivity sweep — a sweep with a
+    ``setting`` axis whose labels are ``default`` or ``<factor>-<level>`` (configs/regime/
+    sensitivity.yaml): columns ``noise``, ``factor``, ``level`` (the run's value of the
+    factor's config key), ``seed``, ``value`` (last-epoch mAP in [0, 1]). The default run
+    counts at its level in every factor."""
+    import pandas as pd
+
+    directory = Path(directory)
+    axes, records = collect(directory)
+    if "setting" not in axes:
+        raise ValueError(f"{directory} is not a sensitivity sweep (no 'setting' axis)")
+    rows = []
+    for record in records:
+        config = runs.read_config(directory / record["run"])
+        setting = str(record["setting"])
+        for factor, key, _ in SENSITIVITY_FACTORS:
+            if setting == "default" or setting.startswith(f"{factor}-"):
+                rows.append({"noise": record.get("noise", ""), "factor": factor,
+                             "level": float(config[key]), "seed": record.get("seed"),
+                             "value": record.get("mAP")})
+    return pd.DataFrame(rows, columns=["noise", "factor", "level", "seed", "value"])
+
+
+def stable_region(table, *, tolerance: float = 0.01) -> dict[tuple[str, str], list[float]]:
+    """{(factor, noise): levels whose mean mAP is within ``tolerance`` of the best level's}."""
+    region = {}
+    for (factor, noise), group in table.groupby(["factor", "noise"]):
+        means = group.groupby("level")["value"].mean()
+        region[(factor, noise)] = sorted(float(v) for v in means.index
+                                         if means[v] >= means.max() - tolerance)
+    return region
+
+
 # ======================================================================================
 # formatting
 # ======================================================================================

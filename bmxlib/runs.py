@@ -180,6 +180,8 @@ class Run:
     diagnostic_epochs: list[int] = field(default_factory=list)
     #: instance noise: the reference model's confidences (N, K) the noise was drawn from
     reference_confidence: np.ndarray | None = None
+    #: dataset.json: class names, sizes, positives, ratios, shot groups and thresholds
+    dataset: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -245,7 +247,14 @@ def load_run(path: str | Path) -> Run:
         shot_groups=arrays.get("shot_groups"),
         diagnostic_epochs=epochs,
         reference_confidence=arrays.get("reference_confidence"),
+        dataset=_read_json(path / DATASET_FILE),
     )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 # ======================================================================================

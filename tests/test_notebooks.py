@@ -21,6 +21,8 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 EXPECTED_FIGURES = {
+    "dataset_profile": ["label_profile", "noise_profile"],
+    "sensitivity": ["sensitivity_curves"],
     "gmm_fits": ["loss_histograms", "selection_curves"],
     "confidence_vs_ap": ["confidence_ap_groups", "confidence_ap_scatter"],
     "sampling_over_epochs": ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"],
@@ -47,9 +49,11 @@ def build_tiny_report(tmp_path_factory) -> dict:
         sweep_file.write_text(yaml.safe_dump({
             "name": "tiny", "out_dir": str(root / "runs"),
             "base": str(CONFIG_DIR / "digits_balancemix.yaml"),
+            # a `setting` axis makes it a (one-level) sensitivity sweep too
             "grid": {"method": ["bce", "balancemix"],
                      "noise": [{"label": "mislabel-40", "noise": "mislabel",
-                                "noise_rate": 0.4}]},
+                                "noise_rate": 0.4}],
+                     "setting": [{"label": "default"}]},
         }))
         sweep_dir = run_sweep(sweep_file, overrides=list(TINY))
         out = root / "reports" / "tiny"
@@ -110,7 +114,7 @@ def test_reads_as_a_narrative_over_the_library(name):
     code = _code_cells(nb)
     sources = "\n".join(cell.source for cell in code)
     assert "from bmxlib import plots" in sources
-    if name != "method_comparison":
+    if name not in ("method_comparison", "sensitivity"):
         assert "load_run(run_dir)" in sources
     assert sum(cell.cell_type == "markdown" for cell in nb.cells) >= 3
     for cell in code:

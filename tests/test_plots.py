@@ -48,6 +48,17 @@ def _gmm_inputs():
                 state_counts=RNG.integers(0, 5, size=(E, K, 2, 3)).astype(float))
 
 
+def _sensitivity_table():
+    import pandas as pd
+
+    rows = [{"noise": noise, "factor": factor, "level": level, "seed": seed,
+             "value": 0.7 + 0.01 * seed + 0.02 * (level == 4)}
+            for noise in ("mislabel-40", "missing") for seed in (0, 1)
+            for factor, levels in (("alpha", (1, 2, 4, 8)), ("epsilon", (0.9, 0.975)))
+            for level in levels]
+    return pd.DataFrame(rows)
+
+
 def _long_table() -> pd.DataFrame:
     """The tidy table of results.long_table: 2 seeds of bce and balancemix on clean labels,
     one of bce with noise; no medium-shot class (NaN)."""
@@ -120,6 +131,18 @@ FIGURES = {
         {"bce": ([5, 10], [0.2, 0.16], [0.95, 0.99]), "balancemix": ([5, 10], [0.2, 0.05],
                                                                    [0.96, 0.99])},
         title="memorization — sweep"),
+    "label_profile": lambda: plots.label_profile(
+        np.array([900, 120, 40, 7]), class_names=["a", "b", "c", "d"], shot_many=500,
+        shot_few=50, pos_neg=9.1, title="labels — run"),
+    "noise_profile": lambda: plots.noise_profile(
+        RNG.random((60, 4)) < 0.3, RNG.random((60, 4)) < 0.3, title="noise — run"),
+    "rank_radar": lambda: plots.rank_radar(
+        {"clean": {"bce": 2, "bm": 1, "asl": 3}, "flip": {"bce": 3, "bm": 1, "asl": 2},
+         "missing": {"bce": 1, "bm": 2, "asl": 3}}, title="ranks — sweep"),
+    "sensitivity_curves": lambda: plots.sensitivity_curves(
+        _sensitivity_table(), factors=[("alpha", "α", [1, 2, 4, 8]),
+                                       ("epsilon", "ε", [0.9, 0.975])],
+        reference={"alpha": {"mislabel-40": [(1, 80.3), (4, 81.6)]}}, title="sens — sweep"),
     "scaling_curves": lambda: plots.scaling_curves(
         [{"items": n, "classes": k, "label_management_s": 1e-6 * n * k,
           "peak_bytes": 40.0 * n * k} for n in (10**4, 10**5) for k in (10, 100)],
@@ -297,7 +320,8 @@ PUBLIC = {
     "confidence_ap_groups", "confidence_ap_scatter", "sampling_distributions",
     "draw_share_bars", "draw_share_heatmap", "map_by_setting", "map_curves",
     "memorization_curves",
-    "label_panel", "explorer_widget", "scaling_curves",
+    "label_panel", "explorer_widget", "scaling_curves", "label_profile", "noise_profile",
+    "rank_radar", "scenario_ranks", "sensitivity_curves",
 }
 MODULES = sorted(Path(plots.__file__).parent.glob("*.py"))
 

@@ -22,12 +22,12 @@ def tiny_report(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40"
+    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40__setting=default"
 
 
 @pytest.fixture(scope="session")
 def bce_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40"
+    return tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40__setting=default"
 
 
 class _Links(HTMLParser):

@@ -21,7 +21,7 @@ def tiny_report(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40"
+    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40__setting=default"
 
 
 def _fake_sweep(root: Path, summaries: dict[str, tuple[dict, dict | None]]) -> Path:
@@ -95,17 +95,19 @@ def test_tables_are_written_beside_the_sweep(tmp_path):
 
 def test_comparison_data_and_tables(tiny_report, bm_run):
     data = results.comparison_data(tiny_report["sweep_dir"])
-    assert data["axes"] == ["method", "noise"]
+    assert data["axes"] == ["method", "noise", "setting"]
     assert [row["method"] for row in data["rows"]] == ["bce", "balancemix"]
-    assert set(data["curves"]) == {"balancemix / mislabel-40", "bce / mislabel-40"}
-    epochs, values = data["curves"]["bce / mislabel-40"]
+    assert set(data["curves"]) == {"balancemix / mislabel-40 / default",
+                                   "bce / mislabel-40 / default"}
+    epochs, values = data["curves"]["bce / mislabel-40 / default"]
     assert list(epochs) == [1, 2] and 0 <= values[-1] <= 1
     assert len(data["ablation"]) == 1 and data["ablation"][0]["re-labeling"] is True
     table = results.results_table_html(data["rows"], data["axes"])
     assert table.count("<tr>") == 3 and "selection precision" in table
     assert "memorized noisy" in table and "fit clean" in table
-    epochs, memorized, fit_clean = data["memorization"]["bce / mislabel-40"]
-    last = load_run(tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40").metrics[-1]
+    epochs, memorized, fit_clean = data["memorization"]["bce / mislabel-40 / default"]
+    bce_run = tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40__setting=default"
+    last = load_run(bce_run).metrics[-1]
     assert epochs[-1] == 2 and memorized[-1] == last["memorized_noisy"]
     assert fit_clean[-1] == last["fit_clean"]
     assert table.count("✓") == 0 and results.ablation_table_html(data["ablation"]).count("✓") == 5
@@ -113,7 +115,7 @@ def test_comparison_data_and_tables(tiny_report, bm_run):
     paper = results.paper_table_html(data["rows"], data["axes"])
     # thresholds follow n_train, so even the tiny run has all three shot groups
     assert '<th colspan="4">mislabel-40</th>' in paper
-    assert "<td>balancemix</td>" in paper and "<td>bce</td>" in paper
+    assert "<td>balancemix / default</td>" in paper and "<td>bce / default</td>" in paper
     assert results.paper_table_html(data["rows"], ["method"]).startswith('<table class="results">')
     single = results.comparison_data(bm_run)
     assert single["axes"] == ["method"] and len(single["rows"]) == 1

@@ -44,7 +44,9 @@ from .explorer import explorer_widget, label_panel
 from .gmm_fits import loss_histograms, selection_curves
 from .method_comparison import MEASURE_LABELS, map_by_setting, map_curves, memorization_curves
 from .output import check_figures, png_bytes, publish, save
+from .profile import label_profile, noise_profile
 from .sampling import draw_share_bars, draw_share_heatmap, sampling_distributions
+from .sensitivity import rank_radar, scenario_ranks, sensitivity_curves
 from .style import (
     CYCLE,
     DPI,
@@ -71,4 +73,6 @@ __all__ = [
     "MEASURE_LABELS", "map_by_setting", "map_curves", "memorization_curves",
     "label_panel", "explorer_widget",
     "scaling_curves",  # bmx bench
+    "label_profile", "noise_profile",  # dataset_profile
+    "rank_radar", "scenario_ranks", "sensitivity_curves",  # method_comparison, sensitivity
 ]

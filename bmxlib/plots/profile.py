@@ -1,0 +1,88 @@
+"""Figures of the dataset_profile notebook (the paper's Figure 7): how skewed the labels
+are, and where the injected noise went."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from .style import OKABE_ITO, as_array, class_labels, label_axes, new_figure
+
+__all__ = ["label_profile", "noise_profile"]
+
+
+def label_profile(positives, *, class_names: Sequence[str] | None = None,
+                  shot_many: int | None = None, shot_few: int | None = None,
+                  pos_neg: float | None = None, title: str = "") -> Figure:
+    """Positive training labels per class, most frequent first, on a log scale, with the
+    shot-group thresholds drawn.
+
+    Parameters
+    ----------
+    positives : array-like of int, shape (K,)
+        N_k, positive training labels per class.
+    shot_many, shot_few : int, optional
+        Thresholds of the many-shot (> shot_many) and few-shot (< shot_few) groups.
+    pos_neg : float, optional
+        The positive–negative ratio Σ negatives / Σ positives, shown in the panel title.
+    """
+    counts = as_array(positives, "positives", 1)
+    names = class_labels(class_names, counts.size)
+    order = np.argsort(-counts, kind="stable")
+    fig, axes = new_figure(1, 1, width=max(6.0, 0.28 * counts.size + 2), height=3.8,
+                           title=title)
+    ax = axes[0, 0]
+    sns.barplot(x=[names[k] for k in order], y=np.maximum(counts[order], 0.5),
+                color=OKABE_ITO["blue"], saturation=1, ax=ax)
+    ax.set_yscale("log")
+    for value, label, color in ((shot_many, "many-shot threshold", OKABE_ITO["vermillion"]),
+                                (shot_few, "few-shot threshold", OKABE_ITO["orange"])):
+        if value:
+            ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{label} ({value:,})")
+    if shot_many or shot_few:
+        ax.legend(fontsize=7, loc="upper right")
+    if counts.size > 20:
+        ax.tick_params(axis="x", labelrotation=90, labelsize=6)
+    imbalance = counts.max() / max(counts.min(), 1)
+    ratio = f", positive–negative ratio {pos_neg:.1f}" if pos_neg is not None else ""
+    label_axes(ax, f"class imbalance ratio {imbalance:.0f}{ratio}", "class (most → least frequent)",
+               "positive training labels (log)")
+    return fig
+
+
+def noise_profile(clean, noisy, *, class_names: Sequence[str] | None = None,
+                  title: str = "") -> Figure:
+    """Injected noise per class and label value: the share of each class's true positives
+    turned off (false negatives) and of its true negatives turned on (false positives),
+    classes ordered by frequency.
+
+    Parameters
+    ----------
+    clean, noisy : array-like, shape (N, K), values in {0, 1}
+        The true and the given training labels.
+    """
+    clean = np.asarray(clean).astype(bool)
+    noisy = np.asarray(noisy).astype(bool)
+    if clean.shape != noisy.shape or clean.ndim != 2:
+        raise ValueError("clean and noisy must be (N, K) arrays of the same shape")
+    positives, negatives = clean.sum(axis=0), (~clean).sum(axis=0)
+    dropped = np.divide((clean & ~noisy).sum(axis=0), positives,
+                        out=np.zeros(positives.shape), where=positives > 0)
+    added = np.divide((~clean & noisy).sum(axis=0), negatives,
+                      out=np.zeros(negatives.shape), where=negatives > 0)
+    names = class_labels(class_names, clean.shape[1])
+    order = np.argsort(-positives, kind="stable")
+    labels = [names[k] for k in order]
+    fig, axes = new_figure(2, 1, width=max(4.5, 0.25 * len(labels) + 2), height=3.6, title=title)
+    for ax, share, what, color in (
+            (axes[0, 0], dropped, "true positives given as 0", OKABE_ITO["vermillion"]),
+            (axes[0, 1], added, "true negatives given as 1", OKABE_ITO["blue"])):
+        sns.barplot(x=labels, y=100 * share[order], color=color, saturation=1, ax=ax)
+        if len(labels) > 20:
+            ax.tick_params(axis="x", labelrotation=90, labelsize=6)
+        label_axes(ax, f"{what} (mean {100 * share.mean():.1f}%)",
+                   "class (most → least frequent)", "share of the class's labels (%)")
+    return fig
