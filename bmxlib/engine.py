@@ -1,11 +1,11 @@
 """Training core: ``fit(config) -> run dir`` built from a few dull verbs.
 
 ``train_step`` is one optimisation step (the method owns forward + loss), and
-``train_one_epoch`` runs ``ceil(N / batch)`` of them; ``full_data_pass`` is SPEC §1.1;
-``evaluate`` measures per-class AP on the test split. ``fit`` is a short loop over those
-verbs that writes the run directory (``bmxlib.runs``) and resumes exactly from its
-checkpoint (``bmxlib.checkpoints``). ``to_device`` and ``autocast`` are the two device
-helpers bench and methods share.
+``train_one_epoch`` runs ``ceil(N / batch)`` of them; ``full_data_pass`` is SPEC §1.1 and
+``evaluate`` measures per-class AP on the test split (both in ``bmxlib.passes``, with the
+device helpers ``to_device`` and ``autocast`` that bench and methods share). ``fit`` is a
+short loop over those verbs that writes the run directory (``bmxlib.runs``) and resumes
+exactly from its checkpoint (``bmxlib.checkpoints``).
 
 Determinism: every epoch re-seeds torch / numpy / random and the samplers from
 (seed, epoch), so a run resumed at an epoch boundary repeats the uninterrupted run.
@@ -13,7 +13,6 @@ Determinism: every epoch re-seeds torch / numpy / random and the samplers from
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import math
@@ -26,25 +25,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from . import distributed as dist
 from . import runs
-from .checkpoints import load_checkpoint, save_checkpoint, unwrap
+from .checkpoints import load_checkpoint, save_checkpoint
 from .config import Config
-from .data import IndexedDataset, MultiLabelDataset
-from .data.base import load_or_blank
+from .data import IndexedDataset
 from .experiment import Setup, build, cached_inputs
 from .methods import Batch, EpochResult, Method
-from .metrics import confidence_vs_ap, map_summary, noisy_label_fit
-from .models import inference_copy
+from .metrics import confidence_vs_ap, noisy_label_fit
+from .passes import (
+    EVAL_BATCH,
+    TrainingDiverged,
+    autocast,
+    check_finite,
+    evaluate,
+    full_data_pass,
+    predict,
+    predict_views,
+    relabel_views,
+    show_bars,
+    to_device,
+    transform_parts,
+)
 from .provenance import run_provenance
 from .sampling import MinoritySampler
 from .stats import imbalance
 from .tensorboard import EpochWriter
 
-EVAL_BATCH = 256  # batch size of no-grad passes (evaluation, full-data pass, re-label views)
 # A step whose loss per label exceeds this is diverging (BCE of a logit 100 on the wrong
 # side is 100): training stops before the weights turn to inf / NaN.
 MAX_LOSS_PER_LABEL = 100.0
@@ -59,17 +69,6 @@ class RunExistsError(FileExistsError):
     """The run directory already exists and neither resume nor overwrite was asked."""
 
 
-class TrainingDiverged(ValueError):
-    """A training step produced a non-finite or exploding loss (names epoch and step)."""
-
-
-def show_bars(config: Config) -> bool:
-    """Progress bars only for an interactive terminal: in a log file, a cluster job or a
-    ``--jobs`` worker they would be one long line of carriage returns. The per-epoch
-    summary lines are printed either way."""
-    return bool(config.progress) and dist.is_main() and sys.stderr.isatty()
-
-
 def seed_epoch(seed: int, epoch: int) -> int:
     """Seed every RNG for ``epoch``; returns the epoch seed."""
     epoch_seed = (seed * 1_000_003 + epoch * 7_919) % (2**31 - 1)
@@ -82,36 +81,6 @@ def seed_epoch(seed: int, epoch: int) -> int:
 # --------------------------------------------------------------------------------------
 # device helpers and data loading for one epoch
 # --------------------------------------------------------------------------------------
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def to_device(x: torch.Tensor, device, channels_last: bool, batch_transform=None) -> torch.Tensor:
-    """Move a batch to ``device``, apply the per-batch transform there, set channels_last."""
-    x = x.to(device, non_blocking=True)
-    if batch_transform is not None:
-        x = batch_transform(x)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-def transform_parts(transform) -> tuple[Any, Any]:
-    """(per-image part, per-batch part) of a dataset transform.
-
-    The presets of :mod:`bmxlib.data.presets` split into the resize (run per image in the
-    data loader, so images can be stacked) and the rest (run by the engine on the stacked
-    uint8 batch, on the device, with per-image random ops). Any other callable runs per
-    image in the loader.
-    """
-    if hasattr(transform, "per_image") and hasattr(transform, "per_batch"):
-        return transform.per_image, transform.per_batch
-    return transform, None
-
-
 def _loader(dataset, sampler, config: Config, *, batch_size: int, device) -> DataLoader:
     per_image, _ = transform_parts(dataset.transform)
     return DataLoader(
@@ -264,120 +233,6 @@ def _readable(loaded) -> tuple[list, int]:
     size = min(len(index) for _, index in kept)
     kept = [(images[:size], index[:size]) for images, index in kept]
     return kept + [None] * (2 - len(kept)), dropped
-
-
-class _Views(Dataset):
-    """Item i: ``n_views`` copies of image ``rows[i]`` after the per-image transform."""
-
-    def __init__(self, dataset: MultiLabelDataset, rows: torch.Tensor, transform, n_views: int):
-        self.dataset, self.rows, self.transform, self.n_views = dataset, rows, transform, n_views
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        image, _ = load_or_blank(self.dataset, int(self.rows[i]))  # a bad file: black
-        if self.transform is not None:
-            image = self.transform(image)
-        return torch.stack([image] * self.n_views)
-
-
-@torch.no_grad()
-def predict_views(
-    model: torch.nn.Module,
-    dataset: MultiLabelDataset,
-    rows: torch.Tensor,
-    *,
-    n_views: int,
-    device: torch.device,
-    config: Config,
-    desc: str = "predict",
-) -> torch.Tensor:
-    """Logits (len(rows), n_views, K) float32: each image loaded once for all its views.
-
-    The per-batch part of the transform (for the training preset: an independent flip and
-    RandAugment draw for every copy) runs on the device on the stacked copies.
-    """
-    per_image, per_batch = transform_parts(dataset.transform)
-    model = inference_copy(unwrap(model))
-    # EVAL_BATCH images per forward (not per row): bigger batches fall out of the CPU caches
-    loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views),
-                        batch_size=max(EVAL_BATCH // n_views, 1),
-                        shuffle=False, num_workers=config.num_workers,
-                        pin_memory=device.type == "cuda")
-    outputs = []
-    for views in tqdm(loader, desc=desc, leave=False, disable=not show_bars(config)):
-        images = to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
-        with autocast(device, config.amp):
-            logits = model(images).float()
-        outputs.append(logits.view(len(views), n_views, -1))
-    if not outputs:
-        return torch.empty(0, n_views, dataset.num_classes, device=device)
-    return torch.cat(outputs)
-
-
-def predict(
-    model: torch.nn.Module,
-    dataset: MultiLabelDataset,
-    *,
-    device: torch.device,
-    config: Config,
-    indices: torch.Tensor | None = None,
-    desc: str = "predict",
-) -> torch.Tensor:
-    """Logits (len, K) float32 on ``device`` of ``dataset`` (or its ``indices``)."""
-    rows = torch.arange(len(dataset)) if indices is None else indices
-    return predict_views(model, dataset, rows, n_views=1, device=device, config=config,
-                         desc=desc)[:, 0]
-
-
-def full_data_pass(s: Setup, model: torch.nn.Module | None = None) -> torch.Tensor:
-    """SPEC §1.1: logits of every training instance, evaluation transform, no grad.
-
-    Under DDP each rank computes its shard and the shards are gathered, so every rank
-    holds the same global (N, K) matrix.
-    """
-    model = s.model if model is None else model
-    indices = dist.shard_indices(len(s.eval_train_set))
-    logits = predict(model, s.eval_train_set, device=s.device, config=s.config,
-                     indices=indices, desc="full-data pass")
-    return dist.gather_rows(logits, indices, len(s.eval_train_set))
-
-
-def relabel_views(s: Setup, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``
-    (RandAugment even when training runs without it, SPEC §1.4).
-
-    One pass over the rows: each image is loaded once and augmented ``n_views`` times
-    independently; the views of a batch go through the model together.
-    """
-    logits = predict_views(s.model, s.views_set, rows, n_views=n_views, device=s.device,
-                           config=s.config, desc="re-label views")
-    return torch.sigmoid(logits).mean(dim=1)
-
-
-def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch.Tensor:
-    """Raise :class:`TrainingDiverged` when a no-grad pass produced inf / NaN outputs."""
-    if not bool(torch.isfinite(logits).all()):
-        when = f" after epoch {epoch}" if epoch is not None else ""
-        raise TrainingDiverged(f"training diverged: the model's {what} outputs are not "
-                               f"finite{when}; the last good checkpoint is kept")
-    return logits
-
-
-def evaluate(s: Setup, *, epoch: int | None = None) -> dict[str, Any]:
-    """Per-class AP, mAP and mAP per shot group on the test split (SPEC §3)."""
-    logits = predict(s.model, s.test_set, device=s.device, config=s.config, desc="evaluate")
-    check_finite(logits, epoch=epoch, what="test-set")
-    summary = map_summary(torch.sigmoid(logits), s.test_set.labels, groups=s.groups)
-    return {
-        "mAP": summary["mAP"],
-        "mAP_many": summary.get("mAP_many"),
-        "mAP_medium": summary.get("mAP_medium"),
-        "mAP_few": summary.get("mAP_few"),
-        "n_excluded": summary["n_excluded"],
-        "ap": summary["ap"],
-    }
 
 
 class EngineContext:

@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from bmxlib.methods.losses import (
     LargeLossResult,
     asymmetric_loss,
-    coteaching_clean_probability,
-    coteaching_select,
     distribution_balanced_loss,
     focal_loss,
     large_loss_clean_rate,
     large_loss_modify,
+)
+from bmxlib.methods.selection import (
+    coteaching_clean_probability,
+    coteaching_select,
     ros_instance_weights,
 )
 

@@ -18,13 +18,12 @@ from bmxlib.labels import ManagedLabels
 from bmxlib.methods import REGISTRY, Batch, EpochResult, TrainingData, build_method
 from bmxlib.methods.losses import (
     asymmetric_loss,
-    coteaching_select,
     distribution_balanced_loss,
     focal_loss,
     large_loss_clean_rate,
     large_loss_modify,
-    ros_instance_weights,
 )
+from bmxlib.methods.selection import coteaching_select, ros_instance_weights
 from bmxlib.methods.transition import forward_corrected_bce
 
 NOISY = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [0, 0, 0]], float)

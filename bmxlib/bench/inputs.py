@@ -23,6 +23,7 @@ class Sizes:
     gpu_batch: int = 32
     gpu_image_size: int = 448
     gpu_arch: str = "resnet50"
+    gpu_head: str = "decoder"  # the paper's head for every method
     threads: int = 0  # torch CPU threads during the run (0 = leave torch's default)
     loader_images: int = 200  # JPEG files of the input-pipeline benchmark
     # (N, K) grid of the scaling benchmark: N in 10^4..10^6, K in 10..10^3

@@ -148,8 +148,8 @@ class InMemoryContext:
 
     @torch.no_grad()
     def _logits(self, images: torch.Tensor, transform) -> torch.Tensor:
-        from ..engine import autocast, to_device
         from ..models import inference_copy
+        from ..passes import autocast, to_device
 
         model, device = inference_copy(self.model), images.device
         outputs = []
@@ -185,8 +185,9 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     ``images`` are uint8 on the device; each batch gets the training preset's per-batch part
     (per-image RandAugment, float, normalise) on the device, as in ``engine.train_one_epoch``.
     """
-    from ..engine import to_device, train_step
+    from ..engine import train_step
     from ..methods import Batch
+    from ..passes import to_device
 
     train_tf, eval_tf = presets
     device = images.device
@@ -238,7 +239,8 @@ def throughput(sizes: Sizes, device: torch.device, *, num_classes: int = 80) -> 
     rates = {}
     for name in ("bce", "mixup", "balancemix"):
         torch.manual_seed(0)
-        model = build_model(sizes.gpu_arch, num_classes, pretrained="none").to(device)
+        model = build_model(sizes.gpu_arch, num_classes, pretrained="none",
+                            head=sizes.gpu_head).to(device)
         model = model.to(memory_format=torch.channels_last)
         method = _method_for_throughput(name, model, noisy)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Batch, EpochContext, EpochResult, Method
-from .losses import coteaching_select
+from .selection import coteaching_select
 
 
 class CoTeaching(Method):

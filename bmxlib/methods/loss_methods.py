@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .base import Method
-from .losses import asymmetric_loss, distribution_balanced_loss, focal_loss, ros_instance_weights
+from .losses import asymmetric_loss, distribution_balanced_loss, focal_loss
+from .selection import ros_instance_weights
 
 
 class BCE(Method):

@@ -13,9 +13,9 @@ asymmetric_loss             Ridnik et al. 2021 (ASL).
 distribution_balanced_loss  Wu et al. 2020 (DB loss).
 large_loss_modify           Kim et al. 2022, LL-R ("reject") and LL-Ct ("correct").
 large_loss_clean_rate       the LL clean-rate schedule.
-coteaching_clean_probability, coteaching_select
-                            instance-level two-component GMM on the peer network's losses.
-ros_instance_weights        random oversampling of instances holding rare positives.
+
+The instance-level rules (co-teaching's selection, ROS's weights) are in
+``bmxlib.methods.selection``.
 """
 
 from __future__ import annotations
@@ -27,18 +27,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.mixture import GaussianMixture
 
 __all__ = [
     "LargeLossResult",
     "asymmetric_loss",
-    "coteaching_clean_probability",
-    "coteaching_select",
+    "check_real",
     "distribution_balanced_loss",
     "focal_loss",
     "large_loss_clean_rate",
     "large_loss_modify",
-    "ros_instance_weights",
 ]
 
 
@@ -66,7 +63,7 @@ def _check_logits_targets(logits: torch.Tensor, targets: torch.Tensor) -> torch.
     return targets
 
 
-def _check_real(name: str, value, *, low: float = -math.inf, high: float = math.inf) -> float:
+def check_real(name: str, value, *, low: float = -math.inf, high: float = math.inf) -> float:
     """Return ``value`` as float if it is a real number in [low, high], else raise."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -107,14 +104,14 @@ def focal_loss(
     torch.Tensor, shape (B, K), logits' dtype and device, values >= 0.
     """
     targets = _check_logits_targets(logits, targets)
-    gamma = _check_real("gamma", gamma, low=0.0)
+    gamma = check_real("gamma", gamma, low=0.0)
     log_p = F.logsigmoid(logits)
     log_not_p = F.logsigmoid(-logits)
     # (1 − p)^γ and p^γ through exp(γ·log) stay finite for any logit.
     positive = targets * torch.exp(gamma * log_not_p) * (-log_p)
     negative = (1 - targets) * torch.exp(gamma * log_p) * (-log_not_p)
     if alpha is not None:
-        alpha = _check_real("alpha", alpha, low=0.0, high=1.0)
+        alpha = check_real("alpha", alpha, low=0.0, high=1.0)
         positive = alpha * positive
         negative = (1 - alpha) * negative
     return positive + negative
@@ -170,10 +167,10 @@ def asymmetric_loss(
     torch.Tensor, shape (B, K), logits' dtype and device, values >= 0.
     """
     targets = _check_logits_targets(logits, targets)
-    gamma_pos = _check_real("gamma_pos", gamma_pos, low=0.0)
-    gamma_neg = _check_real("gamma_neg", gamma_neg, low=0.0)
-    clip = _check_real("clip", clip, low=0.0, high=1.0 - 1e-12)
-    eps = _check_real("eps", eps, low=0.0, high=1.0 - 1e-12)
+    gamma_pos = check_real("gamma_pos", gamma_pos, low=0.0)
+    gamma_neg = check_real("gamma_neg", gamma_neg, low=0.0)
+    clip = check_real("clip", clip, low=0.0, high=1.0 - 1e-12)
+    eps = check_real("eps", eps, low=0.0, high=1.0 - 1e-12)
 
     log_p = F.logsigmoid(logits)
     if clip > 0:
@@ -293,14 +290,14 @@ def distribution_balanced_loss(
     torch.Tensor, shape (B, K), logits' dtype and device, values >= 0 when alpha >= 0.
     """
     targets = _check_logits_targets(logits, targets)
-    train_num = _check_real("train_num", train_num, low=2.0)
-    alpha = _check_real("alpha", alpha)
-    beta = _check_real("beta", beta, low=0.0)
-    mu = _check_real("mu", mu)
-    neg_lambda = _check_real("neg_lambda", neg_lambda, low=1e-12)
-    kappa = _check_real("kappa", kappa, low=0.0)
-    gamma = _check_real("gamma", gamma, low=0.0)
-    balance_param = _check_real("balance_param", balance_param, low=0.0)
+    train_num = check_real("train_num", train_num, low=2.0)
+    alpha = check_real("alpha", alpha)
+    beta = check_real("beta", beta, low=0.0)
+    mu = check_real("mu", mu)
+    neg_lambda = check_real("neg_lambda", neg_lambda, low=1e-12)
+    kappa = check_real("kappa", kappa, low=0.0)
+    gamma = check_real("gamma", gamma, low=0.0)
+    balance_param = check_real("balance_param", balance_param, low=0.0)
     counts = _class_counts(class_freq, logits.shape[1], train_num, logits)
 
     weight = _rebalanced_weight(targets, counts, alpha=alpha, beta=beta, mu=mu)
@@ -358,7 +355,7 @@ def large_loss_clean_rate(epoch: int, *, delta_rel: float) -> float:
         raise TypeError(f"epoch must be an int, got {type(epoch).__name__}")
     if epoch < 1:
         raise ValueError(f"epoch must be >= 1 (1-based), got {epoch}")
-    delta_rel = _check_real("delta_rel", delta_rel, low=0.0, high=1.0)
+    delta_rel = check_real("delta_rel", delta_rel, low=0.0, high=1.0)
     return max(0.0, 1.0 - delta_rel * (int(epoch) - 1))
 
 
@@ -422,7 +419,7 @@ def large_loss_modify(
         Reduce ``loss`` with ``.sum(1).mean()``.
     """
     targets = _check_logits_targets(logits, targets)
-    clean_rate = _check_real("clean_rate", clean_rate, low=0.0, high=1.0)
+    clean_rate = check_real("clean_rate", clean_rate, low=0.0, high=1.0)
     if mode not in ("reject", "correct"):
         raise ValueError(f"mode must be 'reject' or 'correct', got {mode!r}")
 
@@ -440,136 +437,3 @@ def large_loss_modify(
     corrected_loss = F.softplus(-logits)  # BCE against target 1
     new_targets = targets.masked_fill(modified, 1.0)
     return LargeLossResult(torch.where(modified, corrected_loss, loss), modified, new_targets)
-
-
-# --------------------------------------------------------------------------- co-teaching
-
-
-def _as_numpy_1d(values, name: str) -> np.ndarray:
-    """Copy a 1-D tensor or array to a float64 numpy array; reject NaN/inf."""
-    if isinstance(values, torch.Tensor):
-        array = values.detach().to("cpu", torch.float64).numpy()
-    else:
-        array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (N,), got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite")
-    return array
-
-
-def _like_input(result: np.ndarray, reference):
-    """Return ``result`` as a tensor on ``reference``'s device if it was a tensor."""
-    if isinstance(reference, torch.Tensor):
-        return torch.from_numpy(result).to(reference.device)
-    return result
-
-
-def coteaching_clean_probability(
-    per_instance_loss,
-    *,
-    max_iter: int = 10,
-    tol: float = 1e-2,
-    reg_covar: float = 5e-4,
-    seed: int = 0,
-):
-    """Clean probability of each instance from a two-component 1-D GMM on its loss.
-
-    The losses are min-max normalised and fitted with scikit-learn's ``GaussianMixture``
-    (2 components, the DivideMix recipe); the clean probability is the posterior of the
-    component with the smaller mean. Degenerate input (fewer than 2 losses, or all
-    equal) is all clean with probability 1.
-
-    Parameters
-    ----------
-    per_instance_loss : torch.Tensor or np.ndarray, shape (N,)
-        The peer network's per-instance mean BCE; finite.
-    max_iter, tol, reg_covar : EM settings passed to ``GaussianMixture``.
-    seed : int
-        ``random_state`` of the k-means initialisation, for reproducibility.
-
-    Returns
-    -------
-    np.ndarray float64 (N,) in [0, 1], or a float64 torch.Tensor on the input's device
-    when the input is a tensor.
-    """
-    losses = _as_numpy_1d(per_instance_loss, "per_instance_loss")
-    spread = losses.max() - losses.min() if losses.size else 0.0
-    if losses.size < 2 or spread <= 1e-12 * max(1.0, abs(losses.max())):
-        return _like_input(np.ones_like(losses), per_instance_loss)
-    normalised = ((losses - losses.min()) / spread).reshape(-1, 1)
-    mixture = GaussianMixture(
-        n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar, random_state=seed
-    )
-    mixture.fit(normalised)
-    clean_component = int(np.argmin(mixture.means_.ravel()))
-    probability = mixture.predict_proba(normalised)[:, clean_component]
-    return _like_input(probability.astype(np.float64), per_instance_loss)
-
-
-def coteaching_select(
-    per_instance_loss_other,
-    *,
-    threshold: float = 0.5,
-    max_iter: int = 10,
-    tol: float = 1e-2,
-    reg_covar: float = 5e-4,
-    seed: int = 0,
-):
-    """Instances one network keeps: those the GMM on the *other* network calls clean.
-
-    ``clean = coteaching_clean_probability(loss_other) > threshold`` (SPEC §4).
-
-    Parameters
-    ----------
-    per_instance_loss_other : torch.Tensor or np.ndarray, shape (N,)
-        The other network's per-instance mean BCE.
-    threshold : float in [0, 1)
-    max_iter, tol, reg_covar, seed : see :func:`coteaching_clean_probability`.
-
-    Returns
-    -------
-    Bool mask (N,): np.ndarray, or torch.Tensor on the input's device for tensor input.
-    """
-    threshold = _check_real("threshold", threshold, low=0.0, high=1.0)
-    probability = coteaching_clean_probability(
-        per_instance_loss_other, max_iter=max_iter, tol=tol, reg_covar=reg_covar, seed=seed
-    )
-    return probability > threshold
-
-
-# --------------------------------------------------------------------------- ROS
-
-
-def ros_instance_weights(labels) -> np.ndarray:
-    """Sampling weights that oversample instances holding rare positives.
-
-    With ``N_k`` the number of instances positive for class k (label > 0.5), instance n
-    gets weight ∝ ``max_{k ∈ pos(n)} 1/N_k``; an instance without positives gets the
-    smallest possible weight ``1 / max_k N_k``. This is a simplified, sampler-weight form
-    of the intent of ML-ROS (Charte et al., Neurocomputing 2015): clone instances of
-    minority labels so that rare labels are seen more often. If no instance has a
-    positive, the weights are uniform.
-
-    Parameters
-    ----------
-    labels : np.ndarray or torch.Tensor, shape (N, K), N >= 1
-        Observed (possibly noisy) labels in [0, 1].
-
-    Returns
-    -------
-    np.ndarray, float64, shape (N,), positive, summing to 1.
-    """
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.shape[0] == 0:
-        raise ValueError(f"labels must have shape (N, K) with N >= 1, got {labels.shape}")
-    positive = labels > 0.5
-    counts = positive.sum(axis=0)  # N_k
-    if counts.max() == 0:
-        return np.full(labels.shape[0], 1.0 / labels.shape[0])
-    inverse = np.divide(1.0, counts, out=np.zeros(counts.shape), where=counts > 0)
-    rarest = (positive * inverse).max(axis=1)  # 0 for instances without positives
-    weights = np.where(rarest > 0, rarest, 1.0 / counts.max())
-    return weights / weights.sum()

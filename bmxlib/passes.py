@@ -1,0 +1,187 @@
+"""The no-grad passes over a dataset (SPEC §1.1 full-data pass, §1.4 re-label views, §3
+evaluation) and the two device helpers every step shares.
+
+``predict_views`` loads each image once for all its views and runs the per-batch part of
+the transform on the device; the model runs as a batch-norm-folded copy
+(``models.inference_copy``) under bf16 autocast on CUDA, with its head in float32. Under
+DDP the full-data pass is sharded and gathered, so every rank holds the same global F.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import distributed as dist
+from .checkpoints import unwrap
+from .config import Config
+from .data import MultiLabelDataset
+from .data.base import load_or_blank
+from .experiment import Setup
+from .metrics import map_summary
+from .models import inference_copy
+
+EVAL_BATCH = 256  # batch size of no-grad passes (evaluation, full-data pass, re-label views)
+
+
+class TrainingDiverged(ValueError):
+    """A training step produced a non-finite or exploding loss, or a pass non-finite
+    outputs (the message names the epoch, and the step)."""
+
+
+def show_bars(config: Config) -> bool:
+    """Progress bars only for an interactive terminal: in a log file, a cluster job or a
+    ``--jobs`` worker they would be one long line of carriage returns. The per-epoch
+    summary lines are printed either way."""
+    import sys
+
+    return bool(config.progress) and dist.is_main() and sys.stderr.isatty()
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(x: torch.Tensor, device, channels_last: bool, batch_transform=None) -> torch.Tensor:
+    """Move a batch to ``device``, apply the per-batch transform there, set channels_last."""
+    x = x.to(device, non_blocking=True)
+    if batch_transform is not None:
+        x = batch_transform(x)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def transform_parts(transform) -> tuple[Any, Any]:
+    """(per-image part, per-batch part) of a dataset transform.
+
+    The presets of :mod:`bmxlib.data.presets` split into the resize (run per image in the
+    data loader, so images can be stacked) and the rest (run by the engine on the stacked
+    uint8 batch, on the device, with per-image random ops). Any other callable runs per
+    image in the loader.
+    """
+    if hasattr(transform, "per_image") and hasattr(transform, "per_batch"):
+        return transform.per_image, transform.per_batch
+    return transform, None
+
+
+
+class _Views(Dataset):
+    """Item i: ``n_views`` copies of image ``rows[i]`` after the per-image transform."""
+
+    def __init__(self, dataset: MultiLabelDataset, rows: torch.Tensor, transform, n_views: int):
+        self.dataset, self.rows, self.transform, self.n_views = dataset, rows, transform, n_views
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        image, _ = load_or_blank(self.dataset, int(self.rows[i]))  # a bad file: black
+        if self.transform is not None:
+            image = self.transform(image)
+        return torch.stack([image] * self.n_views)
+
+
+@torch.no_grad()
+def predict_views(
+    model: torch.nn.Module,
+    dataset: MultiLabelDataset,
+    rows: torch.Tensor,
+    *,
+    n_views: int,
+    device: torch.device,
+    config: Config,
+    desc: str = "predict",
+) -> torch.Tensor:
+    """Logits (len(rows), n_views, K) float32: each image loaded once for all its views.
+
+    The per-batch part of the transform (for the training preset: an independent flip and
+    RandAugment draw for every copy) runs on the device on the stacked copies.
+    """
+    per_image, per_batch = transform_parts(dataset.transform)
+    model = inference_copy(unwrap(model))
+    # EVAL_BATCH images per forward (not per row): bigger batches fall out of the CPU caches
+    loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views),
+                        batch_size=max(EVAL_BATCH // n_views, 1),
+                        shuffle=False, num_workers=config.num_workers,
+                        pin_memory=device.type == "cuda")
+    outputs = []
+    for views in tqdm(loader, desc=desc, leave=False, disable=not show_bars(config)):
+        images = to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
+        with autocast(device, config.amp):
+            logits = model(images).float()
+        outputs.append(logits.view(len(views), n_views, -1))
+    if not outputs:
+        return torch.empty(0, n_views, dataset.num_classes, device=device)
+    return torch.cat(outputs)
+
+
+def predict(
+    model: torch.nn.Module,
+    dataset: MultiLabelDataset,
+    *,
+    device: torch.device,
+    config: Config,
+    indices: torch.Tensor | None = None,
+    desc: str = "predict",
+) -> torch.Tensor:
+    """Logits (len, K) float32 on ``device`` of ``dataset`` (or its ``indices``)."""
+    rows = torch.arange(len(dataset)) if indices is None else indices
+    return predict_views(model, dataset, rows, n_views=1, device=device, config=config,
+                         desc=desc)[:, 0]
+
+
+def full_data_pass(s: Setup, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """SPEC §1.1: logits of every training instance, evaluation transform, no grad.
+
+    Under DDP each rank computes its shard and the shards are gathered, so every rank
+    holds the same global (N, K) matrix.
+    """
+    model = s.model if model is None else model
+    indices = dist.shard_indices(len(s.eval_train_set))
+    logits = predict(model, s.eval_train_set, device=s.device, config=s.config,
+                     indices=indices, desc="full-data pass")
+    return dist.gather_rows(logits, indices, len(s.eval_train_set))
+
+
+def relabel_views(s: Setup, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
+    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``
+    (RandAugment even when training runs without it, SPEC §1.4).
+
+    One pass over the rows: each image is loaded once and augmented ``n_views`` times
+    independently; the views of a batch go through the model together.
+    """
+    logits = predict_views(s.model, s.views_set, rows, n_views=n_views, device=s.device,
+                           config=s.config, desc="re-label views")
+    return torch.sigmoid(logits).mean(dim=1)
+
+
+def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch.Tensor:
+    """Raise :class:`TrainingDiverged` when a no-grad pass produced inf / NaN outputs."""
+    if not bool(torch.isfinite(logits).all()):
+        when = f" after epoch {epoch}" if epoch is not None else ""
+        raise TrainingDiverged(f"training diverged: the model's {what} outputs are not "
+                               f"finite{when}; the last good checkpoint is kept")
+    return logits
+
+
+def evaluate(s: Setup, *, epoch: int | None = None) -> dict[str, Any]:
+    """Per-class AP, mAP and mAP per shot group on the test split (SPEC §3)."""
+    logits = predict(s.model, s.test_set, device=s.device, config=s.config, desc="evaluate")
+    check_finite(logits, epoch=epoch, what="test-set")
+    summary = map_summary(torch.sigmoid(logits), s.test_set.labels, groups=s.groups)
+    return {
+        "mAP": summary["mAP"],
+        "mAP_many": summary.get("mAP_many"),
+        "mAP_medium": summary.get("mAP_medium"),
+        "mAP_few": summary.get("mAP_few"),
+        "n_excluded": summary["n_excluded"],
+        "ap": summary["ap"],
+    }
