@@ -30,16 +30,18 @@ Speed and memory (the fit runs every epoch on all N·K losses):
   the chunking;
 * on the CPU the sort of the initialisation runs in NumPy (vectorised, values only),
   about 15× faster there than ``torch.sort``.
+
+The EM on padded rows lives in ``bmxlib.gmm_em``; this module packs, chunks and wraps it.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from . import gmm_em as em
 from .labels import float_matrix_and_labels
 
 __all__ = [
@@ -52,7 +54,6 @@ __all__ = [
     "clean_probability_with_fit",
 ]
 
-_LOG_2PI = math.log(2.0 * math.pi)
 
 #: Default working memory of :func:`clean_probability` beyond its input and output on the
 #: CPU: chunks this small stay in the allocator's reused heap (no page faults on fresh
@@ -94,7 +95,7 @@ class GMMFit:
         values = torch.as_tensor(values, device=self.means.device).to(self.means.dtype)
         if values.dim() == 1:
             values = values.expand(self.means.shape[0], -1)
-        return _weighted_log_prob(values, self.means, self.variances, self.weights)
+        return em.weighted_log_prob(values, self.means, self.variances, self.weights)
 
     def log_responsibilities(self, values: torch.Tensor) -> torch.Tensor:
         """Log posterior of each component, shape (G, N, 2), for values of shape (G, N)
@@ -148,245 +149,6 @@ class CleanProbabilityFit:
     n_iter: torch.Tensor
 
 
-# --------------------------------------------------------------------------------------
-# densities (the public GMMFit methods; the fit itself uses the quadratic form below)
-# --------------------------------------------------------------------------------------
-def _component_log_prob(values, mean, variance, weight):
-    """log w + log N(x | mu, var) for one component; params (G,), values (G, N)."""
-    tiny = torch.finfo(variance.dtype).tiny  # guards zero variance / weight against -inf
-    variance = variance.clamp_min(tiny)
-    offset = weight.clamp_min(tiny).log() - 0.5 * (_LOG_2PI + variance.log())
-    diff = values - mean[:, None]
-    return offset[:, None] - 0.5 * diff * diff / variance[:, None]
-
-
-def _weighted_log_prob(values, means, variances, weights):
-    """log w_c + log N(x | mu_c, var_c), shape (G, N, 2)."""
-    return torch.stack(
-        [_component_log_prob(values, means[:, c], variances[:, c], weights[:, c]) for c in (0, 1)],
-        dim=2,
-    )
-
-
-def _quadratic(means, variances, weights):
-    """Coefficients (q, l, k), each (G, 2), of log w_c + log N(x | mu_c, var_c) = q x² + l x + k.
-
-    The variance floor sqrt(tiny) keeps 1/var and mu²/var finite even for a collapsed
-    component (``reg_covar=0``), so no inf - inf can appear.
-    """
-    floor = torch.finfo(variances.dtype).tiny ** 0.5
-    variances = variances.clamp_min(floor)
-    q = -0.5 / variances
-    l = means / variances
-    log_weight = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
-    k = log_weight - 0.5 * (_LOG_2PI + variances.log()) + q * means * means
-    return q, l, k
-
-
-def _log_odds(planes, q, l, k):
-    """a_1(x) - a_0(x), shape (G, M), from planes (G, 3, M) = [member, x, x²]."""
-    dq, dl, dk = (t[:, 1:] - t[:, :1] for t in (q, l, k))  # (G, 1) each
-    return torch.addcmul(dk, dq, planes[:, 2]).addcmul_(dl, planes[:, 1])
-
-
-# --------------------------------------------------------------------------------------
-# the fit on planes [member, x, x²] of centred data
-# --------------------------------------------------------------------------------------
-def _m_step(member_moments, high_moments, reg_covar):
-    """sklearn's M-step in closed form for two components.
-
-    The low component's moments are the members' minus the high component's, because
-    its responsibilities are ``1 - r_high`` on members; this halves the work per step.
-    """
-    eps = torch.finfo(member_moments.dtype).eps
-    moments = torch.stack([member_moments - high_moments, high_moments], dim=1)  # (G, 2, 3)
-    nk = moments[..., 0] + 10.0 * eps  # the eps keeps empty components finite (sklearn)
-    means = moments[..., 1] / nk
-    # sum r (x - mu)^2 / nk, expanded; float64 on centred data keeps this accurate.
-    spread = moments[..., 2] - means * (2.0 * moments[..., 1] - means * moments[..., 0])
-    variances = (spread / nk).clamp_min(0.0) + reg_covar
-    weights = nk / nk.sum(dim=1, keepdim=True)
-    return means, variances, weights
-
-
-def _e_step(planes, member_moments, means, variances, weights):
-    """Moments (G, 3) under the second component's responsibilities, and the bound (G,).
-
-    The bound is the mean over members of a_0(x) + softplus(gap), gap = a_1(x) - a_0(x).
-    Σ a_0 is a quadratic in the member moments, and softplus(gap) = relu(gap) -
-    log max(r, 1 - r) with r = sigmoid(gap) (exact, and the log never sees a value below
-    1/2), so one sigmoid and one log per value give everything.
-    """
-    q, l, k = _quadratic(means, variances, weights)
-    gap = _log_odds(planes, q, l, k)
-    pair = gap.new_empty((gap.shape[0], 2, gap.shape[1]))  # [relu(gap), log max(r, 1 - r)]
-    torch.clamp_min(gap, 0.0, out=pair[:, 0])
-    resp_high = torch.sigmoid(_clamp_log_odds(gap))
-    high_moments = _moments_under(planes, resp_high)
-    torch.sub(resp_high, 0.5, out=pair[:, 1]).abs_().add_(0.5).log_()
-    del gap, resp_high
-    sums = torch.bmm(pair, planes[:, :1].transpose(1, 2)).squeeze(2)  # member sums (G, 2)
-    softplus_sum = sums[:, 0] - sums[:, 1]
-    count, first, second = member_moments.unbind(dim=1)
-    quadratic_sum = q[:, 0] * second + l[:, 0] * first + k[:, 0] * count
-    return high_moments, (quadratic_sum + softplus_sum) / count.clamp_min(1.0)
-
-
-def _clamp_log_odds(gap):
-    """Clamp log-odds (in place) so that sigmoid never returns a subnormal number.
-
-    sigmoid(-745 < g < -708) is subnormal in float64, and arithmetic on subnormals is
-    ~100x slower on x86 CPUs; values beyond the clamp change the posterior by < 1e-300.
-    """
-    limit = -math.log(torch.finfo(gap.dtype).tiny) - 8.0
-    return gap.clamp_(-limit, limit)
-
-
-def _moments_under(planes, weight):
-    """Σ w·[member, x, x²] per group, (G, 3), for weights (G, M); x = 0 off-member.
-
-    A batched product with a contiguous row vector on the left: on the CPU this is one
-    streaming pass, several times faster than three multiply-and-sum passes.
-    """
-    return torch.bmm(weight.unsqueeze(1), planes.transpose(1, 2)).squeeze(1)
-
-
-def _two_means_init(data, mask, counts):
-    """Hard responsibility (G, N) of the upper cluster of the optimal 1-D 2-means split.
-
-    With prefix sums S_i of the sorted members and total T, the within-cluster sum of
-    squares of the split after position i is Σx² - S_i²/n_L - (T - S_i)²/n_R; Σx² is the
-    same for every split, so the best split maximises S_i²/n_L + (T - S_i)²/n_R.
-    """
-    num_items = data.shape[1]
-    # Members sorted ascending, non-members (+inf) at the end and then zeroed for the sums.
-    ordered = _sorted_rows(torch.where(mask, data, torch.inf)).nan_to_num_(posinf=0.0)
-    prefix_sum = ordered.cumsum_(dim=1)
-    total_sum = prefix_sum[:, -1:].clone()
-    position = torch.arange(num_items, device=data.device)
-    left_n = (position + 1).to(data.dtype)  # split after position i
-    right_n = (counts[:, None].to(data.dtype) - left_n).clamp_(min=1.0)
-    between = prefix_sum.square().div_(left_n)
-    between += torch.sub(total_sum, prefix_sum).square_().div_(right_n)
-    del right_n
-    between.masked_fill_(position[None, :] >= counts[:, None] - 1, -torch.inf)  # no empty right
-    split = between.argmax(dim=1)  # (G,)
-    del between
-    left_sum = prefix_sum.gather(1, split[:, None]).squeeze(1)
-    left_count = (split + 1).to(data.dtype)
-    right_count = (counts.to(data.dtype) - left_count).clamp_min(1)
-    centre_low = left_sum / left_count
-    centre_high = (total_sum.squeeze(1) - left_sum) / right_count
-    # Like k-means labels_: each member goes to the nearer centre (ties to the first).
-    to_high = (data - centre_high[:, None]).abs() < (data - centre_low[:, None]).abs()
-    return (to_high & mask).to(data.dtype)
-
-
-def _sorted_rows(values: torch.Tensor) -> torch.Tensor:
-    """Each row sorted ascending (values only); NumPy's vectorised sort on the CPU."""
-    if values.device.type == "cpu":
-        return torch.from_numpy(np.sort(values.numpy(), axis=1))
-    return values.sort(dim=1).values
-
-
-def _centred_planes(values, mask, counts, dtype):
-    """Planes (G, 3, M) = [member, x, x²] of x = value - group mean (0 off-member)."""
-    planes = torch.empty((values.shape[0], 3, values.shape[1]), dtype=dtype, device=values.device)
-    member = planes[:, 0]
-    member.copy_(mask)
-    centred = planes[:, 1]
-    centred.copy_(values).masked_fill_(~mask, 0.0)  # no NaN / inf can leak into the sums
-    shift = centred.sum(dim=1) / counts.clamp_min(1)
-    centred.sub_(shift[:, None]).mul_(member)
-    torch.square(centred, out=planes[:, 2])
-    return planes, shift
-
-
-@dataclass
-class _EMState:
-    means: torch.Tensor
-    variances: torch.Tensor
-    weights: torch.Tensor
-    converged: torch.Tensor
-    n_iter: torch.Tensor
-
-
-def _run_em(planes, member_moments, resp_init, fitted, *, max_iter, tol, reg_covar) -> _EMState:
-    """EM from the hard initial responsibilities; converged groups leave the working set."""
-    means, variances, weights = _m_step(member_moments, _moments_under(planes, resp_init),
-                                        reg_covar)
-    converged = torch.zeros_like(fitted)
-    n_iter = torch.zeros(fitted.shape, dtype=torch.int64, device=fitted.device)
-    lower_bound = torch.full_like(means[:, 0], -torch.inf)
-    rows = torch.nonzero(fitted).flatten()  # the working set, as indices into all groups
-    work = planes if bool(fitted.all()) else planes[rows]
-    alive = torch.ones_like(rows, dtype=torch.bool)  # working rows still iterating
-    for _ in range(max_iter):
-        if rows.numel() == 0:
-            break
-        moments = member_moments[rows]
-        high, bound = _e_step(work, moments, means[rows], variances[rows], weights[rows])
-        new_means, new_vars, new_weights = _m_step(moments, high, reg_covar)
-        keep = ~alive[:, None]  # rows that converged earlier keep their parameters
-        means[rows] = torch.where(keep, means[rows], new_means)
-        variances[rows] = torch.where(keep, variances[rows], new_vars)
-        weights[rows] = torch.where(keep, weights[rows], new_weights)
-        n_iter[rows] += alive.long()
-        done = alive & ((bound - lower_bound[rows]).abs() < tol)
-        lower_bound[rows] = torch.where(alive, bound, lower_bound[rows])
-        converged[rows] |= done
-        alive &= ~done
-        n_alive = int(alive.sum())  # one host sync per iteration
-        if n_alive <= rows.numel() // 2:  # shrink the working set (a copy) when worth it
-            rows, work, alive = rows[alive], work[alive], alive[alive]
-    return _EMState(means, variances, weights, converged, n_iter)
-
-
-def _fit_core(values, mask, *, max_iter, tol, reg_covar, with_posterior):
-    """Fit every row of ``values`` on its ``mask``; optionally the low-mean posterior (G, M)."""
-    dtype = _compute_dtype(values.device)
-    counts = mask.sum(dim=1)
-    fitted = counts >= 2
-    planes, shift = _centred_planes(values, mask, counts, dtype)
-    member_moments = planes.sum(dim=2)
-    resp_init = _two_means_init(planes[:, 1], mask, counts)
-    state = _run_em(planes, member_moments, resp_init, fitted,
-                    max_iter=max_iter, tol=tol, reg_covar=reg_covar)
-    del resp_init
-    posterior = None
-    if with_posterior:
-        q, l, k = _quadratic(state.means, state.variances, state.weights)
-        gap = _log_odds(planes, q, l, k)
-        # posterior of component 1 is sigmoid(gap); of component 0, sigmoid(-gap)
-        sign = torch.where(state.means[:, 1] < state.means[:, 0], 1.0, -1.0).to(dtype)
-        posterior = torch.sigmoid(_clamp_log_odds(gap.mul_(sign[:, None])))
-    unfit = ~fitted[:, None]
-    nan = torch.tensor(torch.nan, dtype=dtype, device=values.device)
-    fit = GMMFit(
-        means=torch.where(unfit, nan, state.means + shift[:, None]),
-        variances=torch.where(unfit, nan, state.variances),
-        weights=torch.where(unfit, nan, state.weights),
-        converged=state.converged,
-        n_iter=state.n_iter,
-        fitted=fitted,
-    )
-    return fit, posterior
-
-
-def _check_fit_options(max_iter, tol, reg_covar):
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
-    if not (tol >= 0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if not (reg_covar >= 0 and math.isfinite(reg_covar)):
-        raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
-
-
-def _compute_dtype(device: torch.device) -> torch.dtype:
-    # MPS has no float64; everywhere else float64 (see module docstring).
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 def fit_gmm_batched(
     values: torch.Tensor,
     mask: torch.Tensor,
@@ -414,7 +176,7 @@ def fit_gmm_batched(
     GMMFit
         float64 parameters on the device of ``values``.
     """
-    _check_fit_options(max_iter, tol, reg_covar)
+    em.check_fit_options(max_iter, tol, reg_covar)
     values = torch.as_tensor(values)
     mask = torch.as_tensor(mask, device=values.device)
     if values.dim() != 2 or mask.shape != values.shape:
@@ -426,9 +188,9 @@ def fit_gmm_batched(
         raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
     if not values.is_floating_point():
         raise TypeError(f"values must be a float tensor, got {values.dtype}")
-    fit, _ = _fit_core(values, mask, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                       with_posterior=False)
-    return fit
+    fields, _ = em.fit_core(values, mask, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                            with_posterior=False)
+    return GMMFit(**fields)
 
 
 # --------------------------------------------------------------------------------------
@@ -494,8 +256,9 @@ def _fit_bucket(values, member, flat_eps, options):
     degenerate = (high - low) <= 4 * flat_eps * scale
     span = torch.where(degenerate, 1.0, high - low)
     normalised = values.sub_(low[:, None]).div_(span[:, None])
-    fit, posterior = _fit_core(normalised, member & ~degenerate[:, None], with_posterior=True,
-                               **options)
+    fields, posterior = em.fit_core(normalised, member & ~degenerate[:, None],
+                                    with_posterior=True, **options)
+    fit = GMMFit(**fields)
     return posterior.masked_fill_(degenerate[:, None], 1.0), fit, low, high, degenerate
 
 
@@ -521,7 +284,7 @@ def _clean_probability_chunk(losses, labels, record, *, flat_eps, options):
     keeping no small tensors alive from chunk to chunk lets the allocator reuse (and give
     back) each chunk's memory; otherwise heap fragmentation grows with the chunk count.
     """
-    dtype = _compute_dtype(losses.device)
+    dtype = em.compute_dtype(losses.device)
     num_items, num_classes = losses.shape
     values = torch.empty((num_classes, num_items), dtype=dtype, device=losses.device)
     values.copy_(losses.T)
@@ -593,7 +356,7 @@ def clean_probability_with_fit(
     -------
     (p_clean, fit) : (torch.Tensor (N, K) float32, CleanProbabilityFit)
     """
-    _check_fit_options(max_iter, tol, reg_covar)
+    em.check_fit_options(max_iter, tol, reg_covar)
     losses, labels = float_matrix_and_labels(losses, labels, "losses")
     num_items, num_classes = losses.shape
     chunk = _classes_per_chunk(num_items, num_classes, workspace_bytes, losses.device)
@@ -602,7 +365,7 @@ def clean_probability_with_fit(
     options = {"max_iter": max_iter, "tol": tol, "reg_covar": reg_covar}
     flat_eps = torch.finfo(losses.dtype).eps
     counts = torch.zeros(2 * num_classes, dtype=torch.int64, device=losses.device)
-    record = _empty_record(counts, _compute_dtype(losses.device), losses.device)
+    record = _empty_record(counts, em.compute_dtype(losses.device), losses.device)
     for start in range(0, num_classes, chunk):  # chunks of classes bound the memory
         stop = min(start + chunk, num_classes)
         p_rows = _clean_probability_chunk(

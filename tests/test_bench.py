@@ -219,11 +219,11 @@ def test_ap_negative_zero_ties_with_zero():
 
 def test_gpu_code_paths_agree_on_cpu(monkeypatch):
     # the CUDA branches (torch.sort in the GMM init, the dense torch AP) run here on the CPU
-    from bmxlib import gmm, metrics
+    from bmxlib import gmm_em, metrics
 
     losses, labels = bimodal_losses(500, 4, seed=6)
     numpy_sorted, _ = clean_probability_with_fit(losses, labels)
-    monkeypatch.setattr(gmm, "_sorted_rows", lambda values: values.sort(dim=1).values)
+    monkeypatch.setattr(gmm_em, "sorted_rows", lambda values: values.sort(dim=1).values)
     torch_sorted, _ = clean_probability_with_fit(losses, labels)
     torch.testing.assert_close(torch_sorted, numpy_sorted, rtol=0, atol=1e-12)
     scores, targets = tied_scores(1500, 5, seed=7)
