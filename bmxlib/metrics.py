@@ -201,6 +201,49 @@ def noisy_label_fit(logits, noisy_labels, corrupted) -> dict[str, float]:
     }
 
 
+def selection_by_bins(selected, correct, score, *, bins: int = 5) -> dict[str, np.ndarray]:
+    """Clean-label selection precision and recall within quantile bins of a score.
+
+    Bin b holds the labels whose ``score`` falls in its quantile range (equal counts);
+    precision = P(correct | selected) and recall = P(selected | correct) within the bin.
+
+    Parameters
+    ----------
+    selected, correct : array-like of bool, any shape (flattened)
+        Whether each label was selected clean, and whether its given value is the truth.
+    score : array-like of float, same shape
+        E.g. hardness: the reference model's error on the true label (instance noise).
+    bins : int >= 1
+
+    Returns
+    -------
+    dict with "edges" (bins + 1,), "precision", "recall", "share_correct" and "count"
+    (bins,) — NaN where a bin selects nothing or holds no correct label.
+    """
+    selected = np.asarray(selected, dtype=bool).ravel()
+    correct = np.asarray(correct, dtype=bool).ravel()
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if not selected.shape == correct.shape == score.shape:
+        raise ValueError("selected, correct and score must have the same size")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    edges = np.quantile(score, np.linspace(0, 1, bins + 1)) if score.size else np.zeros(bins + 1)
+    which = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, bins - 1)
+    out = {k: np.full(bins, np.nan) for k in ("precision", "recall", "share_correct")}
+    out["count"] = np.bincount(which, minlength=bins).astype(np.int64)
+    for b in range(bins):
+        member = which == b
+        chosen, right = selected & member, correct & member
+        if chosen.any():
+            out["precision"][b] = (chosen & correct).sum() / chosen.sum()
+        if right.any():
+            out["recall"][b] = (chosen & correct).sum() / right.sum()
+        if member.any():
+            out["share_correct"][b] = right.sum() / member.sum()
+    out["edges"] = edges
+    return out
+
+
 def pearson(x, y) -> float:
     """Pearson correlation coefficient of two equally long 1-D sequences.
 

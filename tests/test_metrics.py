@@ -233,3 +233,17 @@ def test_noisy_label_fit_by_hand():
     assert out["memorized_noisy"] == pytest.approx(4 / 6) and math.isnan(out["fit_clean"])
     with pytest.raises(ValueError, match="one \\(N, K\\) shape"):
         noisy_label_fit(logits, noisy[:2], corrupted[:2])
+
+
+def test_selection_by_bins_by_hand():
+    from bmxlib.metrics import selection_by_bins
+
+    score = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    selected = np.array([1, 1, 0, 1, 0, 1], bool)
+    correct = np.array([1, 1, 1, 0, 1, 0], bool)
+    out = selection_by_bins(selected, correct, score, bins=2)
+    # easy half: 2 selected, both correct; 3 correct, 2 of them selected
+    assert out["precision"][0] == 1.0 and out["recall"][0] == pytest.approx(2 / 3)
+    # hard half: 2 selected, none correct; 1 correct, not selected
+    assert out["precision"][1] == 0.0 and out["recall"][1] == 0.0
+    assert list(out["count"]) == [3, 3] and out["share_correct"][1] == pytest.approx(1 / 3)
