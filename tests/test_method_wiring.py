@@ -209,3 +209,29 @@ def test_coteaching_selects_with_the_other_networks_losses():
     assert torch.equal(method.keep_for_peer, coteaching_select(model_loss))
     assert not method.keep_for_model[:50].any() and method.keep_for_model[50:].all()
     assert method.keep_for_peer[:150].all() and not method.keep_for_peer[150:].any()
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["spec", "detached"])
+def test_asl_detach_focusing_reaches_the_gradient(detach):
+    config = load_config(None, ["method=asl", "protocol=custom", "mixup=false",
+                                f"asl_detach_focusing={detach}"])
+    data = TrainingData(torch.tensor(NOISY, dtype=torch.float32), NOISY.astype(np.uint8),
+                        np.zeros(NOISY.shape, bool), noise_known=False)
+    model = Linear(LOGITS)
+    method = build_method(config, data, model=model)
+    method.start_epoch(EPOCH)
+    out = method.training_step(model, Batch(x_r=torch.eye(len(NOISY))[INDEX_R],
+                                            index_r=INDEX_R, epoch=EPOCH))
+    (got,) = torch.autograd.grad(out["loss"], model.scale)
+
+    def scale_gradient(detach_focusing):
+        scale = torch.ones((), requires_grad=True)
+        per_label = asymmetric_loss(
+            scale * LOGITS[INDEX_R], torch.tensor(NOISY, dtype=torch.float32)[INDEX_R],
+            gamma_pos=config.asl_gamma_pos, gamma_neg=config.asl_gamma_neg,
+            clip=config.asl_clip, detach_focusing=detach_focusing)
+        loss = per_label.sum(dim=1).mean()
+        return torch.autograd.grad(loss, scale)[0]
+
+    assert float(got) == pytest.approx(float(scale_gradient(detach)), rel=1e-5)
+    assert abs(float(scale_gradient(True)) - float(scale_gradient(False))) > 1e-4
