@@ -79,8 +79,7 @@ def test_every_registered_benchmark_has_a_runner_a_table_row_and_cli_help(capsys
 
     assert set(ROW_MAKERS) == set(bench.NAMES)
     assert all(callable(bench.runner(name)) for name in bench.NAMES)
-    with pytest.raises(SystemExit):
-        cli_main(["bench", "--help"])
+    assert cli_main(["bench", "--help"]) == 0  # argparse's exit becomes a return code
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(f"{name} (" in help_text for name in bench.NAMES)
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
+from test_notebooks import BM_POINT, EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
 
 
 def _chromium() -> tuple[str | None, str]:
@@ -116,7 +116,7 @@ def tiny_report(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40"
+    return tiny_report["sweep_dir"] / BM_POINT
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,10 @@ def build_tiny_report(tmp_path_factory) -> dict:
     return dict(_BUILT)
 
 
+#: the tiny sweep's BalanceMix point (the per-run notebooks' run)
+BM_POINT = "method=balancemix__noise=mislabel-40__setting=default"
+
+
 @pytest.fixture(scope="session")
 def tiny_report(tmp_path_factory):
     return build_tiny_report(tmp_path_factory)

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
+from test_notebooks import BM_POINT, EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
 
 from bmxlib import cli, plots, report, runs
 
@@ -22,7 +22,7 @@ def tiny_report(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / "method=balancemix__noise=mislabel-40__setting=default"
+    return tiny_report["sweep_dir"] / BM_POINT
 
 
 @pytest.fixture(scope="session")
@@ -108,13 +108,14 @@ def test_failing_notebook_is_named_with_its_cell_and_the_others_are_produced(
         assert (out / target).is_file()
 
 
-def test_non_balancemix_run_gets_method_comparison_only(bce_run, tmp_path):
+def test_non_balancemix_run_gets_the_profile_and_method_comparison_only(bce_run, tmp_path):
     out = tmp_path / "bce-report"
     index, failures = report.build_report(bce_run, out=out, progress=False)
     assert failures == []
-    assert sorted(p.stem for p in out.glob("*.ipynb")) == ["method_comparison"]
+    assert sorted(p.stem for p in out.glob("*.ipynb")) == ["dataset_profile", "method_comparison"]
     page = index.read_text(encoding="utf-8")
     assert page.count("Not applicable: not a BalanceMix run (method: bce)") == 4
+    assert page.count("Not applicable: not a sensitivity sweep") == 1
 
 
 # --- planning (no kernel) ----------------------------------------------------------------
@@ -144,7 +145,10 @@ def test_plan_picks_the_first_balancemix_point_of_a_sweep(tmp_path):
     assert params["method_comparison"] == {"sweep_dir": str(sweep.resolve())}
     assert params["gmm_fits"] == {"run_dir": str(run_dir)}
     assert params["explorer"]["interactive"] is False
-    assert all(job.skip_reason is None for job in jobs)
+    assert params["dataset_profile"] == {"run_dir": str(run_dir)}
+    reasons = {job.name: job.skip_reason for job in jobs}
+    assert reasons.pop("sensitivity") == "not a sensitivity sweep (no 'setting' axis)"
+    assert all(reason is None for reason in reasons.values())
     assert runs.explorer_runs(sweep / "bm2") == [sweep / "bm1", sweep / "bm2"]
 
 
@@ -154,14 +158,16 @@ def test_plan_skips_run_notebooks_without_a_balancemix_run(tmp_path):
     assert run_dir is None
     reasons = {job.name: job.skip_reason for job in jobs}
     assert reasons.pop("method_comparison") is None
+    assert reasons.pop("dataset_profile") is None  # any finished run has a profile
+    assert reasons.pop("sensitivity") == "not a sensitivity sweep (no 'setting' axis)"
     assert set(reasons.values()) == {"the sweep has no BalanceMix run"}
 
 
 @pytest.mark.parametrize(
     ("config", "skipped"),
-    [({"clean_labels": False}, {"gmm_fits", "explorer"}),
-     ({"minority_sampler": False}, {"sampling_over_epochs"}),
-     ({}, set())],
+    [({"clean_labels": False}, {"gmm_fits", "explorer", "sensitivity"}),
+     ({"minority_sampler": False}, {"sampling_over_epochs", "sensitivity"}),
+     ({}, {"sensitivity"})],  # sensitivity needs a sweep with a 'setting' axis
     ids=["no-clean-labels", "no-minority-sampler", "full"],
 )
 def test_plan_skips_notebooks_of_switched_off_components(tmp_path, config, skipped):
@@ -212,7 +218,8 @@ def test_no_code_html_keeps_figures_and_drops_the_code(tiny_report, tmp_path):
     shutil.copyfile(tiny_report["out"] / "gmm_fits.ipynb", executed)
     with_code = report.export_html(executed).read_text(encoding="utf-8")
     without = report.export_html(executed, no_code=True).read_text(encoding="utf-8")
-    assert "load_run(" in with_code and "load_run(" not in without
+    # the code is syntax-highlighted: look for the identifier, not the call's text
+    assert ">load_run<" in with_code and ">load_run<" not in without
     assert without.count("<img") == with_code.count("<img") > 0
     assert "--no-code" in cli.build_parser().format_help() or cli.main(
         ["report", "--help"]) == 0

@@ -61,6 +61,8 @@ def _metrics_and_weights(run_dir):
     for record in metrics:  # wall-clock fields differ between any two runs
         for key in ("seconds", "train_seconds", "images_per_s"):
             record.pop(key)
+        # the run directory's size holds those timings as text ("1.5" vs "1.51")
+        record.pop("run_dir_bytes", None)
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
     return metrics, state
 

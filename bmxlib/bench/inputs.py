@@ -38,7 +38,7 @@ QUICK = Sizes(
     digits=("n_train=200", "n_test=100", "width=8", "batch_size=32", "pretrained=none",
             "threads=1"),
     epochs=2, repeats=1, gpu_images=16, gpu_batch=8, gpu_image_size=64, threads=1,
-    loader_images=6, scaling=((2_000, 4), (4_000, 4), (2_000, 8), (4_000, 8)),
+    loader_images=6, scaling=((20_000, 8), (80_000, 8), (20_000, 32), (80_000, 32)),
 )
 
 

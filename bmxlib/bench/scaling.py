@@ -86,7 +86,9 @@ def bench_scaling(sizes: Sizes, device: torch.device) -> dict[str, Any]:
         points.append(point)
     largest = max(points, key=lambda p: p["labels"])
     per_label = largest["bytes_per_label"]  # the largest point: fixed costs amortised
+    # a grid too small to lift the peak above the RSS page resolution gives no capacity
+    capacity = per_label > 0
     return {"name": "scaling", "device": device.type, "points": points,
             **growth_exponents(points), "bytes_per_label": per_label,
-            "max_labels_16gb_host": HOST_BUDGET / per_label,
-            "max_labels_80gb_gpu": GPU_BUDGET / per_label}
+            "max_labels_16gb_host": HOST_BUDGET / per_label if capacity else None,
+            "max_labels_80gb_gpu": GPU_BUDGET / per_label if capacity else None}

@@ -64,10 +64,11 @@ def _scaling_rows(r):
              _seconds(p["label_management_s"]), "", "",
              f"peak {p['peak_bytes'] / 1e9:.2f} GB, {p['bytes_per_label']:.0f} B/label")
             for p in r["points"]]
+    fits = (f"fits {r['max_labels_16gb_host']:.2e} labels in 16 GB host, "
+            f"{r['max_labels_80gb_gpu']:.2e} in 80 GB GPU"
+            if r["max_labels_16gb_host"] is not None else "peak below the RSS resolution")
     rows.append(("  growth", "", "", "",
-                 f"t ∝ N^{r['exponent_n']:.2f} K^{r['exponent_k']:.2f}; fits "
-                 f"{r['max_labels_16gb_host']:.2e} labels in 16 GB host, "
-                 f"{r['max_labels_80gb_gpu']:.2e} in 80 GB GPU"))
+                 f"t ∝ N^{r['exponent_n']:.2f} K^{r['exponent_k']:.2f}; {fits}"))
     return rows
 
 

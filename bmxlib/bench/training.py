@@ -57,7 +57,7 @@ def _loading_seconds(setup, epoch: int) -> float:
     first, second, _ = epoch_loaders(setup, epoch)
     start = time.perf_counter()
     for batches in zip(first, second) if second is not None else ((b,) for b in first):
-        for images, _ in batches:
+        for images, *_ in batches:  # (images, indices, ok)
             if augment is not None:
                 augment(images)
     return time.perf_counter() - start
