@@ -1,8 +1,10 @@
-"""Shared fixtures: an isolated cache, tiny digits-lt configs, a finished tiny run."""
+"""Shared fixtures: an isolated cache, tiny digits-lt configs, a finished tiny run, and
+the tiny sweep with its report (built once per session by test_notebooks.build_tiny_report)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,19 @@ def balancemix_run(tmp_path_factory):
     config = load_config(None, [*TINY, f"out_dir={out}", "name=bm", "method=balancemix",
                                 "noise=mislabel", "noise_rate=0.4"])
     return fit(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory):
+    """The tiny sweep (bce and balancemix, 2 epochs) and its ``bmx report``, built once."""
+    from test_notebooks import build_tiny_report
+
+    return build_tiny_report(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def bm_run(tiny_report) -> Path:
+    """The tiny sweep's BalanceMix run (the per-run notebooks' run)."""
+    from test_notebooks import BM_POINT
+
+    return tiny_report["sweep_dir"] / BM_POINT

@@ -43,7 +43,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from test_notebooks import BM_POINT, EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
+from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR
 
 
 def _chromium() -> tuple[str | None, str]:
@@ -107,16 +107,6 @@ NEW_FIGURE_JS = f"""old => {{ const s = ({NOTEBOOK_JS})();
     return s.errors.length || (s.src && s.src !== old) ? s : null; }}"""
 CHECKED_JS = f"""() => {{ const s = ({NOTEBOOK_JS})();
     return s.errors.length || s.passed ? s : null; }}"""
-
-
-@pytest.fixture(scope="session")
-def tiny_report(tmp_path_factory):
-    return build_tiny_report(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / BM_POINT
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The committed notebooks: their structure, and every one executed once by papermill.
 
 Kernel start-up is slow, so a tiny sweep (BalanceMix and BCE, 2 epochs) is trained and
-reported on once per session by ``build_tiny_report``; test_report.py reuses it.
+reported on once per session by ``build_tiny_report``; the ``tiny_report`` and ``bm_run``
+fixtures in conftest.py serve it to every test file.
 """
 
 from __future__ import annotations
@@ -64,11 +65,6 @@ def build_tiny_report(tmp_path_factory) -> dict:
 
 #: the tiny sweep's BalanceMix point (the per-run notebooks' run)
 BM_POINT = "method=balancemix__noise=mislabel-40__setting=default"
-
-
-@pytest.fixture(scope="session")
-def tiny_report(tmp_path_factory):
-    return build_tiny_report(tmp_path_factory)
 
 
 def _read(name: str):

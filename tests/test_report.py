@@ -10,19 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from test_notebooks import BM_POINT, EXPECTED_FIGURES, NOTEBOOK_DIR, build_tiny_report
+from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR
 
 from bmxlib import cli, plots, report, runs
-
-
-@pytest.fixture(scope="session")
-def tiny_report(tmp_path_factory):
-    return build_tiny_report(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / BM_POINT
 
 
 @pytest.fixture(scope="session")

@@ -8,20 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_notebooks import BM_POINT, build_tiny_report
 
 from bmxlib import results
 from bmxlib.runs import load_run
-
-
-@pytest.fixture(scope="session")
-def tiny_report(tmp_path_factory):
-    return build_tiny_report(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def bm_run(tiny_report) -> Path:
-    return tiny_report["sweep_dir"] / BM_POINT
 
 
 def _fake_sweep(root: Path, summaries: dict[str, tuple[dict, dict | None]]) -> Path:
