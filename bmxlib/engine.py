@@ -32,7 +32,7 @@ from . import distributed as dist
 from . import runs
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import Config
-from .data import IndexedDataset
+from .data.batches import batch_loader
 from .experiment import Setup, build, cached_inputs
 from .methods import Batch, EpochResult, Method
 from .metrics import confidence_vs_ap, noisy_label_fit
@@ -81,16 +81,10 @@ def seed_epoch(seed: int, epoch: int) -> int:
 # --------------------------------------------------------------------------------------
 # device helpers and data loading for one epoch
 # --------------------------------------------------------------------------------------
-def _loader(dataset, sampler, config: Config, *, batch_size: int, device) -> DataLoader:
+def _loader(dataset, sampler, config: Config, *, batch_size: int, device):
     per_image, _ = transform_parts(dataset.transform)
-    return DataLoader(
-        IndexedDataset(dataset.with_transform(per_image)),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    return batch_loader(dataset, sampler, batch_size=batch_size, per_image=per_image,
+                        num_workers=config.num_workers, pin_memory=device.type == "cuda")
 
 
 class _Subset(Sampler[int]):

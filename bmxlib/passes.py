@@ -21,6 +21,7 @@ from .checkpoints import unwrap
 from .config import Config
 from .data import MultiLabelDataset
 from .data.base import load_or_blank
+from .data.batches import InMemoryBatches, images_in_memory
 from .experiment import Setup
 from .metrics import map_summary
 from .models import inference_copy
@@ -89,6 +90,20 @@ class _Views(Dataset):
         return torch.stack([image] * self.n_views)
 
 
+class _ViewBatches:
+    """``n_views`` copies of every image of in-memory batches, (B, n_views, C, H, W)."""
+
+    def __init__(self, batches: InMemoryBatches, n_views: int) -> None:
+        self.batches, self.n_views = batches, n_views
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return (images.unsqueeze(1).expand(-1, self.n_views, -1, -1, -1)
+                for images, _, _ in iter(self.batches))
+
+
 @torch.no_grad()
 def predict_views(
     model: torch.nn.Module,
@@ -108,10 +123,15 @@ def predict_views(
     per_image, per_batch = transform_parts(dataset.transform)
     model = inference_copy(unwrap(model))
     # EVAL_BATCH images per forward (not per row): bigger batches fall out of the CPU caches
-    loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views),
-                        batch_size=max(EVAL_BATCH // n_views, 1),
-                        shuffle=False, num_workers=config.num_workers,
-                        pin_memory=device.type == "cuda")
+    batch_size = max(EVAL_BATCH // n_views, 1)
+    in_memory = images_in_memory(dataset, per_image) if config.num_workers == 0 else None
+    if in_memory is not None:  # the same batches as the DataLoader below, gathered at once
+        loader = _ViewBatches(InMemoryBatches(in_memory, rows.cpu().tolist(),
+                                              batch_size=batch_size), n_views)
+    else:
+        loader = DataLoader(_Views(dataset, rows.cpu(), per_image, n_views),
+                            batch_size=batch_size, shuffle=False,
+                            num_workers=config.num_workers, pin_memory=device.type == "cuda")
     outputs = []
     for views in tqdm(loader, desc=desc, leave=False, disable=not show_bars(config)):
         images = to_device(views.flatten(0, 1), device, config.channels_last, per_batch)

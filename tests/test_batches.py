@@ -1,0 +1,80 @@
+"""In-memory batches (bmxlib.data.batches) are the DataLoader's batches, bit for bit, and a
+run through them is the run through the DataLoader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from bmxlib.data import IndexedDataset, load_dataset
+from bmxlib.data import batches as batches_module
+from bmxlib.data.batches import InMemoryBatches, batch_loader, images_in_memory
+from bmxlib.engine import fit
+
+TIMING = {"seconds", "train_seconds", "images_per_s", "run_dir_bytes"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits-lt", "train", n_train=100, n_test=20)
+
+
+def test_images_in_memory_only_when_the_per_image_transform_is_the_identity(digits):
+    same = v2.Compose([v2.Resize((32, 32), antialias=True)])
+    other = v2.Compose([v2.Resize((16, 16), antialias=True)])
+    assert images_in_memory(digits, same) is digits.images
+    assert images_in_memory(digits, None) is digits.images
+    assert images_in_memory(digits, other) is None
+
+
+@pytest.mark.parametrize("batch_size", [7, 32, 100], ids=["ragged", "even", "one-batch"])
+def test_in_memory_batches_equal_the_dataloaders_and_leave_the_rng_alike(digits, batch_size):
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0)).tolist()
+    torch.manual_seed(5)
+    expected = list(DataLoader(IndexedDataset(digits), batch_size=batch_size, sampler=order))
+    after_loader = torch.rand(3)
+    torch.manual_seed(5)
+    got = list(InMemoryBatches(digits.images, order, batch_size=batch_size))
+    assert torch.equal(torch.rand(3), after_loader)  # the same draws follow
+    assert len(got) == len(expected) == len(InMemoryBatches(digits.images, order,
+                                                            batch_size=batch_size))
+    for (images, index, ok), (images_ref, index_ref, ok_ref) in zip(got, expected):
+        assert torch.equal(images, images_ref) and images.dtype == images_ref.dtype
+        assert torch.equal(index, index_ref) and index.dtype == index_ref.dtype
+        assert torch.equal(ok, ok_ref) and ok.dtype == ok_ref.dtype
+
+
+def test_batch_loader_uses_a_dataloader_with_workers_or_a_resizing_transform(digits):
+    resize = v2.Compose([v2.Resize((16, 16), antialias=True)])
+    assert isinstance(batch_loader(digits, range(10), batch_size=4), InMemoryBatches)
+    assert isinstance(batch_loader(digits, range(10), batch_size=4, per_image=resize),
+                      DataLoader)
+    assert isinstance(batch_loader(digits, range(10), batch_size=4, num_workers=1),
+                      DataLoader)
+
+
+@pytest.mark.parametrize("method", ["balancemix", "coteaching"])
+def test_a_run_through_in_memory_batches_is_the_dataloader_run(tiny_config, monkeypatch,
+                                                                method):
+    common = (f"method={method}", "noise=mislabel", "noise_rate=0.4", "tensorboard=false")
+    fast = fit(tiny_config(*common, "name=fast"))
+    monkeypatch.setattr(batches_module, "images_in_memory", lambda *a, **k: None)
+    import bmxlib.passes as passes
+
+    monkeypatch.setattr(passes, "images_in_memory", lambda *a, **k: None)
+    slow = fit(tiny_config(*common, "name=slow"))
+    rows = [[json.loads(line) for line in open(d / "metrics.jsonl")] for d in (fast, slow)]
+    assert len(rows[0]) == len(rows[1]) == 2
+    for a, b in zip(*rows):
+        assert {k: v for k, v in a.items() if k not in TIMING} == \
+               {k: v for k, v in b.items() if k not in TIMING}
+    for path in sorted((fast / "diagnostics").glob("*.npz")):
+        with np.load(path) as x, np.load(slow / "diagnostics" / path.name) as y:
+            for key in x.files:
+                floats = x[key].dtype.kind == "f"
+                assert np.array_equal(x[key], y[key], equal_nan=floats), (path.name, key)
