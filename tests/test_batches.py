@@ -78,3 +78,24 @@ def test_a_run_through_in_memory_batches_is_the_dataloader_run(tiny_config, monk
             for key in x.files:
                 floats = x[key].dtype.kind == "f"
                 assert np.array_equal(x[key], y[key], equal_nan=floats), (path.name, key)
+
+
+def test_folded_copy_is_shared_until_the_weights_change():
+    from bmxlib.models import SmallCNN
+    from bmxlib.passes import folded_copy
+
+    torch.manual_seed(0)
+    model = SmallCNN(10, width=8)
+    first = folded_copy(model)
+    assert folded_copy(model) is first  # no write since: the same folded copy
+    x = torch.randn(4, 1, 32, 32)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(x).sum().backward()  # train mode: batch-norm running statistics change too
+    optimizer.step()
+    second = folded_copy(model)
+    assert second is not first
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(second(x), model(x), atol=1e-5)
+    model.load_state_dict(SmallCNN(10, width=8).state_dict())
+    assert folded_copy(model) is not second
