@@ -49,8 +49,8 @@ def quick_report(tmp_path_factory):  # --quick runs with one torch thread
 
 def test_quick_bench_measures_everything(quick_report, capsys):
     results = quick_report["results"]
-    assert sorted(results) == ["ap", "epoch", "gmm", "label_management", "loader",
-                               "randaugment", "scaling"]
+    assert sorted(results) == ["ap", "breakdown", "epoch", "gmm", "label_management",
+                               "loader", "randaugment", "scaling"]
     scaling = results["scaling"]
     assert len(scaling["points"]) == 4 and scaling["max_labels_16gb_host"] > 0
     assert 0.3 < scaling["exponent_n"] < 3  # grows with N, not wildly
@@ -72,6 +72,20 @@ def test_quick_bench_measures_everything(quick_report, capsys):
     balancemix = epoch["runs"]["balancemix"]
     assert balancemix["full_data_pass_s"] > 0 and balancemix["relabel_views_s"] > 0
     assert quick_report["machine"]["cpu"]
+
+
+def test_breakdown_buckets_add_up_to_the_runs_wall_time(quick_report):
+    breakdown = quick_report["results"]["breakdown"]
+    assert set(breakdown["runs"]) == {"bce", "balancemix"} and breakdown["import_s"] > 0
+    parts = ("step", "augmentation", "loader", "end_of_epoch", "evaluation", "writes", "setup")
+    for method, run in breakdown["runs"].items():
+        assert sum(run[p] for p in parts) == pytest.approx(run["wall"]), method
+        assert all(run[p] >= 0 for p in parts if p != "loader"), method
+        assert run["step"] > 0 and run["augmentation"] > 0 and run["evaluation"] > 0
+    balancemix, bce = breakdown["runs"]["balancemix"], breakdown["runs"]["bce"]
+    # balancemix's end of epoch holds its full-data pass and its re-label views
+    assert balancemix["end_of_epoch"] >= balancemix["full_data_pass"] > 0
+    assert balancemix["relabel_views"] > 0 and bce["relabel_views"] == 0
 
 
 def test_every_registered_benchmark_has_a_runner_a_table_row_and_cli_help(capsys):

@@ -29,6 +29,10 @@ class Sizes:
     # (N, K) grid of the scaling benchmark: N in 10^4..10^6, K in 10..10^3
     scaling: tuple[tuple[int, int], ...] = tuple(
         (n, k) for n in (10_000, 100_000, 1_000_000) for k in (10, 100, 1_000))
+    # whole runs of the breakdown benchmark: methods, and overrides of the regime config
+    breakdown_methods: tuple[str, ...] = (
+        "bce", "mixup", "balancemix", "coteaching", "asl", "t_estimator", "ll_r", "ll_ct")
+    breakdown: tuple[str, ...] = ()
 
 
 FULL = Sizes()
@@ -39,6 +43,9 @@ QUICK = Sizes(
             "threads=1"),
     epochs=2, repeats=1, gpu_images=16, gpu_batch=8, gpu_image_size=64, threads=1,
     loader_images=6, scaling=((20_000, 8), (80_000, 8), (20_000, 32), (80_000, 32)),
+    breakdown_methods=("bce", "balancemix"),
+    breakdown=("n_train=200", "n_test=100", "width=8", "batch_size=32", "pretrained=none",
+               "epochs=2", "warmup_epochs=1"),
 )
 
 

@@ -34,6 +34,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "draft, torchvision.io)"),
     Benchmark("epoch", "training", "bench_epochs",
               "digits-lt epochs of bce, mixup and balancemix, and where balancemix's time goes"),
+    Benchmark("breakdown", "breakdown", "bench_breakdown",
+              "whole paper-regime runs of the eight methods, split into step, augmentation, "
+              "loader, end-of-epoch passes, evaluation, writes and setup"),
     Benchmark("gpu", "training", "bench_gpu",
               "GMM and AP on the GPU, ResNet-50 448 bf16 training images/s", cuda_only=True),
 )}

@@ -83,6 +83,18 @@ def _epoch_rows(r):
     return rows
 
 
+def _breakdown_rows(r):
+    rows = []
+    for method, run in r["runs"].items():
+        parts = ("step", "augmentation", "loader", "end_of_epoch", "evaluation", "writes",
+                 "setup")
+        rows.append((f"run {method} ({r['config']})", _seconds(run["wall"]), "", "",
+                     ", ".join(f"{p} {100 * run[p] / run['wall']:.0f}%" for p in parts)))
+    rows.append(("  import bmxlib.engine (once per worker)", _seconds(r["import_s"]), "", "",
+                 ""))
+    return rows
+
+
 def _gpu_rows(r):
     t = r["throughput"]
     rates = ", ".join(f"{k} {v:.0f}" for k, v in t["images_per_s"].items())
@@ -94,7 +106,7 @@ def _gpu_rows(r):
 ROW_MAKERS = {"gmm": _gmm_rows, "ap": _ap_rows, "label_management": _label_rows,
               "loader": _loader_rows, "scaling": _scaling_rows,
               "randaugment": _randaugment_rows, "epoch": _epoch_rows,
-              "gpu": _gpu_rows}
+              "breakdown": _breakdown_rows, "gpu": _gpu_rows}
 
 
 def format_table(results: dict[str, Any], info: dict[str, Any]) -> str:

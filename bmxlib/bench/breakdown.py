@@ -1,0 +1,122 @@
+"""Where a whole training run's time goes: ``bmx bench --only breakdown``.
+
+Each method trains one complete run of the digits-lt paper regime
+(configs/regime/base.yaml: 1,000 canvases, 100 epochs, one torch thread; ``--quick``: a
+tiny run) through ``engine.fit``, with wall-clock timers wrapped around the engine's verbs
+(no profiler, so the wall time is the run's own). The run's wall time splits into
+
+- ``step``: ``train_step`` (forward, loss, backward, SGD, schedule);
+- ``augmentation``: the per-batch transform of the training batches (``to_device``:
+  RandAugment, float, normalise);
+- ``loader``: the rest of ``train_one_epoch`` (drawing batches, mixing bookkeeping);
+- ``end_of_epoch``: the method's end-of-epoch work, with its ``full_data_pass`` and
+  ``relabel_views`` (re-label views, including their augmentation) also given apart;
+- ``evaluation``: ``evaluate`` on the test split, with the memorization diagnostics;
+- ``writes``: ``write_epoch`` (diagnostics, metrics line, checkpoint, TensorBoard);
+- ``setup``: everything else of ``fit`` (building data, model and method, the run header).
+
+``import_s`` is the import of the engine in a fresh interpreter (paid once per sweep
+worker, not per run). Each figure is a sum over the run; ``share`` is of the run's wall.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .inputs import Sizes
+
+REGIME = Path(__file__).resolve().parents[2] / "configs" / "regime" / "base.yaml"
+#: the engine functions timed, as (module attribute, bucket)
+TIMED = (("train_step", "step"), ("to_device", "augmentation"),
+         ("train_one_epoch", "train_one_epoch"), ("run_epoch", "run_epoch"),
+         ("evaluate", "evaluation"), ("full_data_pass", "full_data_pass"),
+         ("relabel_views", "relabel_views"), ("write_epoch", "writes"))
+
+
+@contextmanager
+def _timers(module, seconds: dict[str, float]):
+    """Wrap ``module``'s timed functions so each call adds its wall time to ``seconds``."""
+    originals = {name: getattr(module, name) for name, _ in TIMED}
+
+    def wrap(function, bucket):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[bucket] = seconds.get(bucket, 0.0) + time.perf_counter() - start
+        return timed
+
+    try:
+        for name, bucket in TIMED:
+            setattr(module, name, wrap(originals[name], bucket))
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(module, name, function)
+
+
+def split(wall: float, seconds: dict[str, float]) -> dict[str, float]:
+    """The run's buckets from the timers' sums (see the module docstring)."""
+    get = lambda key: seconds.get(key, 0.0)  # noqa: E731
+    train = get("train_one_epoch")
+    return {
+        "wall": wall,
+        "step": get("step"),
+        "augmentation": get("augmentation"),
+        "loader": train - get("step") - get("augmentation"),
+        "end_of_epoch": get("run_epoch") - train - get("evaluation"),
+        "full_data_pass": get("full_data_pass"),
+        "relabel_views": get("relabel_views"),
+        "evaluation": get("evaluation"),
+        "writes": get("writes"),
+        "setup": wall - get("run_epoch") - get("writes"),
+    }
+
+
+def time_run(method: str, overrides: list[str], out_dir: str) -> dict[str, float]:
+    """One run of ``method`` under ``overrides``: its wall time and buckets (seconds)."""
+    from .. import engine
+    from ..config import load_config
+
+    config = load_config(str(REGIME), [f"method={method}", f"name={method}", "threads=1",
+                                       "progress=false", "tensorboard=true",
+                                       f"out_dir={out_dir}", *overrides])
+    seconds: dict[str, float] = {}
+    with ExitStack() as stack:
+        stack.enter_context(_timers(engine, seconds))
+        start = time.perf_counter()
+        engine.fit(config, overwrite=True)
+        wall = time.perf_counter() - start
+    return split(wall, seconds)
+
+
+def import_seconds() -> float:
+    """Wall time of ``import bmxlib.engine`` in a fresh interpreter (best of 2)."""
+    code = "import time; s = time.perf_counter(); import bmxlib.engine; " \
+           "print(time.perf_counter() - s)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout) for _ in range(2)]
+    return min(runs)
+
+
+def bench_breakdown(sizes: Sizes, device: torch.device) -> dict[str, Any]:
+    """A run per method, split into the buckets above, and the engine's import time."""
+    overrides = list(sizes.breakdown)
+    threads = torch.get_num_threads()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bmx-breakdown-") as out_dir:
+            runs = {m: time_run(m, [*overrides, f"device={device.type}"], out_dir)
+                    for m in sizes.breakdown_methods}
+    finally:
+        torch.set_num_threads(threads)
+    return {"config": "configs/regime/base.yaml", "overrides": overrides,
+            "import_s": import_seconds(), "runs": runs}
