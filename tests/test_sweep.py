@@ -134,3 +134,25 @@ def test_submitit_local_launcher_runs_the_points_with_the_restart_rules(tmp_path
         a = json.loads(summaries[point])
         b = json.loads((tmp_path / "out" / "plain" / point / "summary.json").read_text())
         assert a["mAP"] == b["mAP"]
+
+
+def test_a_point_run_after_another_in_one_process_equals_its_own_bmx_train(tmp_path):
+    """Sweep workers import once and run point after point: nothing of one point (RNG,
+    caches, the folded-model cache, threads) may leak into the next."""
+    import subprocess
+    import sys
+
+    grid = "  method: [balancemix, coteaching]\n"
+    sweep_dir = run_sweep(_write_sweep(tmp_path, grid))  # jobs=1: both in this process
+    second = sweep_dir / "method=coteaching"
+    alone = tmp_path / "alone"
+    subprocess.run([sys.executable, "-m", "bmxlib.cli", "train", "--config",
+                    str(second / "config.yaml"), f"out_dir={alone}", "name=coteaching"],
+                   check=True, capture_output=True)
+    timing = {"seconds", "train_seconds", "images_per_s", "run_dir_bytes"}
+
+    def rows(run_dir):
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert rows(second) == rows(alone / "coteaching")
