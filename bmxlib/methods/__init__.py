@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from ..config import Config
 from .balancemix import BalanceMix
 from .base import Batch, EpochContext, EpochResult, Method, TrainingData
 from .coteaching import CoTeaching
@@ -12,6 +13,9 @@ from .large_loss import LargeLossCorrection, LargeLossRejection
 from .loss_methods import ASL, BCE, DistributionBalanced, Focal, RandomOversampling
 from .mixup import Mixup
 from .t_estimator import TEstimator
+
+if TYPE_CHECKING:  # config reads the method registry, so methods import it only for types
+    from ..config import Config
 
 REGISTRY: dict[str, type[Method]] = {
     cls.name: cls

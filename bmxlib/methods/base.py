@@ -27,14 +27,16 @@ does (SPEC §1.4). Without mixing, ``targets`` are the given labels and λ is No
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
 from ..mixing import minority_mix
+
+if TYPE_CHECKING:  # config reads the method registry, so methods import it only for types
+    from ..config import Config
 
 
 @dataclass
