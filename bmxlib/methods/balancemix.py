@@ -26,13 +26,29 @@ from ..labels import (
     selection_quality,
 )
 from ..sampling import class_confidences, minority_probabilities
-from .base import EpochContext, EpochResult, Method
+from .base import EpochContext, EpochResult, Hyperparameter, Method
 
 HIST_BINS = 40  # bins of the per-(class, label value) loss histograms on the [0, 1] GMM scale
 
 
 class BalanceMix(Method):
     name = "balancemix"
+    mixes_by_definition = True
+    hyperparameters = {
+        "minority_sampler": Hyperparameter(
+            True, "BalanceMix: second batch from the minority sampler"),
+        "minority_score": Hyperparameter(
+            "all", "all (SPEC §1.2) | positive (opt-in: positive labels only)",
+            choices=("all", "positive")),
+        "clean_labels": Hyperparameter(True, "BalanceMix: GMM clean-label selection"),
+        "relabel": Hyperparameter(True, "BalanceMix: re-label confident non-clean labels"),
+        "ambiguous_weighting": Hyperparameter(
+            True, "BalanceMix: weight remaining labels by p_G"),
+        "relabel_epsilon": Hyperparameter(
+            0.975, "re-labeling threshold ε (0.55 for missing labels)", low=0.5, high=1.0),
+        "relabel_to_zero": Hyperparameter(
+            True, "re-label to 0 as well as to 1 (SPEC default: True)"),
+    }
 
     def __init__(self, config, data) -> None:
         super().__init__(config, data)
