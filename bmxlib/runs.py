@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import measures
 from .io import (
     append_jsonl,
     atomic_savez,
@@ -50,9 +51,7 @@ RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 
 #: Last-epoch values copied from metrics.jsonl into summary.json (when the run has them).
-SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "n_excluded",
-                "selection_precision", "selection_recall", "relabel_accuracy",
-                "confidence_ap_pearson", "memorized_noisy", "fit_clean")
+SUMMARY_KEYS = measures.summary_names()
 
 
 # ======================================================================================
