@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import measures, runs
+from .methods.balancemix import SAMPLING_PROBABILITIES
 
 #: metrics.jsonl key -> TensorBoard tag (``bmxlib.measures``)
 SCALARS = measures.tensorboard_tags()
@@ -47,7 +48,7 @@ class EpochWriter:
             value = record.get(key)
             if isinstance(value, (int, float)) and np.isfinite(value):
                 self.writer.add_scalar(tag, float(value), epoch)
-        probabilities = diagnostics.get("sampling_probabilities")
+        probabilities = diagnostics.get(SAMPLING_PROBABILITIES)
         if probabilities is not None and len(probabilities):
             relative = np.asarray(probabilities, dtype=np.float64) * len(probabilities)
             self.writer.add_histogram("sampler/relative_probability", relative, epoch)

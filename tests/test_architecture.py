@@ -55,9 +55,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                         "mixing")),
     ("methods", ("methods", "methods.*")),
     ("config", ("config",)),
-    ("models", ("models", "train_network")),
+    ("models", ("models", "pretrain")),
     ("run directory", ("runs", "provenance", "tensorboard")),
-    ("experiment", ("experiment", "reference", "checkpoints", "passes", "recorder")),
+    ("experiment", ("experiment", "checkpoints", "passes", "steps", "reference", "recorder")),
     ("engine", ("engine",)),
     ("results and plots", ("results", "plots", "plots.*")),
     ("report and tools", ("report", "sweep", "demo", "bench", "bench.*", "cli", "train",
@@ -67,13 +67,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 ORDERED = {
     "core equations": ("noise", "stats", "metrics", "labels", "gmm_em", "gmm", "sampling",
                        "mixing"),
-    "experiment": ("experiment", "reference", "checkpoints", "passes", "recorder"),
+    "experiment": ("experiment", "checkpoints", "passes", "steps", "reference", "recorder"),
+    "models": ("models", "pretrain"),
     "foundation": ("io", "cache", "distributed", "heads", "measures"),
 }
 CORE = ("noise", "stats", "metrics", "labels", "gmm_em", "gmm", "sampling", "mixing",
         "methods", "methods.*")
 CORE_NEVER = ("engine", "runs", "results", "plots", "plots.*", "report", "sweep", "cli",
-              "tensorboard", "experiment", "passes", "checkpoints", "recorder")
+              "tensorboard", "experiment", "passes", "checkpoints", "steps", "recorder")
 
 
 @dataclass
