@@ -20,14 +20,15 @@ from typing import Any
 
 import yaml
 
+from .data import DATASETS
 from .methods import REGISTRY, method_hyperparameters
+from .noise import KINDS as NOISE_KINDS
 
 #: every registered method (each class registers itself, ``bmxlib.methods``)
 METHODS = tuple(REGISTRY)
 #: Methods that mix by definition (SPEC §1.3): "bce + mixup" and BalanceMix.
 MIXING_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.mixes_by_definition)
 PROTOCOLS = ("paper", "custom")
-NOISE_KINDS = ("none", "mislabel", "flip", "missing", "instance")
 
 
 class ConfigError(ValueError):
@@ -146,7 +147,7 @@ Config.__doc__ = ("A run's configuration: ``CoreConfig``'s keys, then the keys e
 # value constraints: key -> (predicate, description)
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
-    "dataset": ("digits-lt", "coco", "voc", "manifest"),
+    "dataset": DATASETS,
     "noise": NOISE_KINDS,
     "arch": ("small_cnn", "resnet18", "resnet50", "resnet101"),
     "pretrained": ("auto", "none", "digits", "imagenet"),
