@@ -24,8 +24,8 @@ from .data import DATASETS
 from .methods import REGISTRY, method_hyperparameters
 from .noise import KINDS as NOISE_KINDS
 
-#: every registered method (each class registers itself, ``bmxlib.methods``)
-METHODS = tuple(REGISTRY)
+#: every registered method, sorted (each class registers itself, ``bmxlib.methods``)
+METHODS = tuple(sorted(REGISTRY))
 #: Methods that mix by definition (SPEC §1.3): "bce + mixup" and BalanceMix.
 MIXING_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.mixes_by_definition)
 PROTOCOLS = ("paper", "custom")

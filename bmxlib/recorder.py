@@ -96,11 +96,6 @@ class Recorder:
         self.board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
                                  start_epoch=start_epoch)
 
-    def write_diagnostics(self, epoch: int, diagnostics: dict[str, np.ndarray]) -> None:
-        """Diagnostics outside the epoch loop (a method's initial pass, epoch 0)."""
-        if dist.is_main() and diagnostics:
-            runs.write_diagnostics(self.run_dir, epoch, diagnostics)
-
     def write_epoch(self, record: dict[str, Any], diagnostics: dict[str, np.ndarray], *,
                     save_state: Callable[[Path, int], None]) -> None:
         """Diagnostics, the metrics line, then the checkpoint (``save_state(run_dir,
