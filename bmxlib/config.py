@@ -1,5 +1,10 @@
 """Run configuration: one flat dataclass of commented literals (nanoGPT style).
 
+The keys every run reads are the commented literals of ``CoreConfig``; the keys only one
+method reads (``focal_gamma``, BalanceMix's switches, ...) are declared, with default,
+range and comment, by that method's class (``bmxlib.methods``, ``Method.hyperparameters``)
+and appended to ``Config``'s fields from the method registry, as is the list of methods.
+
 Loaded from YAML and overridden by ``key=value`` arguments. Every key is validated:
 unknown keys, wrong types and out-of-range values raise ``ConfigError`` with a one-line
 message naming the key (the CLI turns it into exit status 2, SPEC §9).
@@ -9,18 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-METHODS = ("bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct", "coteaching", "t_estimator",
-           "db", "balancemix")
+from .data import DATASETS
+from .methods import REGISTRY, method_hyperparameters
+from .noise import KINDS as NOISE_KINDS
+
+#: every registered method, sorted (each class registers itself, ``bmxlib.methods``)
+METHODS = tuple(sorted(REGISTRY))
 #: Methods that mix by definition (SPEC §1.3): "bce + mixup" and BalanceMix.
-MIXING_METHODS = ("mixup", "balancemix")
+MIXING_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.mixes_by_definition)
 PROTOCOLS = ("paper", "custom")
-NOISE_KINDS = ("none", "mislabel", "flip", "missing", "instance")
 
 
 class ConfigError(ValueError):
@@ -33,7 +41,9 @@ BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers", "tensorboard")
 
 
 @dataclass
-class Config:
+class CoreConfig:
+    """The keys every run reads; ``Config`` adds those the methods declare."""
+
     # --- run ---
     name: str = "run"  # run directory name under out_dir
     out_dir: str = "runs"  # parent folder of run directories
@@ -100,32 +110,11 @@ class Config:
     mixup: bool = False  # Mixup (SPEC §1.3) on top of the method's own rule (protocol: custom)
     mix_alpha: float = 4.0  # Beta(α, α) for minority-augmented mixing (SPEC §1.3)
     per_sample_lambda: bool = False  # one λ per instance instead of per batch
-    warmup_epochs: int = 3  # BalanceMix epochs before label management (SPEC §1.4)
-    minority_sampler: bool = True  # BalanceMix: second batch from the minority sampler
-    minority_score: str = "all"  # all (SPEC §1.2) | positive (opt-in: positive labels only)
-    clean_labels: bool = True  # BalanceMix: GMM clean-label selection
-    relabel: bool = True  # BalanceMix: re-label confident non-clean labels
-    ambiguous_weighting: bool = True  # BalanceMix: weight remaining labels by p_G
-    relabel_epsilon: float = 0.975  # re-labeling threshold ε (0.55 for missing labels)
-    relabel_to_zero: bool = True  # re-label to 0 as well as to 1 (SPEC default: True)
-    focal_gamma: float = 2.0  # focal loss γ
-    asl_gamma_pos: float = 0.0  # ASL γ+
-    asl_gamma_neg: float = 4.0  # ASL γ−
-    asl_clip: float = 0.05  # ASL probability margin m
-    # ASL: detach the focusing weight (the official training code); SPEC default: gradients
-    # flow through it
-    asl_detach_focusing: bool = False
-    # LL-R / LL-Ct: percent of labels whose rejection rate grows per epoch (the authors'
-    # delta_rel, divided by 100 in their code); ≈ 2% by the last epoch: 0.1 for 20 epochs,
-    # 0.04 for 50, 0.18 for our 12
-    ll_delta_rel: float = 0.18
-    # T-estimator (Li et al., NeurIPS 2022): share of the training set held out as the noisy
-    # validation set (the BalanceMix paper's 10%), the epochs of losses averaged for its
-    # sample selection (the authors' 5), the fewest selected positives and negatives of a
-    # class for the label-correlation estimate (the authors' 50; else Dual-T)
-    t_holdout: float = 0.1
-    t_history: int = 5
-    t_min_selected: int = 50
+    # epochs before label management (BalanceMix, SPEC §1.4) or before the T-estimator
+    # estimates its transition matrices
+    warmup_epochs: int = 3
+    # the methods' own keys (BalanceMix's switches, focal_gamma, asl_*, ll_delta_rel, t_*)
+    # are declared by each method class: bmxlib/methods/<module>.py, ``hyperparameters``
     # --- logging ---
     diagnostics_every: int = 5  # full per-label arrays every this many epochs (0 = never)
     # test-set evaluation every this many epochs, and always at the last epoch and at every
@@ -142,18 +131,31 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+#: the methods' own keys (``Method.hyperparameters``): default, range, comment
+METHOD_KEYS = method_hyperparameters()
+
+Config = make_dataclass(
+    "Config",
+    [(key, type(h.default).__name__, field(default=h.default)) for key, h in METHOD_KEYS.items()],
+    bases=(CoreConfig,),
+)
+Config.__module__ = __name__  # so a pickled config (sweep workers) finds its class
+Config.__doc__ = ("A run's configuration: ``CoreConfig``'s keys, then the keys each method "
+                  "declares (``METHOD_KEYS``), in registry order.")
+
+
 # value constraints: key -> (predicate, description)
 _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
-    "dataset": ("digits-lt", "coco", "voc", "manifest"),
+    "dataset": DATASETS,
     "noise": NOISE_KINDS,
     "arch": ("small_cnn", "resnet18", "resnet50", "resnet101"),
     "pretrained": ("auto", "none", "digits", "imagenet"),
     "method": METHODS,
-    "minority_score": ("all", "positive"),
     "protocol": PROTOCOLS,
     "head": ("linear", "decoder"),
     "voc_year": (2007, 2012),
+    **{key: h.choices for key, h in METHOD_KEYS.items() if h.choices is not None},
 }
 _RANGES = {
     "threads": (0, None),
@@ -179,17 +181,10 @@ _RANGES = {
     "randaugment_magnitude": (0, 30),
     "mix_alpha": (1e-6, 1e6),
     "warmup_epochs": (0, 10_000),
-    "relabel_epsilon": (0.5, 1.0),
-    "focal_gamma": (0.0, 10.0),
-    "asl_gamma_pos": (0.0, 10.0),
-    "asl_gamma_neg": (0.0, 10.0),
-    "asl_clip": (0.0, 1.0),
-    "ll_delta_rel": (0.0, 100.0),
-    "t_holdout": (0.0, 0.5),
-    "t_history": (1, 100),
-    "t_min_selected": (1, None),
     "diagnostics_every": (0, None),
     "eval_every": (1, None),
+    **{key: (h.low, h.high) for key, h in METHOD_KEYS.items()
+       if h.low is not None or h.high is not None},
 }
 _FIELDS = {f.name: f for f in fields(Config)}
 
@@ -230,8 +225,9 @@ def validate(config: Config) -> Config:
             )
     for key, (low, high) in _RANGES.items():
         value = getattr(config, key)
-        if value < low or (high is not None and value > high):
-            bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        if (low is not None and value < low) or (high is not None and value > high):
+            bound = (f"[{low}, {high}]" if low is not None and high is not None
+                     else f">= {low}" if low is not None else f"<= {high}")
             raise ConfigError(f"config key {key!r}: {value!r} is out of range {bound}")
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
@@ -245,9 +241,9 @@ def validate(config: Config) -> Config:
     elif config.method in MIXING_METHODS and not config.mixup:
         raise ConfigError(f"config key 'mixup': method {config.method!r} mixes by definition; "
                           f"use method=bce (or another method) for training without Mixup")
-    if config.method == "t_estimator" and config.warmup_epochs < 1:
-        raise ConfigError("config key 'warmup_epochs': t_estimator estimates its transition "
-                          "matrices at the end of warm-up, so it needs warmup_epochs >= 1")
+    problem = REGISTRY[config.method].config_problem(config)
+    if problem:
+        raise ConfigError(problem)
     if config.pretrained == "auto":  # resolved here, so config.yaml records what ran
         if config.arch != "small_cnn":
             config.pretrained = "imagenet"

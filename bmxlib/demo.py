@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .runs import RESULTS_MD
 from .sweep import run_sweep
 
 DEMO_SWEEP = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
@@ -18,7 +19,7 @@ def run_demo(*, out_dir: str = "runs/demo", report: bool = True) -> int:
     out = Path(out_dir)
     sweep_dir = run_sweep(DEMO_SWEEP, overrides=[f"out_dir={out.parent}"], name=out.name)
     print()
-    print((sweep_dir / "results.md").read_text())
+    print((sweep_dir / RESULTS_MD).read_text())
     print(f"runs: {sweep_dir}/<point>/ (metrics.jsonl, diagnostics/, checkpoints/)")
     status = 0
     if report and any((DEMO_SWEEP.parents[1] / "notebooks").glob("*.ipynb")):

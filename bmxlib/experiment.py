@@ -21,8 +21,9 @@ from . import distributed as dist
 from .config import Config
 from .data import EvalPreset, MultiLabelDataset, TrainPreset, load_dataset
 from .methods import Method, TrainingData, build_method
-from .models import backbone_cache_path, build_model
+from .models import build_model
 from .noise import inject
+from .pretrain import backbone_cache_path, pretrained_digits_backbone
 from .stats import shot_groups
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -125,7 +126,7 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
     """Datasets, noise, model, method, optimiser and schedule for ``config``.
 
     ``reference``: for ``noise: instance``, the reference model's confidences (N, K) the
-    noise is drawn from (``engine.reference_confidence`` trains them).
+    noise is drawn from (``reference.reference_confidence`` trains them).
     """
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -137,7 +138,7 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
     rate = config.noise_rate if config.noise in ("mislabel", "flip", "instance") else None
     if config.noise == "instance" and reference is None:
         raise ValueError("noise 'instance' needs the reference confidences "
-                         "(engine.reference_confidence)")
+                         "(reference.reference_confidence)")
     noisy, corrupted = inject(train_raw.labels, config.noise, rate, seed=config.noise_seed,
                               confidence=reference if config.noise == "instance" else None)
     positives = train_raw.labels.sum(axis=0)
@@ -152,7 +153,8 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
         pretrained=config.pretrained,
         weights_path=config.weights_path,
         width=config.width,
-        data_seed=config.data_seed,
+        features_state=(pretrained_digits_backbone(width=config.width, seed=config.data_seed)
+                        if config.pretrained == "digits" else None),
         head=config.head,
     ).to(device)
     if config.channels_last:

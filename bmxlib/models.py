@@ -6,22 +6,17 @@ ML-Decoder-style transformer decoder on the spatial feature map (``bmxlib.heads`
 paper's head). Heads compute in float32 even under autocast. digits-lt configs start by
 default from a small CNN pretrained on single clean source digits of the train split
 (SPEC §5), the analogue of the paper's ImageNet-pretrained ResNet-50; it trains in
-seconds and is cached.
+seconds and is cached (``bmxlib.pretrain``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .heads import DecoderHead, Float32Head, Float32Linear, decoder_options
 
@@ -187,7 +182,7 @@ def build_model(
     pretrained: str = "none",
     weights_path: str = "",
     width: int = 16,
-    data_seed: int = 0,
+    features_state: dict[str, torch.Tensor] | None = None,
     head: str = "linear",
 ) -> nn.Module:
     """Build a backbone with a fresh K-way head.
@@ -198,7 +193,8 @@ def build_model(
     num_classes : int
         K, the number of output logits.
     pretrained : {"none", "digits", "imagenet"}
-        "digits": the small CNN pretrained on single clean digits (cached);
+        "digits": the small CNN's features loaded from ``features_state`` (the digits
+        backbone, ``bmxlib.pretrain.pretrained_digits_backbone``);
         "imagenet": torchvision weights from ``weights_path`` or the weight enum; either
         way into the backbone only, under both heads.
     head : {"linear", "decoder"}
@@ -218,8 +214,10 @@ def build_model(
     if arch == "small_cnn":
         model = SmallCNN(num_classes, in_channels=in_channels, width=width, head=head)
         if pretrained == "digits":
-            state = pretrained_digits_backbone(width=width, seed=data_seed)
-            model.features.load_state_dict(state)
+            if features_state is None:
+                raise ValueError("pretrained=digits needs the backbone's weights "
+                                 "(bmxlib.pretrain.pretrained_digits_backbone)")
+            model.features.load_state_dict(features_state)
         elif pretrained == "imagenet":
             raise ValueError("pretrained=imagenet needs a ResNet arch, not small_cnn")
         return model
@@ -227,92 +225,3 @@ def build_model(
         raise ValueError(f"pretrained=digits is only available for small_cnn, not {arch}")
     return _resnet(arch, num_classes, pretrained=pretrained, weights_path=weights_path,
                    head=head)
-
-
-PRETRAIN_EPOCHS = 4  # single-digit pretraining epochs (reaches ~97% source accuracy)
-PRETRAIN_LR = 0.05  # SGD lr for pretraining, cosine-annealed
-PRETRAIN_BATCH = 128  # pretraining batch size
-# One thread, whatever the calling process uses: CPU kernels may split their reductions by
-# thread count, and the cached backbone must not depend on which run built it first.
-PRETRAIN_THREADS = 1
-PRETRAIN_RECIPE = 2  # bump when the pretraining recipe changes (invalidates the cache)
-
-
-@contextlib.contextmanager
-def torch_threads(count: int):
-    """Run the block with ``torch.set_num_threads(count)``, restoring the old count after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def backbone_cache_key(*, width: int, seed: int) -> str:
-    """Everything that determines the pretrained digits backbone, as one string.
-
-    The data recipe and seed, the network width, every pretraining hyperparameter, the
-    fixed thread count and the torch version (its kernels define the float rounding).
-    """
-    from .data.digits_lt import GENERATOR_VERSION
-
-    return (f"data-v{GENERATOR_VERSION}-s{seed}|recipe-v{PRETRAIN_RECIPE}|w{width}"
-            f"|e{PRETRAIN_EPOCHS}-lr{PRETRAIN_LR}-b{PRETRAIN_BATCH}-t{PRETRAIN_THREADS}"
-            f"|torch-{torch.__version__}")
-
-
-def backbone_cache_path(*, width: int = 16, seed: int = 0) -> Path:
-    """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed)."""
-    from .data.digits_lt import cache_dir
-
-    digest = hashlib.sha1(backbone_cache_key(width=width, seed=seed).encode()).hexdigest()
-    return cache_dir() / f"digits-backbone-{digest[:16]}.pt"
-
-
-def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Feature weights of a SmallCNN trained 10-way on single clean train-split digits.
-
-    Trained once (seconds on a CPU) and cached under the bmxlib cache directory; only
-    source digits of the *train* pool are used, so the test split stays unseen. The result
-    depends only on ``(width, seed)`` and the recipe in :func:`backbone_cache_key`: the
-    network is initialised from its own seeded generator (never the caller's global random
-    state), trained on ``PRETRAIN_THREADS`` threads, and written atomically, so whichever
-    run fills the cache first, the weights are the same bit for bit.
-    """
-    from .data.digits_lt import single_digit_canvases
-    from .io import atomic_torch_save
-
-    path = backbone_cache_path(width=width, seed=seed)
-    if path.exists():
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            path.unlink(missing_ok=True)  # corrupt cache: retrain
-    print(f"bmxlib: pretraining the digits backbone (width {width}, data seed {seed}, "
-          f"{PRETRAIN_EPOCHS} epochs, one thread; once, then cached at {path})",
-          file=sys.stderr, flush=True)
-    images, targets = single_digit_canvases(seed=seed)
-    x_all = (torch.from_numpy(images).float() / 255.0 - 0.1) / 0.25
-    y_all = torch.from_numpy(targets)
-    steps = PRETRAIN_EPOCHS * int(np.ceil(len(y_all) / PRETRAIN_BATCH))
-    with torch.random.fork_rng(devices=[]), torch_threads(PRETRAIN_THREADS):
-        torch.manual_seed(seed)  # the initialisation: never the caller's random state
-        model = SmallCNN(10, in_channels=1, width=width)
-        g = torch.Generator().manual_seed(seed)
-        opt = torch.optim.SGD(model.parameters(), lr=PRETRAIN_LR, momentum=0.9,
-                              weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-        model.train()
-        for _ in range(PRETRAIN_EPOCHS):
-            order = torch.randperm(len(y_all), generator=g)
-            for start in range(0, len(order), PRETRAIN_BATCH):
-                idx = order[start : start + PRETRAIN_BATCH]
-                loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-    state = {k: v.detach().clone() for k, v in model.features.state_dict().items()}
-    atomic_torch_save(path, state)
-    return state

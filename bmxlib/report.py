@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import results, runs
+from .notebook_specs import NotebookSpec, notebook_specs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-RUN_NOTEBOOKS = ("gmm_fits", "confidence_vs_ap", "sampling_over_epochs", "explorer")
-NOTEBOOKS = ("dataset_profile", "gmm_fits", "confidence_vs_ap", "sampling_over_epochs",
-             "method_comparison", "sensitivity", "explorer")
-#: notebooks of any finished run (not only BalanceMix runs)
-ANY_RUN_NOTEBOOKS = ("dataset_profile",)
+#: the notebooks of notebooks/ in report order; each declares what it needs in its own
+#: metadata (``bmxlib.notebook_specs``)
+NOTEBOOKS = tuple(notebook_specs(NOTEBOOK_DIR))
+#: how skip reasons name a method
+METHOD_LABELS = {"balancemix": "BalanceMix"}
 KERNEL = "python3"
 CELL_TIMEOUT_S = 900
 # (stable name under docs/img, figure inside a report): the README's figures
@@ -76,6 +77,7 @@ class Job:
     parameters: dict[str, Any] = field(default_factory=dict)
     skip_reason: str | None = None
     unfinished: bool = False  # skipped because its run has not finished (yet)
+    source: Path | None = None  # the notebook file (default: NOTEBOOK_DIR/<name>.ipynb)
 
 
 @dataclass
@@ -97,72 +99,72 @@ class Outcome:
 # ======================================================================================
 # what a directory holds
 # ======================================================================================
-def _run_notebook_reason(name: str, config: dict[str, Any]) -> str | None:
-    """Why a BalanceMix notebook does not apply to a run with ``config`` (None: it does)."""
+def _run_notebook_reason(spec: NotebookSpec, config: dict[str, Any]) -> str | None:
+    """Why a per-run notebook does not apply to a run with ``config`` (None: it does)."""
     method = config.get("method")
-    if method != "balancemix":
-        return f"not a BalanceMix run (method: {method})"
-    if name in ("gmm_fits", "explorer") and not config.get("clean_labels", True):
-        return "label-wise management is off (clean_labels: false): no mixtures to show"
-    if name == "sampling_over_epochs" and not config.get("minority_sampler", True):
-        return "the minority sampler is off (minority_sampler: false)"
-    return None
+    if spec.method is not None and method != spec.method:
+        return f"not a {METHOD_LABELS.get(spec.method, spec.method)} run (method: {method})"
+    return next((why for key, why in spec.switches.items() if not config.get(key, True)), None)
 
 
-def plan_jobs(directory: str | Path, *, notebooks=None) -> tuple[str, Path | None, list[Job]]:
-    """(kind "run" or "sweep", the run the per-run notebooks use, the jobs in order)."""
+def plan_jobs(directory: str | Path, *, notebooks=None,
+              notebook_dir: str | Path | None = None) -> tuple[str, Path | None, list[Job]]:
+    """(kind "run" or "sweep", the run the per-run notebooks use, the jobs in order).
+
+    Each notebook's own metadata says what it needs (``bmxlib.notebook_specs``); a sweep's
+    per-run notebooks take its representative run (``runs.representative_run``).
+    ``notebook_dir``: another folder of notebooks (default ``NOTEBOOK_DIR``).
+    """
     directory = Path(directory).resolve()
     kind = runs.directory_kind(directory)
-    wanted = list(NOTEBOOKS if notebooks is None else notebooks)
-    unknown = [n for n in wanted if n not in NOTEBOOKS]
+    specs = notebook_specs(NOTEBOOK_DIR if notebook_dir is None else notebook_dir)
+    names = NOTEBOOKS if notebook_dir is None else tuple(specs)
+    wanted = list(names if notebooks is None else notebooks)
+    unknown = [n for n in wanted if n not in names or n not in specs]
     if unknown:
-        raise ValueError(f"unknown notebook {unknown[0]!r}; choose from {', '.join(NOTEBOOKS)}")
-    if kind == "sweep":
-        candidates = runs.run_dirs(directory, method="balancemix")
-        finished = [r for r in candidates if runs.is_finished(r)]
-        run_dir = finished[0] if finished else (candidates[0] if candidates else None)
-    else:
-        run_dir = directory
+        raise ValueError(f"unknown notebook {unknown[0]!r}; choose from {', '.join(names)}")
+    run_dir = runs.representative_run(directory) if kind == "sweep" else directory
     finished_runs = [r for r in runs.run_dirs(directory) if runs.is_finished(r)]
-    any_finished = bool(finished_runs)
-    resume = f"resume it with: bmx train --resume {run_dir}" if run_dir is not None else ""
     sweep_axes = runs.load_sweep(directory).axes if kind == "sweep" else []
     jobs = []
     for name in wanted:
-        if name in ANY_RUN_NOTEBOOKS:
-            profiled = run_dir if run_dir is not None and runs.is_finished(run_dir) else \
-                (finished_runs[0] if finished_runs else None)
-            if profiled is None:
-                jobs.append(Job(name, skip_reason="no run has finished yet (no summary)",
-                                unfinished=True))
-            else:
-                jobs.append(Job(name, {"run_dir": str(profiled)}))
-        elif name == "sensitivity":
-            if "setting" not in sweep_axes:
-                jobs.append(Job(name, skip_reason="not a sensitivity sweep (no 'setting' axis)"))
-            elif not any_finished:
-                jobs.append(Job(name, skip_reason="no run has finished yet (no summary)",
-                                unfinished=True))
-            else:
-                jobs.append(Job(name, {"sweep_dir": str(directory)}))
-        elif name == "method_comparison":
-            if any_finished:
-                jobs.append(Job(name, {"sweep_dir": str(directory)}))
-            else:
-                jobs.append(Job(name, skip_reason="no run has finished yet (no summary)",
-                                unfinished=True))
-        elif run_dir is None:
-            jobs.append(Job(name, skip_reason="the sweep has no BalanceMix run"))
-        elif not runs.is_finished(run_dir):
-            jobs.append(Job(name, skip_reason=f"run {run_dir.name} has not finished; {resume}",
-                            unfinished=True))
-        else:
-            reason = _run_notebook_reason(name, runs.read_config(run_dir))
-            parameters = {"run_dir": str(run_dir)}
-            if name == "explorer":
-                parameters["interactive"] = False  # papermill: the static default view
-            jobs.append(Job(name, parameters, reason))
+        spec = specs[name]
+        job = _sweep_job(spec, directory, sweep_axes, bool(finished_runs)) \
+            if spec.needs == "sweep" else _run_job(spec, directory, kind, run_dir, finished_runs)
+        job.source = spec.path
+        jobs.append(job)
     return kind, run_dir, jobs
+
+
+def _sweep_job(spec: NotebookSpec, directory: Path, axes: list[str], finished: bool) -> Job:
+    missing = [axis for axis in spec.axes if axis not in axes]
+    if missing:
+        return Job(spec.name, skip_reason=f"not a {spec.name} sweep (no {missing[0]!r} axis)")
+    if not finished:
+        return Job(spec.name, skip_reason="no run has finished yet (no summary)",
+                   unfinished=True)
+    return Job(spec.name, {"sweep_dir": str(directory), **spec.parameters})
+
+
+def _run_job(spec: NotebookSpec, directory: Path, kind: str, run_dir: Path | None,
+             finished_runs: list[Path]) -> Job:
+    if spec.method is None:  # any finished run: the representative one when finished
+        profiled = run_dir if run_dir is not None and runs.is_finished(run_dir) else \
+            (finished_runs[0] if finished_runs else None)
+        if profiled is None:
+            return Job(spec.name, skip_reason="no run has finished yet (no summary)",
+                       unfinished=True)
+        return Job(spec.name, {"run_dir": str(profiled), **spec.parameters})
+    if kind == "sweep" and spec.method != runs.REPRESENTATIVE_METHOD:
+        run_dir = runs.representative_run(directory, method=spec.method)
+    if run_dir is None:
+        label = METHOD_LABELS.get(spec.method, spec.method)
+        return Job(spec.name, skip_reason=f"the sweep has no {label} run")
+    if not runs.is_finished(run_dir):
+        return Job(spec.name, skip_reason=f"run {run_dir.name} has not finished; resume it "
+                   f"with: bmx train --resume {run_dir}", unfinished=True)
+    reason = _run_notebook_reason(spec, runs.read_config(run_dir))
+    return Job(spec.name, {"run_dir": str(run_dir), **spec.parameters}, reason)
 
 
 # ======================================================================================
@@ -256,7 +258,7 @@ def execute_job(job: Job, out: Path, *, progress: bool = False,
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{job.name}.ipynb"), str(notebook),
+            str(job.source or NOTEBOOK_DIR / f"{job.name}.ipynb"), str(notebook),
             parameters={**job.parameters, "out_dir": str(figures)},
             kernel_name=KERNEL, progress_bar=progress, log_output=False,
             execution_timeout=CELL_TIMEOUT_S,
@@ -279,8 +281,8 @@ def execute_job(job: Job, out: Path, *, progress: bool = False,
 # build_report
 # ======================================================================================
 def build_report(directory: str | Path, *, out: str | Path | None = None, notebooks=None,
-                 workers: int = 2, progress: bool = True,
-                 no_code: bool = False) -> tuple[Path, list[Failure]]:
+                 workers: int = 2, progress: bool = True, no_code: bool = False,
+                 notebook_dir: str | Path | None = None) -> tuple[Path, list[Failure]]:
     """Execute the applicable notebooks on a run or sweep directory into a report folder.
 
     Parameters
@@ -297,6 +299,8 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
         Show a progress bar over the notebooks.
     no_code : bool
         HTML without the code cells (a figures-and-tables report to publish).
+    notebook_dir : path, optional
+        Another folder of notebooks (default ``NOTEBOOK_DIR``).
 
     Returns
     -------
@@ -309,7 +313,7 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
     directory = Path(directory)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    kind, run_dir, jobs = plan_jobs(directory, notebooks=notebooks)
+    kind, run_dir, jobs = plan_jobs(directory, notebooks=notebooks, notebook_dir=notebook_dir)
     out = Path(out) if out is not None else Path("reports") / directory.resolve().name
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()

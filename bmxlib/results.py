@@ -26,18 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from . import runs
+from . import measures, runs
 from .io import atomic_write_text
 
-#: The paper's measures (SPEC §3): last-epoch mAP over all classes and per shot group.
-MEASURES = (("mAP", "mAP all"), ("mAP_many", "many"), ("mAP_medium", "medium"),
-            ("mAP_few", "few"))
+#: The paper's measures (SPEC §3): last-epoch mAP over all classes and per shot group;
+#: (name, label) pairs, as the tables below, from ``bmxlib.measures``.
+MEASURES = measures.table_measures("map")
 #: Label-management quality against the truth (synthetic noise only).
-QUALITY_MEASURES = (("selection_precision", "selection precision"),
-                    ("selection_recall", "selection recall"),
-                    ("relabel_accuracy", "re-labeling accuracy"))
+QUALITY_MEASURES = measures.table_measures("quality")
 #: How much of the noise the model fits (``metrics.noisy_label_fit``).
-MEMORIZATION_MEASURES = (("memorized_noisy", "memorized noisy"), ("fit_clean", "fit clean"))
+MEMORIZATION_MEASURES = measures.table_measures("memorization")
 EXTRA_MEASURES = QUALITY_MEASURES + MEMORIZATION_MEASURES
 SEED_AXES = ("seed",)
 #: BalanceMix's components (SPEC §1.6) in the order of the paper's Table 5.
@@ -277,19 +275,19 @@ def results_markdown(title: str, axes: list[str], rows: list[dict[str, Any]]) ->
         parts.append(markdown_table([keys[0]] + [str(c) for c in columns],
                                     [[str(row)] + [cells.get(c, "–") for c in columns]
                                      for row, cells in table.items()]))
-    for title_text, note, measures in (
+    for title_text, note, shown in (
         ("Label management at the last epoch", "", QUALITY_MEASURES),
         ("Memorization of the label noise at the last epoch",
          "\nShare of the corrupted (memorized) and of the correct (fit) training labels that "
          "the model's decision (confidence > 0.5) agrees with.\n\n", MEMORIZATION_MEASURES),
     ):
-        members = [r for r in rows if f"{measures[0][0]}_mean" in r]
+        members = [r for r in rows if f"{shown[0][0]}_mean" in r]
         if members:
             parts.append(f"\n## {title_text}\n{note}")
             parts.append(markdown_table(
-                keys + [label for _, label in measures],
+                keys + [label for _, label in shown],
                 [[str(r[k]) for k in keys]
-                 + [format_share(r.get(f"{m}_mean", math.nan)) for m, _ in measures]
+                 + [format_share(r.get(f"{m}_mean", math.nan)) for m, _ in shown]
                  for r in members]))
     return "".join(parts)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import measures
 from .io import (
     append_jsonl,
     atomic_savez,
@@ -50,9 +51,7 @@ RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 
 #: Last-epoch values copied from metrics.jsonl into summary.json (when the run has them).
-SUMMARY_KEYS = ("mAP", "mAP_many", "mAP_medium", "mAP_few", "n_excluded",
-                "selection_precision", "selection_recall", "relabel_accuracy",
-                "confidence_ap_pearson", "memorized_noisy", "fit_clean")
+SUMMARY_KEYS = measures.summary_names()
 
 
 # ======================================================================================
@@ -327,12 +326,25 @@ def run_dirs(directory: str | Path, *, method: str | None = None) -> list[Path]:
     return runs
 
 
+#: the method whose run stands for a sweep (the per-run notebooks, ``resolve_path``)
+REPRESENTATIVE_METHOD = "balancemix"
+
+
+def representative_run(directory: str | Path, *,
+                       method: str = REPRESENTATIVE_METHOD) -> Path | None:
+    """The run that stands for a sweep: its first finished run of ``method`` in grid
+    order, else its first (unfinished) one, else None; of a run directory, itself when
+    it is of ``method``."""
+    candidates = run_dirs(directory, method=method)
+    return ([r for r in candidates if is_finished(r)] or candidates or [None])[0]
+
+
 def explorer_runs(run_dir: str | Path) -> list[Path]:
     """The runs the explorer offers: the BalanceMix runs with diagnostics of ``run_dir``'s
     sweep (``run_dir`` among them), else ``run_dir`` alone."""
     run_dir = Path(run_dir)
-    siblings = run_dirs(run_dir.parent, method="balancemix") if is_sweep_dir(run_dir.parent) \
-        else []
+    siblings = (run_dirs(run_dir.parent, method=REPRESENTATIVE_METHOD)
+                if is_sweep_dir(run_dir.parent) else [])
     siblings = [r for r in siblings if (r / DIAGNOSTICS_DIR).is_dir() or r == run_dir]
     return siblings if any(r.resolve() == run_dir.resolve() for r in siblings) else [run_dir]
 
@@ -348,6 +360,5 @@ def resolve_path(path: str | Path, *, run: bool = False) -> Path:
              if (d / "pyproject.toml").is_file() and (d / "notebooks").is_dir()]
     path = path if path.is_absolute() else (roots[0] if roots else here) / path
     if run and is_sweep_dir(path):
-        candidates = run_dirs(path, method="balancemix")
-        path = ([r for r in candidates if is_finished(r)] or candidates or [path])[0]
+        path = representative_run(path) or path
     return path

@@ -17,16 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from . import runs
+from . import measures, runs
+from .methods.balancemix import SAMPLING_PROBABILITIES
 
-#: metrics.jsonl key -> TensorBoard tag
-SCALARS = {
-    "train_loss": "train/loss", "lr": "train/lr", "images_per_s": "train/images_per_s",
-    "mAP": "test/mAP", "mAP_many": "test/mAP_many", "mAP_medium": "test/mAP_medium",
-    "mAP_few": "test/mAP_few", "selection_precision": "labels/selection_precision",
-    "selection_recall": "labels/selection_recall", "relabel_accuracy": "labels/relabel_accuracy",
-    "memorized_noisy": "noise/memorized_noisy", "fit_clean": "noise/fit_clean",
-}
+#: metrics.jsonl key -> TensorBoard tag (``bmxlib.measures``)
+SCALARS = measures.tensorboard_tags()
 
 
 def available() -> bool:
@@ -53,7 +48,7 @@ class EpochWriter:
             value = record.get(key)
             if isinstance(value, (int, float)) and np.isfinite(value):
                 self.writer.add_scalar(tag, float(value), epoch)
-        probabilities = diagnostics.get("sampling_probabilities")
+        probabilities = diagnostics.get(SAMPLING_PROBABILITIES)
         if probabilities is not None and len(probabilities):
             relative = np.asarray(probabilities, dtype=np.float64) * len(probabilities)
             self.writer.add_histogram("sampler/relative_probability", relative, epoch)

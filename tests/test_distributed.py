@@ -122,7 +122,9 @@ def _worker(out_dir: str) -> None:
 
     from bmxlib import distributed as dist
     from bmxlib.config import load_config
-    from bmxlib.engine import EngineContext, build, epoch_loaders, seed_epoch, train_one_epoch
+    from bmxlib.engine import EngineContext
+    from bmxlib.experiment import build
+    from bmxlib.steps import epoch_loaders, seed_epoch, train_one_epoch
 
     dist.init()
     assert dist.world_size() == 2
@@ -161,7 +163,9 @@ def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
     """ROS, co-teaching and T-estimator under DDP: what every rank must agree on."""
     from bmxlib.checkpoints import unwrap
     from bmxlib.config import load_config
-    from bmxlib.engine import EngineContext, build, epoch_loaders, seed_epoch, train_one_epoch
+    from bmxlib.engine import EngineContext
+    from bmxlib.experiment import build
+    from bmxlib.steps import epoch_loaders, seed_epoch, train_one_epoch
 
     record: dict[str, np.ndarray] = {}
     for method in ("ros", "coteaching", "t_estimator"):

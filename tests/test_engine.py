@@ -10,8 +10,11 @@ import torch
 
 import bmxlib.engine as engine
 from bmxlib.engine import fit
+from bmxlib.experiment import build
 from bmxlib.methods import REGISTRY
+from bmxlib.passes import TrainingDiverged, predict_views
 from bmxlib.runs import load_run
+from bmxlib.steps import train_one_epoch
 
 
 def _weights(run_dir):
@@ -47,7 +50,6 @@ def test_resume_repeats_the_uninterrupted_run(tiny_config, method):
     straight = fit(tiny_config(*common, "name=straight"))
     # "interrupt" after 2 epochs: train a 4-epoch run whose loop stops at epoch 2
     config = tiny_config(*common, "name=resumed")
-    import bmxlib.engine as engine
 
     original = engine.evaluate
     calls = {"n": 0}
@@ -111,12 +113,11 @@ def test_balancemix_writes_diagnostics(balancemix_run):
 
 
 def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch):
-    import bmxlib.engine as engine
     from bmxlib.metrics import noisy_label_fit
 
-    s = engine.build(tiny_config("method=balancemix", "noise=mislabel", "noise_rate=0.4",
-                                 "warmup_epochs=1"))
-    engine.train_one_epoch(s, 1)
+    s = build(tiny_config("method=balancemix", "noise=mislabel", "noise_rate=0.4",
+                          "warmup_epochs=1"))
+    train_one_epoch(s, 1)
     passes = []
     original = engine.full_data_pass
     monkeypatch.setattr(engine, "full_data_pass",
@@ -174,7 +175,7 @@ def test_without_warm_up_management_applies_from_the_first_epoch(tiny_config, mo
 def test_passes_use_the_evaluation_transform_and_views_randaugment(tiny_config):
     from bmxlib.data.presets import EvalPreset, TrainPreset
 
-    s = engine.build(tiny_config("method=balancemix", "randaugment=false"))
+    s = build(tiny_config("method=balancemix", "randaugment=false"))
 
     def randaugments(dataset) -> bool:
         return any(getattr(t, "randaugment", False) for t in dataset.transform.per_batch.transforms)
@@ -183,7 +184,7 @@ def test_passes_use_the_evaluation_transform_and_views_randaugment(tiny_config):
     assert isinstance(s.train_set.transform, TrainPreset) and not randaugments(s.train_set)
     assert randaugments(s.views_set)  # re-label views: RandAugment even so (§1.4)
     # two views of one image differ (independent RandAugment draws)
-    views = engine.predict_views(s.model, s.views_set, torch.tensor([0]), n_views=2,
+    views = predict_views(s.model, s.views_set, torch.tensor([0]), n_views=2,
                                  device=s.device, config=s.config)
     assert not torch.equal(views[0, 0], views[0, 1])
 
@@ -201,7 +202,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tiny_config, monkey
 
     monkeypatch.setattr(Method, "step_loss", nan_in_epoch_two)
     config = tiny_config(*common, "name=diverged")
-    with pytest.raises(engine.TrainingDiverged, match="epoch 2 step 1"):
+    with pytest.raises(TrainingDiverged, match="epoch 2 step 1"):
         fit(config)
     run_dir = straight.parent / "diverged"
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from bmxlib.data.digits_lt import single_digit_canvases
 from bmxlib.heads import DecoderHead
-from bmxlib.models import SmallCNN, build_model, inference_copy, pretrained_digits_backbone
+from bmxlib.models import SmallCNN, build_model, inference_copy
+from bmxlib.pretrain import pretrained_digits_backbone
 
 
 def test_pretrained_backbone_recognises_unseen_digits():
@@ -154,7 +155,8 @@ def test_decoder_one_training_step_reaches_queries_and_backbone():
 
 def test_pretrained_backbones_load_into_the_decoder_variant(tmp_path):
     cached = pretrained_digits_backbone(width=16, seed=0)
-    model = build_model("small_cnn", 10, pretrained="digits", width=16, head="decoder")
+    model = build_model("small_cnn", 10, pretrained="digits", width=16, head="decoder",
+                        features_state=cached)
     state = model.features.state_dict()
     assert state.keys() == cached.keys() and all(torch.equal(state[k], cached[k]) for k in state)
     import torchvision

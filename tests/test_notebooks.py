@@ -17,19 +17,14 @@ import pytest
 import yaml
 
 from bmxlib import report
+from bmxlib.notebook_specs import notebook_specs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
-EXPECTED_FIGURES = {
-    "dataset_profile": ["label_profile", "noise_profile"],
-    "sensitivity": ["sensitivity_curves"],
-    "gmm_fits": ["loss_histograms", "selection_curves"],
-    "confidence_vs_ap": ["confidence_ap_groups", "confidence_ap_scatter"],
-    "sampling_over_epochs": ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"],
-    "method_comparison": ["map_bars", "map_curves", "memorization_curves"],
-    "explorer": ["explorer_view"],
-}
+#: each notebook declares what it needs and publishes in its own metadata["bmxlib"]
+SPECS = notebook_specs(NOTEBOOK_DIR)
+EXPECTED_FIGURES = {name: list(spec.figures) for name, spec in SPECS.items()}
 NAMES = list(EXPECTED_FIGURES)
 MAX_CELL_LINES = 12
 
@@ -78,6 +73,26 @@ def _code_cells(nb) -> list:
 # --- committed notebooks -----------------------------------------------------------------
 def test_the_notebook_set_is_the_one_the_report_runs():
     assert {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")} == set(report.NOTEBOOKS) == set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES, ids=NAMES)
+def test_declares_what_it_needs_consistently_with_its_parameters(name):
+    """metadata["bmxlib"]: figures it publishes, a parameters cell taking what it needs,
+    and diagnostics keys that the modules writing them define."""
+    import bmxlib.engine as engine
+    import bmxlib.methods.balancemix as balancemix
+
+    spec = SPECS[name]
+    assert spec.figures, f"{name}: declares no figures"
+    first = _code_cells(_read(name))[0].source
+    assert ("run_dir =" if spec.needs == "run" else "sweep_dir =") in first
+    written = {value for module in (balancemix, engine) for key, value in vars(module).items()
+               if key.isupper() and isinstance(value, str)}
+    assert set(spec.diagnostics) <= written, set(spec.diagnostics) - written
+    for key in spec.switches:  # a switch is a config key
+        from bmxlib.config import Config
+
+        assert hasattr(Config(), key), key
 
 
 @pytest.mark.parametrize("name", NAMES, ids=NAMES)

@@ -13,7 +13,7 @@ import torch
 
 from bmxlib.config import load_config
 from bmxlib.engine import fit
-from bmxlib.models import backbone_cache_path, pretrained_digits_backbone
+from bmxlib.pretrain import backbone_cache_path, pretrained_digits_backbone
 from tests.conftest import TINY
 
 

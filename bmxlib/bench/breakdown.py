@@ -5,14 +5,14 @@ Each method trains one complete run of the digits-lt paper regime
 tiny run) through ``engine.fit``, with wall-clock timers wrapped around the engine's verbs
 (no profiler, so the wall time is the run's own). The run's wall time splits into
 
-- ``step``: ``train_step`` (forward, loss, backward, SGD, schedule);
+- ``step``: ``steps.train_step`` (forward, loss, backward, SGD, schedule);
 - ``augmentation``: the per-batch transform of the training batches (``to_device``:
   RandAugment, float, normalise);
 - ``loader``: the rest of ``train_one_epoch`` (drawing batches, mixing bookkeeping);
 - ``end_of_epoch``: the method's end-of-epoch work, with its ``full_data_pass`` and
   ``relabel_views`` (re-label views, including their augmentation) also given apart;
 - ``evaluation``: ``evaluate`` on the test split, with the memorization diagnostics;
-- ``writes``: ``write_epoch`` (diagnostics, metrics line, checkpoint, TensorBoard);
+- ``writes``: ``Recorder.write_epoch`` (diagnostics, metrics line, checkpoint, TensorBoard);
 - ``setup``: everything else of ``fit`` (building data, model and method, the run header).
 
 ``import_s`` is the import of the engine in a fresh interpreter (paid once per sweep
@@ -21,11 +21,12 @@ worker, not per run). Each figure is a sum over the run; ``share`` is of the run
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,22 @@ import torch
 from .inputs import Sizes
 
 REGIME = Path(__file__).resolve().parents[2] / "configs" / "regime" / "base.yaml"
-#: the engine functions timed, as (module attribute, bucket)
-TIMED = (("train_step", "step"), ("to_device", "augmentation"),
-         ("train_one_epoch", "train_one_epoch"), ("run_epoch", "run_epoch"),
-         ("evaluate", "evaluation"), ("full_data_pass", "full_data_pass"),
-         ("relabel_views", "relabel_views"), ("write_epoch", "writes"))
+#: the functions timed, as (module, attribute path, bucket): the attribute is looked up
+#: where its caller finds it (``steps.train_one_epoch`` calls ``steps.train_step``)
+TIMED = (("steps", "train_step", "step"), ("steps", "to_device", "augmentation"),
+         ("engine", "train_one_epoch", "train_one_epoch"), ("engine", "run_epoch", "run_epoch"),
+         ("engine", "evaluate", "evaluation"), ("engine", "full_data_pass", "full_data_pass"),
+         ("engine", "relabel_views", "relabel_views"),
+         ("recorder", "Recorder.write_epoch", "writes"))
 
 
 @contextmanager
-def _timers(module, seconds: dict[str, float]):
-    """Wrap ``module``'s timed functions so each call adds its wall time to ``seconds``."""
-    originals = {name: getattr(module, name) for name, _ in TIMED}
+def _timers(seconds: dict[str, float]):
+    """Wrap the timed functions so that each call adds its wall time to ``seconds``."""
+    import importlib
 
     def wrap(function, bucket):
+        @functools.wraps(function)
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
@@ -55,13 +59,20 @@ def _timers(module, seconds: dict[str, float]):
                 seconds[bucket] = seconds.get(bucket, 0.0) + time.perf_counter() - start
         return timed
 
+    patched = []
     try:
-        for name, bucket in TIMED:
-            setattr(module, name, wrap(originals[name], bucket))
+        for module, path, bucket in TIMED:
+            owner = importlib.import_module(f"bmxlib.{module}")
+            *parents, name = path.split(".")
+            for parent in parents:
+                owner = getattr(owner, parent)
+            original = getattr(owner, name)
+            setattr(owner, name, wrap(original, bucket))
+            patched.append((owner, name, original))
         yield
     finally:
-        for name, function in originals.items():
-            setattr(module, name, function)
+        for owner, name, original in reversed(patched):
+            setattr(owner, name, original)
 
 
 def split(wall: float, seconds: dict[str, float]) -> dict[str, float]:
@@ -91,8 +102,7 @@ def time_run(method: str, overrides: list[str], out_dir: str) -> dict[str, float
                                        "progress=false", "tensorboard=true",
                                        f"out_dir={out_dir}", *overrides])
     seconds: dict[str, float] = {}
-    with ExitStack() as stack:
-        stack.enter_context(_timers(engine, seconds))
+    with _timers(seconds):
         start = time.perf_counter()
         engine.fit(config, overwrite=True)
         wall = time.perf_counter() - start

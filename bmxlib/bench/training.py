@@ -51,7 +51,8 @@ def _timed_context_class():
 def _loading_seconds(setup, epoch: int) -> float:
     """Time to draw one epoch of training batches without the model: the loader plus the
     per-batch augmentation (RandAugment, float, normalise) that the engine applies."""
-    from ..engine import epoch_loaders, transform_parts
+    from ..passes import transform_parts
+    from ..steps import epoch_loaders
 
     _, augment = transform_parts(setup.train_set.transform)
     first, second, _ = epoch_loaders(setup, epoch)
@@ -65,7 +66,8 @@ def _loading_seconds(setup, epoch: int) -> float:
 
 def _time_method_epochs(method: str, sizes: Sizes, out_dir: str) -> dict[str, Any]:
     """Epoch 1 warms up; each later epoch times training and end-of-epoch work apart."""
-    from ..engine import build, seed_epoch, train_one_epoch
+    from ..experiment import build
+    from ..steps import seed_epoch, train_one_epoch
 
     config = _digits_config(method, sizes, out_dir)
     setup = build(config)
@@ -93,8 +95,8 @@ def _balancemix_breakdown(setup, epoch: int) -> dict[str, float]:
     """GMM time on the current F, and the share of training time spent drawing batches."""
     import torch.nn.functional as F
 
-    from ..engine import full_data_pass
     from ..gmm import clean_probability_with_fit
+    from ..passes import full_data_pass
 
     logits = full_data_pass(setup)
     noisy = setup.method.data.noisy_labels
@@ -183,11 +185,11 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     """One epoch of training steps plus the method's end-of-epoch work; images/s.
 
     ``images`` are uint8 on the device; each batch gets the training preset's per-batch part
-    (per-image RandAugment, float, normalise) on the device, as in ``engine.train_one_epoch``.
+    (per-image RandAugment, float, normalise) on the device, as in ``steps.train_one_epoch``.
     """
-    from ..engine import train_step
     from ..methods import Batch
     from ..passes import to_device
+    from ..steps import train_step
 
     train_tf, eval_tf = presets
     device = images.device

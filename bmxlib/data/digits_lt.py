@@ -14,14 +14,14 @@ Generation is deterministic for a seed, takes well under a second, and is cached
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cache import cache_path as cached_file
+from ..cache import cached
 from ..io import atomic_savez
 from .base import MultiLabelDataset
 
@@ -36,16 +36,6 @@ TRAIN_PRIOR_DECAY = 0.61  # class k has prior weight decay**rank: a steep long t
 TEST_PRIOR_DECAY = 0.96  # flatter prior so every test class has ≥ 300 positives
 SOURCE_TEST_FRACTION = 0.4  # share of the 1,797 source digits reserved for the test split
 GENERATOR_VERSION = 1  # bump when the generation recipe changes (invalidates the cache)
-
-
-def cache_dir() -> Path:
-    """Folder for cached datasets and pretrained backbones (``$BMXLIB_CACHE``)."""
-    root = os.environ.get("BMXLIB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bmxlib"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _source_digits(seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -140,20 +130,19 @@ def generate(
 def cache_path(seed: int, n_train: int, n_test: int) -> Path:
     """The cached ``.npz`` of the digits-lt splits for (seed, n_train, n_test)."""
     key = f"v{GENERATOR_VERSION}-s{seed}-{n_train}-{n_test}"
-    return cache_dir() / f"digits-lt-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    return cached_file("digits-lt", key, suffix=".npz", digits=12)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
 
 
 def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
-    path = cache_path(seed, n_train, n_test)
-    if path.exists():
-        try:
-            with np.load(path) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError):
-            path.unlink(missing_ok=True)  # corrupt cache: rebuild it
-    arrays = generate(seed=seed, n_train=n_train, n_test=n_test)
-    atomic_savez(path, **arrays)  # concurrent loaders never see a half-written file
-    return arrays
+    return cached(cache_path(seed, n_train, n_test), read=_read_arrays,
+                  build=lambda: generate(seed=seed, n_train=n_train, n_test=n_test),
+                  write=lambda path, arrays: atomic_savez(path, **arrays),
+                  unreadable=(OSError, ValueError, EOFError))
 
 
 class DigitsLT(MultiLabelDataset):

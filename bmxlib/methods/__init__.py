@@ -1,34 +1,51 @@
-"""Methods (SPEC §4): one class per ``method`` config value, built by ``build_method``."""
+"""Methods (SPEC §4): one class per ``method`` config value, built by ``build_method``.
+
+Each class registers itself where it is defined (``Method.__init_subclass__``) with its
+name and its own hyperparameters; ``method_hyperparameters`` gathers the latter for
+``bmxlib.config``.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING
+
 import torch
 
-from ..config import Config
-from .balancemix import BalanceMix
-from .base import Batch, EpochContext, EpochResult, Method, TrainingData
-from .coteaching import CoTeaching
-from .large_loss import LargeLossCorrection, LargeLossRejection
-from .loss_methods import ASL, BCE, DistributionBalanced, Focal, RandomOversampling
-from .mixup import Mixup
-from .t_estimator import TEstimator
+from .base import (
+    REGISTRY,
+    Batch,
+    EpochContext,
+    EpochResult,
+    Hyperparameter,
+    Method,
+    TrainingData,
+)
 
-REGISTRY: dict[str, type[Method]] = {
-    cls.name: cls
-    for cls in (
-        BCE, Mixup, Focal, ASL, RandomOversampling, LargeLossRejection, LargeLossCorrection,
-        CoTeaching, TEstimator, DistributionBalanced, BalanceMix,
-    )
-}
+# Every module of this package is imported once, so each method class registers itself
+# (``Method.__init_subclass__``): a new method is a new module, with no list to extend.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
+if TYPE_CHECKING:  # config reads the method registry, so methods import it only for types
+    from ..config import Config
 
 def build_method(config: Config, data: TrainingData, *, model: torch.nn.Module) -> Method:
     """Instantiate the method named by ``config.method``."""
-    cls = REGISTRY[config.method]
-    if cls is CoTeaching:
-        return cls(config, data, model=model)
-    return cls(config, data)
+    return REGISTRY[config.method].build(config, data, model=model)
 
 
-__all__ = ["REGISTRY", "Batch", "EpochContext", "EpochResult", "Method", "TrainingData",
-           "build_method"]
+def method_hyperparameters() -> dict[str, Hyperparameter]:
+    """Every registered method's own config keys, in registry order (a key two methods
+    share, such as LL-R's and LL-Ct's ``ll_delta_rel``, comes from their common base)."""
+    keys: dict[str, Hyperparameter] = {}
+    for cls in REGISTRY.values():
+        for key, declared in cls.hyperparameters.items():
+            if keys.setdefault(key, declared) != declared:
+                raise ValueError(f"method {cls.name!r} redeclares hyperparameter {key!r}")
+    return keys
+
+
+__all__ = ["REGISTRY", "Batch", "EpochContext", "EpochResult", "Hyperparameter", "Method",
+           "TrainingData", "build_method", "method_hyperparameters"]

@@ -26,13 +26,56 @@ from ..labels import (
     selection_quality,
 )
 from ..sampling import class_confidences, minority_probabilities
-from .base import EpochContext, EpochResult, Method
+from .base import EpochContext, EpochResult, Hyperparameter, Method
 
 HIST_BINS = 40  # bins of the per-(class, label value) loss histograms on the [0, 1] GMM scale
+
+# Diagnostics keys this module writes (diagnostics/epoch_XXX.npz); the plots read them by
+# these names.
+PRESENCE_CONFIDENCE = "presence_confidence"  # P(k) per class (K,)
+ABSENCE_CONFIDENCE = "absence_confidence"  # A(k) per class (K,)
+NATURAL_SHARE = "natural_share"  # share of given positives per class (K,)
+SAMPLING_PROBABILITIES = "sampling_probabilities"  # minority-sampler p(n) (N,)
+DRAW_SHARE = "draw_share"  # expected share of minority draws holding class k (K,)
+GMM_MEANS = "gmm_means"  # (K, 2, 2) per class, label value, component
+GMM_VARIANCES = "gmm_variances"  # (K, 2, 2)
+GMM_WEIGHTS = "gmm_weights"  # (K, 2, 2)
+GMM_LOW_COMPONENT = "gmm_low_component"  # (K, 2) the clean component
+GMM_DEGENERATE = "gmm_degenerate"  # (K, 2) mixtures that could not be fitted
+LOSS_MIN = "loss_min"  # (K, 2) the GMM scale's 0
+LOSS_MAX = "loss_max"  # (K, 2) the GMM scale's 1
+LOSS_HIST = "loss_hist"  # (K, 2, HIST_BINS) loss histograms
+STATE_COUNTS = "state_counts"  # (K, 2, 3) labels per class, given value, state
+CLEAN_PROBABILITY = "clean_probability"  # p_G (N, K) float16, full-diagnostics epochs
+CONFIDENCES = "confidences"  # sigmoid outputs (N, K) float16, full-diagnostics epochs
+STATE = "state"  # LabelState (N, K), full-diagnostics epochs
+TARGETS = "targets"  # refined targets (N, K) uint8, full-diagnostics epochs
+#: the arrays of the 2K mixtures (``plots.gmm_arrays``)
+GMM_KEYS = (LOSS_HIST, GMM_MEANS, GMM_VARIANCES, GMM_WEIGHTS, GMM_LOW_COMPONENT,
+            GMM_DEGENERATE, LOSS_MIN, LOSS_MAX)
+#: per shot group selection quality (synthetic noise): precision, recall, re-labeling accuracy
+SELECTION_PER_GROUP = tuple(f"selection_{key}_per_group"
+                            for key in ("precision", "recall", "relabel_accuracy"))
 
 
 class BalanceMix(Method):
     name = "balancemix"
+    mixes_by_definition = True
+    hyperparameters = {
+        "minority_sampler": Hyperparameter(
+            True, "BalanceMix: second batch from the minority sampler"),
+        "minority_score": Hyperparameter(
+            "all", "all (SPEC §1.2) | positive (opt-in: positive labels only)",
+            choices=("all", "positive")),
+        "clean_labels": Hyperparameter(True, "BalanceMix: GMM clean-label selection"),
+        "relabel": Hyperparameter(True, "BalanceMix: re-label confident non-clean labels"),
+        "ambiguous_weighting": Hyperparameter(
+            True, "BalanceMix: weight remaining labels by p_G"),
+        "relabel_epsilon": Hyperparameter(
+            0.975, "re-labeling threshold ε (0.55 for missing labels)", low=0.5, high=1.0),
+        "relabel_to_zero": Hyperparameter(
+            True, "re-label to 0 as well as to 1 (SPEC default: True)"),
+    }
 
     def __init__(self, config, data) -> None:
         super().__init__(config, data)
@@ -66,16 +109,16 @@ class BalanceMix(Method):
         presence, absence = class_confidences(confidences, noisy)
         logs: dict[str, Any] = {}
         diag: dict[str, np.ndarray] = {
-            "presence_confidence": presence.cpu().numpy(),
-            "absence_confidence": absence.cpu().numpy(),
-            "natural_share": noisy.mean(dim=0).cpu().numpy(),
+            PRESENCE_CONFIDENCE: presence.cpu().numpy(),
+            ABSENCE_CONFIDENCE: absence.cpu().numpy(),
+            NATURAL_SHARE: noisy.mean(dim=0).cpu().numpy(),
         }
         if c.minority_sampler:
             self.probabilities = minority_probabilities(confidences, noisy, terms=c.minority_score)
-            diag["sampling_probabilities"] = self.probabilities.float().cpu().numpy()
+            diag[SAMPLING_PROBABILITIES] = self.probabilities.float().cpu().numpy()
             # expected share of minority draws that contain class k: Σ_n p(n)·Ỹ[n, k]
             share = noisy.T @ self.probabilities.to(noisy.dtype)  # no (N, K) float64 copy
-            diag["draw_share"] = share.double().cpu().numpy()
+            diag[DRAW_SHARE] = share.double().cpu().numpy()
         if c.clean_labels:
             p_clean, fit = clean_probability_with_fit(losses, noisy)
             diag.update(_gmm_diagnostics(fit, losses, noisy))
@@ -83,12 +126,12 @@ class BalanceMix(Method):
                 self.managed = self._manage(ctx, noisy, p_clean)
                 logs.update(self._management_logs(diag))
             if ctx.full_diagnostics:
-                diag["clean_probability"] = p_clean.half().cpu().numpy()
+                diag[CLEAN_PROBABILITY] = p_clean.half().cpu().numpy()
         if ctx.full_diagnostics:
-            diag["confidences"] = confidences.half().cpu().numpy()
+            diag[CONFIDENCES] = confidences.half().cpu().numpy()
             if self.managed is not None:
-                diag["state"] = self.managed.state.cpu().numpy()
-                diag["targets"] = self.managed.targets.to(torch.uint8).cpu().numpy()
+                diag[STATE] = self.managed.state.cpu().numpy()
+                diag[TARGETS] = self.managed.targets.to(torch.uint8).cpu().numpy()
         return EpochResult(logs, diag, class_confidence=presence.cpu().numpy())
 
     def _manage(self, ctx: EpochContext, noisy: torch.Tensor,
@@ -118,7 +161,7 @@ class BalanceMix(Method):
     def _management_logs(self, diag: dict[str, np.ndarray]) -> dict[str, Any]:
         managed, noisy = self.managed, self.data.noisy_labels
         logs: dict[str, Any] = {f"labels_{k}": v for k, v in managed.counts().items()}
-        diag["state_counts"] = _state_counts(managed.state, noisy).cpu().numpy()
+        diag[STATE_COUNTS] = _state_counts(managed.state, noisy).cpu().numpy()
         if self.data.noise_known:
             quality = selection_quality(
                 managed.state, noisy.to(torch.uint8), self.data.clean_labels, managed.targets
@@ -126,8 +169,9 @@ class BalanceMix(Method):
             logs["selection_precision"] = quality["precision"]
             logs["selection_recall"] = quality["recall"]
             logs["relabel_accuracy"] = quality["relabel_accuracy"]
-            for key in ("precision_per_group", "recall_per_group", "relabel_accuracy_per_group"):
-                diag[f"selection_{key}"] = quality[key]
+            for name, key in zip(SELECTION_PER_GROUP, ("precision_per_group", "recall_per_group",
+                                                         "relabel_accuracy_per_group")):
+                diag[name] = quality[key]
         return logs
 
     # --- resume ----------------------------------------------------------------------
@@ -176,14 +220,14 @@ def _loss_histograms(fit, losses: torch.Tensor, noisy: torch.Tensor) -> torch.Te
 def _gmm_diagnostics(fit, losses: torch.Tensor, noisy: torch.Tensor) -> dict[str, np.ndarray]:
     """The 2K mixtures and histograms of their (min-max normalised) losses, (K, 2, ...)."""
     return {
-        "gmm_means": fit.means.cpu().numpy(),
-        "gmm_variances": fit.variances.cpu().numpy(),
-        "gmm_weights": fit.weights.cpu().numpy(),
-        "gmm_low_component": fit.low_component.cpu().numpy(),
-        "gmm_degenerate": fit.degenerate.cpu().numpy(),
-        "loss_min": fit.loss_min.cpu().numpy(),
-        "loss_max": fit.loss_max.cpu().numpy(),
-        "loss_hist": _loss_histograms(fit, losses, noisy).cpu().numpy(),
+        GMM_MEANS: fit.means.cpu().numpy(),
+        GMM_VARIANCES: fit.variances.cpu().numpy(),
+        GMM_WEIGHTS: fit.weights.cpu().numpy(),
+        GMM_LOW_COMPONENT: fit.low_component.cpu().numpy(),
+        GMM_DEGENERATE: fit.degenerate.cpu().numpy(),
+        LOSS_MIN: fit.loss_min.cpu().numpy(),
+        LOSS_MAX: fit.loss_max.cpu().numpy(),
+        LOSS_HIST: _loss_histograms(fit, losses, noisy).cpu().numpy(),
     }
 
 

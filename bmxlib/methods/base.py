@@ -27,14 +27,16 @@ does (SPEC §1.4). Without mixing, ``targets`` are the given labels and λ is No
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
 from ..mixing import minority_mix
+
+if TYPE_CHECKING:  # config reads the method registry, so methods import it only for types
+    from ..config import Config
 
 
 @dataclass
@@ -133,10 +135,61 @@ class EpochResult:
     class_confidence: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A config key a method declares: its default, allowed values and one-line comment.
+
+    The key's type is its default's (bool, int, float or str); ``low`` / ``high`` bound
+    numbers (inclusive, None = unbounded), ``choices`` lists a string's values.
+    """
+
+    default: bool | int | float | str
+    comment: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+
+
+#: every method class by its config name, in the order their modules were imported;
+#: filled by ``Method.__init_subclass__`` (a class that sets its own ``name`` registers)
+REGISTRY: dict[str, type[Method]] = {}
+
+
 class Method:
-    """Base class; subclasses set ``name`` and override ``loss`` or ``training_step``."""
+    """Base class; subclasses set ``name`` and override ``loss`` or ``training_step``.
+
+    A subclass that sets its own ``name`` is registered under it (``REGISTRY``): config
+    validation, ``key=value`` overrides and the tests read the registry, so a new method
+    is one new module in this package. Class attributes a method may set:
+
+    hyperparameters : dict of str -> Hyperparameter
+        The config keys only this method reads (they become ``Config`` fields).
+    mixes_by_definition : bool
+        The method is defined by mixing (SPEC §1.3): it refuses ``mixup: false``.
+    """
 
     name = "base"
+    hyperparameters: dict[str, Hyperparameter] = {}
+    mixes_by_definition = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            return  # a shared body (LargeLoss), not a method of its own
+        other = REGISTRY.get(cls.name)
+        if other is not None and other.__qualname__ != cls.__qualname__:
+            raise ValueError(f"method name {cls.name!r} is taken by {other.__qualname__}")
+        REGISTRY[cls.name] = cls
+
+    @classmethod
+    def config_problem(cls, config: Config) -> str | None:
+        """A one-line reason why ``config`` cannot train this method, or None."""
+        return None
+
+    @classmethod
+    def build(cls, config: Config, data: TrainingData, *, model: torch.nn.Module) -> Method:
+        """The method for a run; ``model`` is the network it trains (most ignore it)."""
+        return cls(config, data)
 
     def __init__(self, config: Config, data: TrainingData) -> None:
         self.config = config

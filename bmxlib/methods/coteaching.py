@@ -26,6 +26,10 @@ from .selection import coteaching_select
 class CoTeaching(Method):
     name = "coteaching"
 
+    @classmethod
+    def build(cls, config, data, *, model: torch.nn.Module) -> CoTeaching:
+        return cls(config, data, model=model)
+
     def __init__(self, config, data, *, model: torch.nn.Module) -> None:
         super().__init__(config, data)
         self.peer = copy.deepcopy(model)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .base import Method, StepLabels, reduce_loss
+from .base import Hyperparameter, Method, StepLabels, reduce_loss
 from .losses import large_loss_clean_rate, large_loss_modify
 
 
@@ -25,6 +25,13 @@ class LargeLoss(Method):
     """Shared body of LL-R and LL-Ct; ``mode`` is "reject" or "correct"."""
 
     mode = "reject"
+    hyperparameters = {
+        "ll_delta_rel": Hyperparameter(
+            0.18, "LL-R / LL-Ct: percent of labels whose rejection rate grows per epoch (the "
+                  "authors' delta_rel, divided by 100 in their code); ≈ 2% by the last "
+                  "epoch: 0.1 for 20 epochs, 0.04 for 50, 0.18 for our 12",
+            low=0.0, high=100.0),
+    }
 
     def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
         rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Method
+from .base import Hyperparameter, Method
 from .losses import asymmetric_loss, distribution_balanced_loss, focal_loss
 from .selection import ros_instance_weights
 
@@ -26,6 +26,7 @@ class Focal(Method):
     """Focal loss (Lin et al. 2017) on every label."""
 
     name = "focal"
+    hyperparameters = {"focal_gamma": Hyperparameter(2.0, "focal loss γ", low=0.0, high=10.0)}
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return focal_loss(logits, targets, gamma=self.config.focal_gamma)
@@ -36,6 +37,14 @@ class ASL(Method):
     (SPEC default) or not (``asl_detach_focusing``, the official training code)."""
 
     name = "asl"
+    hyperparameters = {
+        "asl_gamma_pos": Hyperparameter(0.0, "ASL γ+", low=0.0, high=10.0),
+        "asl_gamma_neg": Hyperparameter(4.0, "ASL γ−", low=0.0, high=10.0),
+        "asl_clip": Hyperparameter(0.05, "ASL probability margin m", low=0.0, high=1.0),
+        "asl_detach_focusing": Hyperparameter(
+            False, "ASL: detach the focusing weight (the official training code); SPEC "
+                   "default: gradients flow through it"),
+    }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         c = self.config

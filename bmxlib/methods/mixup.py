@@ -15,3 +15,4 @@ class Mixup(Method):
     """Random sampler only: mix two random batches, BCE on the mixed given labels."""
 
     name = "mixup"
+    mixes_by_definition = True

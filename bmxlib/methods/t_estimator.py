@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..gmm import clean_probability
-from .base import EpochContext, EpochResult, Method, StepLabels, reduce_loss
+from .base import EpochContext, EpochResult, Hyperparameter, Method, StepLabels, reduce_loss
 from .transition import (
     dual_t_estimate,
     empirical_transition,
@@ -44,6 +44,25 @@ from .transition import (
 
 class TEstimator(Method):
     name = "t_estimator"
+    # (Li et al., NeurIPS 2022)
+    hyperparameters = {
+        "t_holdout": Hyperparameter(
+            0.1, "share of the training set held out as the noisy validation set (the "
+                 "BalanceMix paper's 10%)", low=0.0, high=0.5),
+        "t_history": Hyperparameter(
+            5, "epochs of losses averaged for its sample selection (the authors' 5)",
+            low=1, high=100),
+        "t_min_selected": Hyperparameter(
+            50, "fewest selected positives and negatives of a class for the "
+                "label-correlation estimate (the authors' 50; else Dual-T)", low=1),
+    }
+
+    @classmethod
+    def config_problem(cls, config) -> str | None:
+        if config.warmup_epochs < 1:
+            return ("config key 'warmup_epochs': t_estimator estimates its transition "
+                    "matrices at the end of warm-up, so it needs warmup_epochs >= 1")
+        return None
 
     def __init__(self, config, data) -> None:
         super().__init__(config, data)

@@ -14,7 +14,28 @@ from typing import Any
 
 import numpy as np
 
+from ..engine import GROUP_AP, GROUP_CONFIDENCE
 from ..gmm import GMMFit
+from ..methods.balancemix import (
+    ABSENCE_CONFIDENCE,
+    CONFIDENCES,
+    DRAW_SHARE,
+    GMM_DEGENERATE,
+    GMM_KEYS,
+    GMM_LOW_COMPONENT,
+    GMM_MEANS,
+    GMM_VARIANCES,
+    GMM_WEIGHTS,
+    LOSS_HIST,
+    LOSS_MAX,
+    LOSS_MIN,
+    NATURAL_SHARE,
+    PRESENCE_CONFIDENCE,
+    SAMPLING_PROBABILITIES,
+    SELECTION_PER_GROUP,
+    STATE,
+    STATE_COUNTS,
+)
 from .style import STATE_NAMES
 
 __all__ = [
@@ -23,9 +44,9 @@ __all__ = [
     "epoch_ap", "confidence_arrays", "sampling_arrays", "default_explorer_epoch",
     "explorer_arrays",
 ]
+# the diagnostics keys are the constants of the modules that write them: BalanceMix's
+# (methods/balancemix.py) and the engine's confidence-vs-AP arrays (engine.py)
 
-GMM_KEYS = ("loss_hist", "gmm_means", "gmm_variances", "gmm_weights", "gmm_low_component",
-            "gmm_degenerate", "loss_min", "loss_max")
 
 
 # ======================================================================================
@@ -63,7 +84,7 @@ def default_epochs(available: Sequence[int], *, warmup_epochs: int = 0) -> list[
 def default_explorer_epoch(run) -> int:
     """The last epoch holding the full per-label arrays, else the last with diagnostics."""
     epochs = default_epochs(run.diagnostic_epochs)  # raises for a run without diagnostics
-    full = [e for e in run.diagnostic_epochs if "state" in run.diagnostics_keys(e)]
+    full = [e for e in run.diagnostic_epochs if STATE in run.diagnostics_keys(e)]
     return int(full[-1]) if full else int(epochs[-1])
 
 
@@ -173,20 +194,20 @@ def gmm_arrays(run, epochs: Sequence[int]) -> dict[str, Any]:
     ``loss_min``, ``loss_max`` (E, K, 2) and ``state_counts`` (E, K, 2, 3) float (NaN
     before label management) or None: the parameters of :func:`loss_histograms`.
     """
-    data = stack_diagnostics(run, GMM_KEYS, epochs=epochs, optional=("state_counts",))
-    boundary = clean_boundary(data["gmm_means"], data["gmm_variances"], data["gmm_weights"],
-                              data["gmm_low_component"], degenerate=data["gmm_degenerate"])
+    data = stack_diagnostics(run, GMM_KEYS, epochs=epochs, optional=(STATE_COUNTS,))
+    boundary = clean_boundary(data[GMM_MEANS], data[GMM_VARIANCES], data[GMM_WEIGHTS],
+                              data[GMM_LOW_COMPONENT], degenerate=data[GMM_DEGENERATE])
     return {
         "epochs": data["epochs"],
-        "hist": data["loss_hist"],
-        "means": data["gmm_means"],
-        "variances": data["gmm_variances"],
-        "weights": data["gmm_weights"],
-        "low_component": data["gmm_low_component"],
-        "degenerate": data["gmm_degenerate"],
+        "hist": data[LOSS_HIST],
+        "means": data[GMM_MEANS],
+        "variances": data[GMM_VARIANCES],
+        "weights": data[GMM_WEIGHTS],
+        "low_component": data[GMM_LOW_COMPONENT],
+        "degenerate": data[GMM_DEGENERATE],
         "boundary": boundary,
-        "loss_min": data["loss_min"],
-        "loss_max": data["loss_max"],
+        "loss_min": data[LOSS_MIN],
+        "loss_max": data[LOSS_MAX],
         "state_counts": data.get("state_counts"),
     }
 
@@ -233,8 +254,8 @@ def confidence_arrays(run) -> dict[str, Any]:
     training labels (the grouping key used during training).
     """
     # epochs without a test evaluation (eval_every > 1) have no group AP
-    epochs = [e for e in run.diagnostic_epochs if "group_ap" in run.diagnostics_keys(e)]
-    data = stack_diagnostics(run, ("presence_confidence", "group_confidence", "group_ap"),
+    epochs = [e for e in run.diagnostic_epochs if GROUP_AP in run.diagnostics_keys(e)]
+    data = stack_diagnostics(run, (PRESENCE_CONFIDENCE, GROUP_CONFIDENCE, GROUP_AP),
                              epochs=epochs)
     epochs = data["epochs"]
     by_epoch = {int(r["epoch"]): r for r in run.metrics}
@@ -243,9 +264,9 @@ def confidence_arrays(run) -> dict[str, Any]:
         raise ValueError(f"run {run.name} has no clean training labels")
     return {
         "epochs": epochs,
-        "group_confidence": data["group_confidence"],
-        "group_ap": data["group_ap"],
-        "presence": data["presence_confidence"],
+        "group_confidence": data[GROUP_CONFIDENCE],
+        "group_ap": data[GROUP_AP],
+        "presence": data[PRESENCE_CONFIDENCE],
         "ap": epoch_ap(run, epochs),
         "pearson_r": np.array([np.nan if r is None else r for r in pearson_r], dtype=float),
         "positives": run.clean_labels.sum(axis=0),
@@ -259,12 +280,12 @@ def sampling_arrays(run) -> dict[str, Any]:
     expected share of minority draws containing class k, ``natural_share`` (K,) the
     share of instances holding class k (= the random sampler's share).
     """
-    data = stack_diagnostics(run, ("sampling_probabilities", "draw_share", "natural_share"))
+    data = stack_diagnostics(run, (SAMPLING_PROBABILITIES, DRAW_SHARE, NATURAL_SHARE))
     return {
         "epochs": data["epochs"],
-        "probabilities": data["sampling_probabilities"].astype(float),
-        "draw_share": data["draw_share"],
-        "natural_share": data["natural_share"][-1].astype(float),
+        "probabilities": data[SAMPLING_PROBABILITIES].astype(float),
+        "draw_share": data[DRAW_SHARE],
+        "natural_share": data[NATURAL_SHARE][-1].astype(float),
     }
 
 
@@ -279,18 +300,17 @@ def explorer_arrays(run, *, class_index: int, epoch: int, label_value: int) -> d
         raise ValueError(f"epoch {epoch} has no diagnostics; available: {run.diagnostic_epochs}")
     k, lv = int(class_index), int(label_value)
     fits = gmm_arrays(run, [int(epoch)])
-    history = stack_diagnostics(run, ("presence_confidence", "absence_confidence"),
-                                optional=("draw_share", "natural_share",
-                                          "selection_precision_per_group",
-                                          "selection_recall_per_group"))
+    precision_key, recall_key, _ = SELECTION_PER_GROUP
+    history = stack_diagnostics(run, (PRESENCE_CONFIDENCE, ABSENCE_CONFIDENCE),
+                                optional=(DRAW_SHARE, NATURAL_SHARE, precision_key, recall_key))
     current = run.diagnostics(int(epoch))
     given = run.noisy_labels[:, k] == lv
-    confidence = current["confidences"][given, k].astype(float) if "confidences" in current \
+    confidence = current[CONFIDENCES][given, k].astype(float) if CONFIDENCES in current \
         else None
-    state = current["state"][given, k] if "state" in current else None
+    state = current[STATE][given, k] if STATE in current else None
     corrupted = run.corrupted[given, k] if run.corrupted is not None else None
-    share = history.get("draw_share")
-    natural = history.get("natural_share")
+    share = history.get(DRAW_SHARE)
+    natural = history.get(NATURAL_SHARE)
     return {
         "hist": fits["hist"][0, k, lv],
         "means": fits["means"][0, k, lv],
@@ -303,11 +323,11 @@ def explorer_arrays(run, *, class_index: int, epoch: int, label_value: int) -> d
         "state": state,
         "corrupted": corrupted,
         "history_epochs": history["epochs"],
-        "presence": history["presence_confidence"][:, k],
-        "absence": history["absence_confidence"][:, k],
+        "presence": history[PRESENCE_CONFIDENCE][:, k],
+        "absence": history[ABSENCE_CONFIDENCE][:, k],
         "oversampling": None if share is None else share[:, k] / natural[:, k],
-        "precision": _optional_column(history, "selection_precision_per_group", k, lv),
-        "recall": _optional_column(history, "selection_recall_per_group", k, lv),
+        "precision": _optional_column(history, precision_key, k, lv),
+        "recall": _optional_column(history, recall_key, k, lv),
         "class_name": run.class_names[k],
         "epoch": int(epoch),
         "label_value": lv,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..measures import BY_NAME
 from .arrays import default_explorer_epoch, explorer_arrays
 from .gmm_fits import draw_gmm
 from .output import png_bytes
@@ -73,8 +74,10 @@ def _draw_confidence_by_state(ax, confidence, state, corrupted, label_value: int
 def _draw_group_history(ax, epochs, oversampling, precision, recall, epoch: int) -> None:
     drawn = False
     if precision is not None:
-        ax.plot(epochs, precision, marker="o", color=OKABE_ITO["blue"], label="selection precision")
-        ax.plot(epochs, recall, marker="s", color=OKABE_ITO["vermillion"], label="selection recall")
+        ax.plot(epochs, precision, marker="o", color=OKABE_ITO["blue"],
+                label=BY_NAME["selection_precision"].label)
+        ax.plot(epochs, recall, marker="s", color=OKABE_ITO["vermillion"],
+                label=BY_NAME["selection_recall"].label)
         drawn = True
     if oversampling is not None:
         ax.plot(epochs, oversampling, marker="^", color=OKABE_ITO["reddish_purple"],

@@ -8,13 +8,13 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ..results import MEASURES
+from ..measures import table_measures
 from .style import CYCLE, integer_epoch_axis, label_axes, new_figure
 
 __all__ = ["MEASURE_LABELS", "map_by_setting", "map_curves", "memorization_curves"]
 
-# the results model's measures, labelled by shot group only ("mAP all" → "all")
-MEASURE_LABELS = {key: label.removeprefix("mAP ") for key, label in MEASURES}
+# the paper's measures (bmxlib.measures), labelled by shot group only ("mAP all" → "all")
+MEASURE_LABELS = {key: label.removeprefix("mAP ") for key, label in table_measures("map")}
 
 
 def map_by_setting(table, *, hue: str = "method", panel: str = "noise",

@@ -1,0 +1,51 @@
+"""The bmxlib cache folder (``$BMXLIB_CACHE``): its place, its keys, its atomic fills.
+
+Generated digits-lt splits, the pretrained digits backbone and the instance noise's
+reference confidences live here, each under ``<kind>-<digest of its key><suffix>``, where
+the key names everything that determines the content. A fill is written atomically, so
+concurrent runs never read half a file, and an unreadable file is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def cache_dir() -> Path:
+    """Folder for cached datasets and pretrained backbones (``$BMXLIB_CACHE``, default
+    ``$XDG_CACHE_HOME/bmxlib`` or ``~/.cache/bmxlib``); created on first use."""
+    root = os.environ.get("BMXLIB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bmxlib"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_path(kind: str, key: str, *, suffix: str, digits: int = 16) -> Path:
+    """``cache_dir() / f"{kind}-{sha1(key)[:digits]}{suffix}"``: the file of one key."""
+    return cache_dir() / f"{kind}-{hashlib.sha1(key.encode()).hexdigest()[:digits]}{suffix}"
+
+
+def cached(path: Path, *, read: Callable[[Path], T], build: Callable[[], T],
+           write: Callable[[Path, T], None],
+           unreadable: tuple[type[BaseException], ...] = (Exception,)) -> T:
+    """``read(path)`` when the file is there and readable, else ``build()`` and
+    ``write(path, value)`` (atomically: ``write`` is one of ``bmxlib.io``'s atomic writers).
+
+    An existing file that fails to read with one of ``unreadable`` is removed and rebuilt.
+    """
+    if path.exists():
+        try:
+            return read(path)
+        except unreadable:
+            path.unlink(missing_ok=True)  # corrupt cache: rebuild it
+    value = build()
+    write(path, value)
+    return value

@@ -1,0 +1,124 @@
+"""Where a run's epochs go: the run directory, TensorBoard and the console, in one place.
+
+``write_run_header`` writes what a run knows before its first epoch (config, provenance,
+labels, the dataset's facts); a :class:`Recorder` writes each epoch record the engine hands
+it, in the order that keeps a killed run whole (diagnostics, the metrics line, then the
+checkpoint), and the summary at the end. Only rank 0 writes; every rank waits for it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import distributed as dist
+from . import runs
+from .config import Config
+from .experiment import Setup, cached_inputs
+from .provenance import run_provenance
+from .stats import imbalance
+from .tensorboard import EpochWriter
+
+MIN_FREE_BYTES = 256 << 20  # stop (keeping the last checkpoint) below this much free disk
+
+
+def dataset_facts(s: Setup) -> dict[str, Any]:
+    """dataset.json: class names, split sizes, imbalance, shot groups, observed noise."""
+    stats = imbalance(s.train_set.labels)
+    return {"class_names": s.train_set.class_names, "n_train": len(s.train_set),
+            "n_test": len(s.test_set), "positives": stats["positives"],
+            "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
+            "shot_groups": s.groups,
+            "shot_thresholds": {"many": s.config.shot_many or s.train_set.shot_many,
+                                "few": s.config.shot_few or s.train_set.shot_few},
+            "noise_rate_observed": float(s.corrupted.mean())}
+
+
+def write_run_header(run_dir: Path, s: Setup) -> None:
+    """The run header (config, provenance, labels, dataset facts), by rank 0."""
+    if not dist.is_main():
+        return
+    runs.write_header(
+        run_dir,
+        config_text=s.config.to_yaml(),
+        provenance=run_provenance(device=s.device, cached_inputs=cached_inputs(s)),
+        labels={"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
+                "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
+                "shot_groups": s.groups.astype(str),
+                **({"reference_confidence": s.reference.astype(np.float16)}
+                   if s.reference is not None else {})},
+        dataset=dataset_facts(s),
+    )
+
+
+def check_disk(run_dir: Path, epoch: int) -> None:
+    """Refuse to write an epoch onto a nearly full disk (one line, the last epoch kept)."""
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        raise OSError(f"only {free >> 20} MB free on the disk of {run_dir}: stopped before "
+                      f"writing epoch {epoch} (the last checkpoint is kept; free space and "
+                      f"resume, or raise diagnostics_every)")
+
+
+def epoch_line(config: Config, record: dict[str, Any]) -> str:
+    """The console's one summary line of an epoch record."""
+    fmt = lambda v: "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
+    scores = (f"mAP {fmt(record.get('mAP'))} (many {fmt(record.get('mAP_many'))} medium "
+              f"{fmt(record.get('mAP_medium'))} few {fmt(record.get('mAP_few'))}) "
+              if "mAP" in record else "(not evaluated: eval_every) ")
+    return (f"[{config.name}] epoch {record['epoch']}/{config.epochs} loss "
+            f"{record['train_loss']:.4f} {scores}{record['seconds']:.1f}s "
+            f"{record['images_per_s']:.0f} img/s")
+
+
+class Recorder:
+    """Writes one run's epoch records: run directory, TensorBoard events, console line.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run directory (its header already written).
+    config : Config
+        The run's config (``tensorboard``, ``name`` and ``epochs`` are read).
+    start_epoch : int
+        The first epoch this session writes (TensorBoard purges later events on resume).
+    """
+
+    def __init__(self, run_dir: Path, config: Config, *, start_epoch: int) -> None:
+        self.run_dir, self.config = run_dir, config
+        self.board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
+                                 start_epoch=start_epoch)
+
+    def write_epoch(self, record: dict[str, Any], diagnostics: dict[str, np.ndarray], *,
+                    save_state: Callable[[Path, int], None]) -> None:
+        """Diagnostics, the metrics line, then the checkpoint (``save_state(run_dir,
+        epoch)``): a kill leaves whole epochs. The record gets the run directory's size
+        after the diagnostics (``run_dir_bytes``)."""
+        epoch = record["epoch"]
+        if dist.is_main():
+            check_disk(self.run_dir, epoch)
+            if diagnostics:
+                runs.write_diagnostics(self.run_dir, epoch, diagnostics)
+            record["run_dir_bytes"] = runs.directory_bytes(self.run_dir)
+            runs.append_metrics(self.run_dir, record)
+            save_state(self.run_dir, epoch)
+            self.board.write(record, diagnostics)
+        dist.barrier()
+        if dist.is_main():  # one summary line per epoch, whatever ``progress`` says
+            tqdm.write(epoch_line(self.config, record), file=sys.stderr)
+
+    def close(self) -> None:
+        self.board.close()
+
+    def finish(self) -> None:
+        """summary.json, written last (a run without it is unfinished)."""
+        if dist.is_main():
+            runs.write_summary(self.run_dir)
+        dist.barrier()
