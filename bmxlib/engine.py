@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +41,13 @@ GROUP_AP = "group_ap"
 
 class RunExistsError(FileExistsError):
     """The run directory already exists and neither resume nor overwrite was asked."""
+
+
+class EpochRecord(NamedTuple):
+    """What one epoch produced: its metrics.jsonl record and its diagnostics arrays."""
+
+    metrics: dict[str, Any]
+    diagnostics: dict[str, np.ndarray]
 
 
 class EngineContext:
@@ -104,8 +111,8 @@ def relate_confidence(result: EpochResult, record: dict[str, Any],
     result.diagnostics[GROUP_AP] = np.asarray(cva["group_ap"])
 
 
-def run_epoch(s: Setup, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Train one epoch, let the method update itself, evaluate; (record, diagnostics)."""
+def run_epoch(s: Setup, epoch: int) -> EpochRecord:
+    """Train one epoch, let the method update itself, evaluate; the epoch's record."""
     c = s.config
     seed_epoch(c.seed, epoch)
     start = time.perf_counter()
@@ -120,7 +127,7 @@ def run_epoch(s: Setup, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarra
     if context.full_diagnostics and s.corrupted.any():  # how much noise the model fits
         record.update(context.noise_fit())
     record["seconds"] = time.perf_counter() - start
-    return record, result.diagnostics
+    return EpochRecord(record, result.diagnostics)
 
 
 def build_run(config: Config) -> Setup:
@@ -195,9 +202,9 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     recorder = Recorder(run_dir, config, start_epoch=start)
     try:
         for epoch in range(start, config.epochs + 1):
-            record, diagnostics = run_epoch(s, epoch)
-            recorder.write_epoch(record, diagnostics,
-                                 save_state=lambda path, done: save_checkpoint(s, path, done))
+            done = run_epoch(s, epoch)
+            recorder.write_epoch(done.metrics, done.diagnostics,
+                                 save_state=lambda path, at: save_checkpoint(s, path, at))
     finally:
         recorder.close()
     recorder.finish()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import multiprocessing
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -139,15 +140,14 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
             )
 
 
-def _exit_with_parent() -> None:
-    """Worker initializer: leave when the sweep process is gone (a SIGKILL of the sweep
-    must not leave workers training into run directories that a restarted sweep is about
-    to resume)."""
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the sweep process ``parent`` is gone (a SIGKILL of
+    the sweep must not leave workers training into run directories that a restarted sweep
+    is about to resume). The parent's pid comes from the parent itself: a worker killed
+    while still importing would otherwise read its new parent's pid and never leave."""
     import os
     import threading
     import time
-
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -283,7 +283,8 @@ def run_sweep(
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context,
-                                 initializer=_exit_with_parent) as pool:
+                                 initializer=_exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = []
             for point in todo:
                 config = dataclasses.replace(point.config, progress=False)
