@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The digits-lt studies of docs/results.md, one sweep after another. Re-running the script
+# resumes: `bmx sweep` skips finished points and resumes interrupted ones, so the studies
+# may span sessions. Each sweep's command, exit status and wall seconds go to
+# RUNS_DIR/studies.log (what docs/results.md quotes).
+#
+#   scripts/studies.sh [RUNS_DIR [JOBS]]     # defaults: ~/bmx-runs, 2
+#
+# RUNS_DIR should live outside the work tree, so a fresh clone can resume it.
+set -u
+cd "$(dirname "$0")/.."
+RUNS_DIR=${1:-$HOME/bmx-runs}
+JOBS=${2:-2}
+BMX=${BMX:-.venv/bin/bmx}
+mkdir -p "$RUNS_DIR"
+
+SWEEPS=(
+    configs/digits_paper.yaml             # the paper's Tables 1-3: 8 methods x 6 settings x 3 seeds
+    configs/digits_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
+    configs/digits_ablation.yaml          # Table 5 rows x clean / mislabel-40 / flip-40 / missing x 3 seeds
+    configs/digits_missing_readings.yaml  # the missing setting under both readings of re-labeling to 0
+    configs/regime/instance.yaml          # instance-dependent noise, 6 methods x 2 rates x 3 seeds
+    configs/regime/sensitivity.yaml       # alpha, epsilon, warm-up x 3 settings x 3 seeds
+)
+
+for sweep in "${SWEEPS[@]}"; do
+    command=("$BMX" sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
+    start=$(date +%s)
+    "${command[@]}"
+    status=$?
+    printf '%s\t%s\texit %s\t%s s\t%s\n' "$(date -u +%FT%TZ)" "${command[*]}" "$status" \
+        "$(( $(date +%s) - start ))" "$(git rev-parse --short HEAD 2>/dev/null)" \
+        >> "$RUNS_DIR/studies.log"
+    [ "$status" -eq 0 ] || exit "$status"
+done
