@@ -67,3 +67,40 @@ def test_make_lab_roots_jupyterlab_at_the_repository():
     assert f'--ServerApp.root_dir="{ROOT}"' in command
     assert ("--allow-root" in command) == (os.getuid() == 0)
     assert "install" not in " ".join(line for line in lab if "jupyterlab" in line)
+
+
+# --- the repository stands alone ---------------------------------------------------------
+OUTSIDE = "../" + "shared"  # spelled in two parts so this file does not match itself
+METHOD_REFERENCE = re.compile(r"docs/method\.md §(\d+(?:\.\d+)*)")
+METHOD_HEADING = re.compile(r"^#+ §(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
+
+
+def _tracked_text_files() -> list[Path]:
+    """The files git tracks (the files a clone has), text only."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    files = []
+    for name in filter(None, names):
+        path = ROOT / name
+        if path.is_file() and b"\0" not in path.read_bytes()[:4096]:
+            files.append(path)
+    return files
+
+
+def test_no_tracked_file_refers_to_a_path_outside_the_repository():
+    offenders = [str(p.relative_to(ROOT)) for p in _tracked_text_files()
+                 if OUTSIDE in p.read_text(errors="replace")]
+    assert not offenders, f"{OUTSIDE} is not in a clone; cite docs/method.md instead: {offenders}"
+
+
+def test_every_cited_method_section_exists():
+    sections = set(METHOD_HEADING.findall((ROOT / "docs" / "method.md").read_text()))
+    assert {"1", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "2", "3", "4", "5", "11"} <= sections
+    cited = {}
+    for path in _tracked_text_files():
+        for number in METHOD_REFERENCE.findall(path.read_text(errors="replace")):
+            cited.setdefault(number, str(path.relative_to(ROOT)))
+    missing = {n: where for n, where in cited.items() if n not in sections}
+    assert not missing, f"docs/method.md has no section for these citations: {missing}"

@@ -171,6 +171,25 @@ def test_loss_histograms_layout_rows_are_class_and_label_value():
     assert fig.legends, "the shared legend is missing"
 
 
+def test_loss_histograms_leave_out_groups_without_labels_and_never_show_nan():
+    inputs = _gmm_inputs()
+    inputs["hist"][:, 2, 1] = 0  # class c has no positive label: an empty group
+    inputs["loss_min"][:, 2, 1] = inputs["loss_max"][:, 2, 1] = np.nan  # as the run stores it
+    fig = plots.loss_histograms(**inputs, epochs=[1, 2, 3], classes=[2, 0],
+                                class_names=list("abcd"), title="t")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(fig.axes) == 3 * 3  # the empty row is left out
+    assert not any("class c · positive" in t for t in titles)
+    assert not any("nan" in t.lower() or "n = 0" in t for t in titles)
+    # a class without any label of either value: its panels stay, each with a one-line note
+    inputs["hist"][:, 2, 0] = 0
+    fig = plots.loss_histograms(**inputs, epochs=[1, 2, 3], classes=[2],
+                                class_names=list("abcd"), title="t")
+    assert len(fig.axes) == 2 * 3
+    assert all(["no labels in this group"] == [t.get_text() for t in ax.texts] for ax in fig.axes)
+    assert not any("nan" in ax.get_title().lower() for ax in fig.axes)
+
+
 def test_heatmap_shows_the_ratio_sorted_by_frequency():
     natural = np.array([0.1, 0.4])
     share = np.array([[0.2, 0.4], [0.3, 0.2]])  # epoch 1, epoch 2

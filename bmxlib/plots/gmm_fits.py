@@ -107,7 +107,9 @@ def loss_histograms(hist, means, variances, weights, low_component, boundary, *,
 
     Returns
     -------
-    Figure with one panel per (class, label value) row and epoch column.
+    Figure with one panel per (class, label value) row and epoch column. Rows of groups
+    without labels are left out (all kept, each with a one-line note, when every group of
+    ``classes`` is empty); no title shows NaN.
     """
     hist = as_array(hist, "hist", 4)
     num_epochs, num_classes = hist.shape[:2]
@@ -120,23 +122,37 @@ def loss_histograms(hist, means, variances, weights, low_component, boundary, *,
                                                                 range(num_classes)]
     shape = hist.shape[:3]
     degenerate = np.zeros(shape, bool) if degenerate is None else np.asarray(degenerate, bool)
-    fig, axes = new_figure(num_epochs, 2 * len(classes), width=3.6 if num_epochs > 1 else 5.0,
+    # a (class, label value) group without labels (e.g. a class no instance is labeled
+    # with) has nothing to draw: its row is left out, unless every row would be
+    groups = [(k, lv) for k in classes for lv in (1, 0)]
+    shown = [(k, lv) for k, lv in groups if hist[:, k, lv].sum() > 0] or groups
+    fig, axes = new_figure(num_epochs, len(shown), width=3.6 if num_epochs > 1 else 5.0,
                            height=2.6, title=title)
-    for row, (k, lv) in enumerate((k, lv) for k in classes for lv in (1, 0)):
+    for row, (k, lv) in enumerate(shown):
         for col, epoch in enumerate(epochs):
             ax = axes[row, col]
+            kind = "positive" if lv == 1 else "negative"
+            count = int(hist[col, k, lv].sum())
+            heading = f"class {names[k]} · {kind} labels · epoch {epoch}"
+            if count == 0:
+                ax.text(0.5, 0.5, "no labels in this group", transform=ax.transAxes,
+                        ha="center", va="center", fontsize=9)
+                ax.set_xlim(0, 1)
+                label_axes(ax, heading, "BCE loss (min-max normalised)", "density")
+                continue
             draw_gmm(ax, hist[col, k, lv], means[col][k][lv], variances[col][k][lv],
                      weights[col][k][lv], int(low_component[col][k][lv]),
                      float(np.asarray(boundary)[col, k, lv]), bool(degenerate[col, k, lv]),
                      legend=False)
-            kind = "positive" if lv == 1 else "negative"
-            notes = [f"n = {int(hist[col, k, lv].sum())}"]
+            notes = [f"n = {count}"]
             if loss_min is not None and loss_max is not None:
-                notes.append(f"loss ∈ [{loss_min[col][k][lv]:.2g}, {loss_max[col][k][lv]:.2g}]")
-            if state_counts is not None:
-                notes.append(_state_note(np.asarray(state_counts, float)[col, k, lv]))
-            label_axes(ax, f"class {names[k]} · {kind} labels · epoch {epoch}\n"
-                       + " · ".join(n for n in notes[:2]) + ("\n" + notes[2] if notes[2:] else ""),
+                low, high = float(loss_min[col][k][lv]), float(loss_max[col][k][lv])
+                if np.isfinite(low) and np.isfinite(high):
+                    notes.append(f"loss ∈ [{low:.2g}, {high:.2g}]")
+            state_note = _state_note(np.asarray(state_counts, float)[col, k, lv]) \
+                if state_counts is not None else ""
+            label_axes(ax, heading + "\n" + " · ".join(notes)
+                       + ("\n" + state_note if state_note else ""),
                        "BCE loss (min-max normalised)", "density")
     figure_legend(fig, axes)
     return fig
