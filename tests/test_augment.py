@@ -180,3 +180,15 @@ def test_op_and_sign_frequencies_match_torchvisions_distribution():
 def test_magnitude_outside_the_bins_is_refused():
     with pytest.raises(ValueError, match="magnitude 31 is outside 0..30"):
         A.BatchedRandAugment(magnitude=31)
+
+
+def test_photo_sized_images_on_the_cpu_go_image_by_image_to_the_same_pixels(monkeypatch):
+    images = _images(24, 3, 24, seed=4)
+    augment = A.BatchedRandAugment(hflip=True, num_ops=3, magnitude=12)
+    torch.manual_seed(11)
+    batched = augment(images)
+    monkeypatch.setattr(A, "CPU_BATCHED_MAX_BYTES", 0)  # every image is "photo-sized"
+    torch.manual_seed(11)
+    assert torch.equal(augment(images), batched)
+    with pytest.raises(ValueError, match="unknown RandAugment op 'Invert'"):
+        A.torchvision_op(images[0], "Invert", 0.0)

@@ -22,6 +22,7 @@ import math
 
 import torch
 from torch.nn.functional import conv2d, grid_sample
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 #: torchvision's RandAugment op space, in its order (``v2.RandAugment._AUGMENTATION_SPACE``)
@@ -202,6 +203,44 @@ def solarize(images: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ RandAugment
+#: uint8 bytes per image above which the CPU applies the ops image by image (224×224 RGB,
+#: 150 KB: the batched blends' float64 temporaries fall out of the caches and are ~1.5×
+#: slower than torchvision's per-image ops; 32×32 digits are 2–4× faster batched)
+CPU_BATCHED_MAX_BYTES = 1 << 16
+
+
+def torchvision_op(image: torch.Tensor, op: str, magnitude: float) -> torch.Tensor:
+    """One RandAugment op by torchvision's public functionals, as ``v2.RandAugment``
+    calls them (nearest interpolation, fill 0)."""
+    nearest = InterpolationMode.NEAREST
+    if op in ("ShearX", "ShearY"):
+        shear = math.degrees(math.atan(magnitude))
+        return F.affine(image, angle=0.0, translate=[0, 0], scale=1.0,
+                        shear=[shear, 0.0] if op == "ShearX" else [0.0, shear],
+                        interpolation=nearest, center=[0, 0])
+    if op in ("TranslateX", "TranslateY"):
+        shift = [int(magnitude), 0] if op == "TranslateX" else [0, int(magnitude)]
+        return F.affine(image, angle=0.0, translate=shift, scale=1.0, shear=[0.0, 0.0],
+                        interpolation=nearest)
+    if op == "Rotate":
+        return F.rotate(image, angle=magnitude, interpolation=nearest)
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        adjust = {"Brightness": F.adjust_brightness, "Color": F.adjust_saturation,
+                  "Contrast": F.adjust_contrast, "Sharpness": F.adjust_sharpness}[op]
+        return adjust(image, 1.0 + magnitude)
+    if op == "Posterize":
+        return F.posterize(image, int(magnitude))
+    if op == "Solarize":
+        return F.solarize(image, 255.0 * magnitude)
+    if op == "AutoContrast":
+        return F.autocontrast(image)
+    if op == "Equalize":
+        return F.equalize(image)
+    if op == "Identity":
+        return image
+    raise ValueError(f"unknown RandAugment op {op!r}")
+
+
 class BatchedRandAugment:
     """Random horizontal flip and RandAugment of a uint8 batch (B, C, H, W), batched.
 
@@ -273,6 +312,15 @@ class BatchedRandAugment:
         if ops.shape[0] == 0:
             return out
         magnitudes, matrices = self._table(height, width)
+        if images.device.type == "cpu" and images[0].numel() > CPU_BATCHED_MAX_BYTES:
+            # photo-sized images on the CPU: torchvision's ops image by image (the same
+            # pixels: every batched op equals its torchvision op) are faster than float64
+            # temporaries of the whole batch
+            values = magnitudes[ops, negated].tolist()
+            for i in range(batch):
+                for slot in range(ops.shape[0]):
+                    out[i] = torchvision_op(out[i], OPS[int(ops[slot, i])], values[slot][i])
+            return out
         for slot in range(ops.shape[0]):
             self._apply_slot(out, ops[slot], negated[slot], magnitudes, matrices)
         return out
