@@ -190,5 +190,7 @@ def test_photo_sized_images_on_the_cpu_go_image_by_image_to_the_same_pixels(monk
     monkeypatch.setattr(A, "CPU_BATCHED_MAX_BYTES", 0)  # every image is "photo-sized"
     torch.manual_seed(11)
     assert torch.equal(augment(images), batched)
+    torch.manual_seed(11)
+    assert torch.equal(augment.apply(images, augment.plan(24), one_by_one=True), batched)
     with pytest.raises(ValueError, match="unknown RandAugment op 'Invert'"):
         A.torchvision_op(images[0], "Invert", 0.0)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.nn.functional import conv2d, grid_sample
+from torch.nn.functional import avg_pool2d, grid_sample
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
@@ -87,38 +87,55 @@ def inverse_affine_matrix(op: str, magnitude: float, height: int, width: int) ->
     return matrix
 
 
-def affine_nearest(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """Warp each image by its own inverse affine matrix: ONE ``grid_sample`` for the batch.
-
-    Parameters
-    ----------
-    images : uint8 tensor (n, C, H, W)
-    matrices : float tensor (n, 2, 3)
-        Inverse matrices in torchvision's centred pixel coordinates
-        (:func:`inverse_affine_matrix`); cast to float32 as torchvision casts them.
-
-    Returns
-    -------
-    uint8 tensor (n, C, H, W): nearest neighbour, 0 outside the image (torchvision's
-    ``F.affine(..., interpolation=NEAREST, fill=None)``, whose sampling grid is built here
-    by the same float32 operations, so the pixels agree exactly).
-    """
-    n, _, height, width = images.shape
-    device = images.device
-    theta = matrices.to(device=device, dtype=torch.float32)
-    base = torch.empty(1, height, width, 3, dtype=torch.float32, device=device)
-    base[..., 0].copy_(torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width,
-                                      device=device))
+def sampling_grid(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """torchvision's nearest-neighbour sampling grid (n, H, W, 2) float32 for inverse affine
+    matrices (n, 2, 3) (:func:`inverse_affine_matrix`), by the float32 operations of its
+    ``_affine_grid``, one matrix at a time (as torchvision computes it, so it is bit-equal)."""
+    base = torch.empty(1, height, width, 3, dtype=torch.float32)
+    base[..., 0].copy_(torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width))
     base[..., 1].copy_(torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5,
-                                      steps=height, device=device).unsqueeze_(-1))
+                                      steps=height).unsqueeze_(-1))
     base[..., 2].fill_(1)
-    scale = torch.tensor([0.5 * width, 0.5 * height], dtype=torch.float32, device=device)
-    rescaled = theta.transpose(1, 2).div(scale)  # (n, 3, 2)
-    grid = base.view(1, height * width, 3).expand(n, -1, -1).bmm(rescaled)
-    grid = grid.view(n, height, width, 2)
-    out = grid_sample(images.float(), grid, mode="nearest", padding_mode="zeros",
-                      align_corners=False)
-    return out.round_().to(torch.uint8)
+    scale = torch.tensor([0.5 * width, 0.5 * height], dtype=torch.float32)
+    grids = []
+    for theta in matrices.to(torch.float32).view(-1, 1, 2, 3):
+        rescaled = theta.transpose(1, 2).div(scale)
+        grids.append(base.view(1, height * width, 3).bmm(rescaled).view(height, width, 2))
+    return torch.stack(grids) if grids else torch.empty(0, height, width, 2)
+
+
+def source_indices(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Which input pixel each output pixel takes under nearest-neighbour warping:
+    int64 (n, H·W) flat indices, ``H·W`` where the pixel falls outside (fill 0).
+
+    Found by ``grid_sample``-ing an image whose pixels hold their own index + 1 (exact in
+    float32 below 2^24 pixels) with torchvision's grid: nearest sampling only selects, so a
+    gather by these indices equals torchvision's warp pixel for pixel.
+    """
+    grid = sampling_grid(matrices, height, width)
+    labels = torch.arange(1, height * width + 1, dtype=torch.float32).view(1, 1, height, width)
+    picked = grid_sample(labels.expand(len(grid), 1, height, width), grid, mode="nearest",
+                         padding_mode="zeros", align_corners=False)
+    picked = picked.round_().long().view(len(grid), height * width) - 1
+    return torch.where(picked < 0, height * width, picked)
+
+
+def warp(images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Gather each image's pixels by its own :func:`source_indices` row: uint8 (n, C, H, W),
+    0 where the index is H·W (outside the image); one ``gather`` for the batch."""
+    n, channels, height, width = images.shape
+    flat = images.reshape(n, channels, height * width)
+    padded = torch.cat([flat, flat.new_zeros(n, channels, 1)], dim=2)
+    index = indices.to(images.device).view(n, 1, -1).expand(n, channels, height * width)
+    return padded.gather(2, index).view(n, channels, height, width)
+
+
+def affine_nearest(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """Warp each image (uint8 (n, C, H, W)) by its own inverse affine matrix (float
+    (n, 2, 3), :func:`inverse_affine_matrix`): torchvision's ``F.affine`` / ``F.rotate``
+    with nearest interpolation and fill 0, pixel for pixel."""
+    height, width = images.shape[-2:]
+    return warp(images, source_indices(matrices, height, width))
 
 
 # ------------------------------------------------------------------ colour ops
@@ -168,18 +185,16 @@ def adjust_contrast(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor
 
 def adjust_sharpness(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """``F.adjust_sharpness`` with a factor per image: blend the interior with a 3×3 blur."""
-    channels, height, width = images.shape[-3:]
+    height, width = images.shape[-2:]
     if images.numel() == 0 or height <= 2 or width <= 2:
         return images.clone()
-    a, b = 1.0 / 13.0, 5.0 / 13.0
-    planes = images.shape[0] * channels
-    kernel = torch.tensor([[a, a, a], [a, b, a], [a, a, a]], dtype=torch.float32,
-                          device=images.device).expand(planes, 1, 3, 3)
+    # torchvision blurs with the float32 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 and
+    # rounds; S/13 for an integer S is never within 0.038 of a half, far beyond float32
+    # error, so the rounded blur is exactly round(S / 13) in integers: (2S + 13) // 26
     output = images.float()
-    # every plane of the batch as one depthwise convolution: (n, 1, H, W) with groups=1
-    # is ~40x slower on the CPU
-    blurred = conv2d(output.view(1, planes, height, width), kernel, groups=planes)
-    blurred = blurred.view(-1, channels, height - 2, width - 2).round_()
+    window = avg_pool2d(output, 3, stride=1, divisor_override=1)  # sums of 9 integers: exact
+    total = window + 4 * output[..., 1:-1, 1:-1]
+    blurred = torch.div(2 * total + 13, 26, rounding_mode="floor")
     inner = output[..., 1:-1, 1:-1]
     alpha = _per_image(1.0 - factors.double(), images, torch.float32)
     inner.copy_(_fma_float32(blurred.sub_(inner), alpha, inner))
@@ -270,12 +285,14 @@ class BatchedRandAugment:
         self._tables: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _table(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(magnitudes (14, 2) float64: [op, negated]; matrices (14, 2, 2, 3) float64)."""
+        """(magnitudes float64 (14, 2): [op, negated]; source indices int64 (14, 2, H·W)
+        of the geometric ops, :func:`source_indices`), built once per image size."""
         key = (height, width)
         if key not in self._tables:
             table = magnitude_table(self.num_magnitude_bins, height, width)
             magnitudes = torch.zeros(len(OPS), 2, dtype=torch.float64)
-            matrices = torch.zeros(len(OPS), 2, 2, 3, dtype=torch.float64)
+            matrices = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+            matrices = matrices.view(1, 1, 2, 3).repeat(len(OPS), 2, 1, 1)
             for i, name in enumerate(OPS):
                 values = table[name]
                 value = 0.0 if values is None else float(values[self.magnitude])
@@ -286,7 +303,8 @@ class BatchedRandAugment:
                         matrices[i, negated] = torch.tensor(
                             inverse_affine_matrix(name, signed, height, width),
                             dtype=torch.float64).view(2, 3)
-            self._tables[key] = (magnitudes, matrices)
+            indices = source_indices(matrices.view(-1, 2, 3), height, width)
+            self._tables[key] = (magnitudes, indices.view(len(OPS), 2, height * width))
         return self._tables[key]
 
     def plan(self, batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
@@ -305,44 +323,45 @@ class BatchedRandAugment:
         batch, _, height, width = images.shape
         if batch == 0:
             return images.clone()
-        flips, ops, negated = self.plan(batch)
+        one_by_one = images.device.type == "cpu" and images[0].numel() > CPU_BATCHED_MAX_BYTES
+        # photo-sized images on the CPU: torchvision's ops image by image (the same pixels:
+        # every batched op equals its torchvision op) beat float64 temporaries of the batch
+        return self.apply(images, self.plan(batch), one_by_one=one_by_one)
+
+    def apply(self, images: torch.Tensor, plan: tuple, *, one_by_one: bool = False
+              ) -> torch.Tensor:
+        """Apply drawn randomness (:meth:`plan`) to a uint8 batch (B, C, H, W): batched, or
+        (``one_by_one``) through torchvision's ops image by image — the same pixels."""
+        flips, ops, negated = plan
+        batch, _, height, width = images.shape
         out = images.clone()
         if flips is not None and bool(flips.any()):
             out = torch.where(flips.to(images.device).view(-1, 1, 1, 1), out.flip(-1), out)
         if ops.shape[0] == 0:
             return out
-        magnitudes, matrices = self._table(height, width)
-        if images.device.type == "cpu" and images[0].numel() > CPU_BATCHED_MAX_BYTES:
-            # photo-sized images on the CPU: torchvision's ops image by image (the same
-            # pixels: every batched op equals its torchvision op) are faster than float64
-            # temporaries of the whole batch
+        magnitudes, indices = self._table(height, width)
+        if one_by_one:
             values = magnitudes[ops, negated].tolist()
             for i in range(batch):
                 for slot in range(ops.shape[0]):
                     out[i] = torchvision_op(out[i], OPS[int(ops[slot, i])], values[slot][i])
             return out
         for slot in range(ops.shape[0]):
-            self._apply_slot(out, ops[slot], negated[slot], magnitudes, matrices)
+            self._apply_slot(out, ops[slot], negated[slot], magnitudes, indices)
         return out
 
     @staticmethod
     def _apply_slot(out: torch.Tensor, ops: torch.Tensor, negated: torch.Tensor,
-                    magnitudes: torch.Tensor, matrices: torch.Tensor) -> None:
+                    magnitudes: torch.Tensor, indices: torch.Tensor) -> None:
         """Apply one op per image in place: each op kind once, on the rows that drew it."""
         values = magnitudes[ops, negated]  # (B,) float64
-        geometric = torch.zeros_like(ops, dtype=torch.bool)
-        for name in GEOMETRIC:
-            geometric |= ops == OPS.index(name)
-        order = torch.argsort(ops, stable=True)
-        counts = torch.bincount(ops, minlength=len(OPS)).tolist()
-        rows_of, start = {}, 0
-        for i, count in enumerate(counts):
-            rows_of[OPS[i]] = order[start:start + count]
-            start += count
-        rows = geometric.nonzero().squeeze(1)
+        rows_of: dict[str, list[int]] = {name: [] for name in OPS}
+        for i, op in enumerate(ops.tolist()):  # a Python pass: cheaper than ~20 tiny ops
+            rows_of[OPS[op]].append(i)
+        rows = torch.tensor([i for name in GEOMETRIC for i in rows_of[name]], dtype=torch.long)
         if len(rows):
-            warped = affine_nearest(out[rows.to(out.device)], matrices[ops[rows], negated[rows]])
-            out[rows.to(out.device)] = warped
+            index = rows.to(out.device)
+            out[index] = warp(out[index], indices[ops[rows], negated[rows]])
         colour = {
             "Brightness": lambda x, m: adjust_brightness(x, 1.0 + m),
             "Color": lambda x, m: adjust_saturation(x, 1.0 + m),
@@ -354,8 +373,8 @@ class BatchedRandAugment:
             "Equalize": lambda x, m: F.equalize(x),
         }
         for name, op in colour.items():
-            rows = rows_of[name]
-            if len(rows):
+            if rows_of[name]:
+                rows = torch.tensor(rows_of[name], dtype=torch.long)
                 index = rows.to(out.device)
                 out[index] = op(out[index], values[rows])
 
