@@ -256,6 +256,20 @@ def torchvision_op(image: torch.Tensor, op: str, magnitude: float) -> torch.Tens
     raise ValueError(f"unknown RandAugment op {op!r}")
 
 
+#: the colour ops, each called once per op slot on the images that drew it, with their
+#: magnitudes (float64 (n,)) as RandAugment turns them into the functional's argument
+COLOUR_OPS = {
+    "Brightness": lambda x, m: adjust_brightness(x, 1.0 + m),
+    "Color": lambda x, m: adjust_saturation(x, 1.0 + m),
+    "Contrast": lambda x, m: adjust_contrast(x, 1.0 + m),
+    "Sharpness": lambda x, m: adjust_sharpness(x, 1.0 + m),
+    "Posterize": lambda x, m: posterize(x, m.long()),
+    "Solarize": lambda x, m: solarize(x, 255.0 * m),
+    "AutoContrast": lambda x, m: F.autocontrast(x),
+    "Equalize": lambda x, m: F.equalize(x),
+}
+
+
 class BatchedRandAugment:
     """Random horizontal flip and RandAugment of a uint8 batch (B, C, H, W), batched.
 
@@ -353,30 +367,33 @@ class BatchedRandAugment:
     @staticmethod
     def _apply_slot(out: torch.Tensor, ops: torch.Tensor, negated: torch.Tensor,
                     magnitudes: torch.Tensor, indices: torch.Tensor) -> None:
-        """Apply one op per image in place: each op kind once, on the rows that drew it."""
-        values = magnitudes[ops, negated]  # (B,) float64
-        rows_of: dict[str, list[int]] = {name: [] for name in OPS}
-        for i, op in enumerate(ops.tolist()):  # a Python pass: cheaper than ~20 tiny ops
-            rows_of[OPS[op]].append(i)
-        rows = torch.tensor([i for name in GEOMETRIC for i in rows_of[name]], dtype=torch.long)
-        if len(rows):
-            index = rows.to(out.device)
-            out[index] = warp(out[index], indices[ops[rows], negated[rows]])
-        colour = {
-            "Brightness": lambda x, m: adjust_brightness(x, 1.0 + m),
-            "Color": lambda x, m: adjust_saturation(x, 1.0 + m),
-            "Contrast": lambda x, m: adjust_contrast(x, 1.0 + m),
-            "Sharpness": lambda x, m: adjust_sharpness(x, 1.0 + m),
-            "Posterize": lambda x, m: posterize(x, m.long()),
-            "Solarize": lambda x, m: solarize(x, 255.0 * m),
-            "AutoContrast": lambda x, m: F.autocontrast(x),
-            "Equalize": lambda x, m: F.equalize(x),
-        }
-        for name, op in colour.items():
-            if rows_of[name]:
-                rows = torch.tensor(rows_of[name], dtype=torch.long)
-                index = rows.to(out.device)
-                out[index] = op(out[index], values[rows])
+        """Apply one op per image in place: each op kind once, on the rows that drew it.
+
+        The batch is gathered once in op order (geometric ops first), so each op kind works
+        on a contiguous slice, and scattered back once."""
+        kinds = ops.tolist()
+        rank = {name: i for i, name in enumerate(GEOMETRIC + tuple(COLOUR_OPS))}
+        order = sorted((i for i, op in enumerate(kinds) if OPS[op] != "Identity"),
+                       key=lambda i: rank[OPS[kinds[i]]])  # stable: ties keep batch order
+        if not order:
+            return
+        rows = torch.tensor(order, dtype=torch.long)
+        index = rows.to(out.device)
+        work = out.index_select(0, index)
+        sorted_ops, sorted_negated = ops[rows], negated[rows]
+        values = magnitudes[sorted_ops, sorted_negated]  # (n,) float64
+        names = [OPS[kinds[i]] for i in order]
+        geometric = sum(name in GEOMETRIC for name in names)
+        if geometric:
+            work[:geometric] = warp(work[:geometric], indices[sorted_ops[:geometric],
+                                                              sorted_negated[:geometric]])
+        start = geometric
+        for name, op in COLOUR_OPS.items():
+            stop = start + names.count(name)
+            if stop > start:
+                work[start:stop] = op(work[start:stop], values[start:stop])
+            start = stop
+        out.index_copy_(0, index, work)
 
     def __repr__(self) -> str:
         return (f"BatchedRandAugment(hflip={self.hflip}, randaugment={self.randaugment}, "
