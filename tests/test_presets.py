@@ -43,19 +43,21 @@ def test_batch_augment_bit_identical_to_torchvision(channels, num_ops, magnitude
     reference = v2.Compose([*steps, v2.RandAugment(num_ops=num_ops, magnitude=magnitude)])
     expected = _per_image(reference, images, seed)
     torch.manual_seed(seed)
-    got = BatchAugment(hflip=hflip, num_ops=num_ops, magnitude=magnitude)(images)
+    got = BatchAugment(hflip=hflip, num_ops=num_ops, magnitude=magnitude,
+                       implementation="grouped")(images)
     assert torch.equal(got, expected)
     # and the RNG is left where torchvision leaves it
     torch.manual_seed(seed)
     _per_image(reference, images, seed)
     after_reference = torch.rand(3)
     torch.manual_seed(seed)
-    BatchAugment(hflip=hflip, num_ops=num_ops, magnitude=magnitude)(images)
+    BatchAugment(hflip=hflip, num_ops=num_ops, magnitude=magnitude,
+                 implementation="grouped")(images)
     assert torch.equal(torch.rand(3), after_reference)
 
 
 def test_batch_augment_draws_every_op_and_changes_images():
-    augment = BatchAugment(num_ops=2, magnitude=9)
+    augment = BatchAugment(num_ops=2, magnitude=9, implementation="grouped")
     torch.manual_seed(0)
     flips, ops = augment.plan(4000, 32, 32)
     assert flips == []
@@ -68,18 +70,25 @@ def test_batch_augment_draws_every_op_and_changes_images():
     assert torch.equal(images, _images(64, 1))  # the input is not modified in place
 
 
-def test_batch_augment_off_is_identity_and_rejects_float():
+@pytest.mark.parametrize("implementation", ["batched", "grouped"])
+def test_batch_augment_off_is_identity_and_rejects_float(implementation):
     images = _images(8, 3)
-    assert torch.equal(BatchAugment(randaugment=False)(images), images)
-    assert BatchAugment()(images[:0]).shape == (0, 3, 24, 24)
+    off = BatchAugment(randaugment=False, implementation=implementation)
+    assert torch.equal(off(images), images)
+    assert BatchAugment(implementation=implementation)(images[:0]).shape == (0, 3, 24, 24)
     with pytest.raises(ValueError, match="uint8 batch"):
-        BatchAugment()(images.float())
+        BatchAugment(implementation=implementation)(images.float())
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="'fast' is not one of batched, grouped"):
+        BatchAugment(implementation="fast")
 
 
 @pytest.mark.parametrize("hflip", [False, True], ids=["digits", "photos"])
 def test_train_preset_matches_the_torchvision_pipeline(hflip):
     images = _images(16, 3, size=20)
-    preset = TrainPreset(image_size=24, mean=MEAN, std=STD, hflip=hflip)
+    preset = TrainPreset(image_size=24, mean=MEAN, std=STD, hflip=hflip, augmentation="grouped")
     reference = v2.Compose([
         v2.Resize((24, 24), antialias=True),
         *([v2.RandomHorizontalFlip()] if hflip else []),
@@ -96,6 +105,16 @@ def test_train_preset_matches_the_torchvision_pipeline(hflip):
     assert expected.dtype == torch.float32 and expected.shape == (16, 3, 24, 24)
 
 
+def test_train_preset_defaults_to_the_batched_augmentation():
+    preset = TrainPreset(image_size=24, mean=MEAN, std=STD)
+    assert preset.per_batch.transforms[0].implementation == "batched"
+    images = _images(16, 1)
+    torch.manual_seed(2)
+    first = preset.per_batch(images)
+    torch.manual_seed(2)
+    assert torch.equal(preset.per_batch(images), first)  # deterministic for a seed
+
+
 def test_eval_preset_is_deterministic_normalisation():
     image = _images(1, 3, size=24)[0]
     out = EvalPreset(image_size=24, mean=MEAN, std=STD)(image)
@@ -109,11 +128,11 @@ def test_eval_preset_is_deterministic_normalisation():
 def test_batch_augment_on_cuda_matches_cpu_ops():
     images = _images(64, 3)
     torch.manual_seed(3)
-    flips, ops = BatchAugment(hflip=True).plan(64, 24, 24)
+    flips, ops = BatchAugment(hflip=True, implementation="grouped").plan(64, 24, 24)
     torch.manual_seed(3)
-    cpu = BatchAugment(hflip=True)(images)
+    cpu = BatchAugment(hflip=True, implementation="grouped")(images)
     torch.manual_seed(3)
-    gpu = BatchAugment(hflip=True)(images.cuda()).cpu()
+    gpu = BatchAugment(hflip=True, implementation="grouped")(images.cuda()).cpu()
     # geometric ops may round differently on the GPU; most pixels must agree exactly
     assert (cpu == gpu).float().mean() > 0.99
     assert len(flips) == 64 and len(ops) == 64

@@ -18,7 +18,7 @@ class Sizes:
     digits: tuple[str, ...] = ()  # extra config overrides of the epoch benchmark
     epochs: int = 2  # epoch 1 warms up (and runs the first label management); epoch 2 timed
     repeats: int = 3  # bmxlib timings: best of this many
-    randaugment: tuple[tuple[int, int, int], ...] = ((4096, 1, 32), (256, 3, 224))  # B, C, side
+    randaugment: tuple[tuple[int, int, int], ...] = ((64, 1, 32), (1000, 1, 32), (256, 3, 224))
     gpu_images: int = 512  # in-memory synthetic images of the GPU throughput benchmark
     gpu_batch: int = 32
     gpu_image_size: int = 448

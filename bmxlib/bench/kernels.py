@@ -166,12 +166,20 @@ def bench_label_management(sizes: Sizes, device: torch.device) -> dict[str, Any]
 
 
 def bench_randaugment(sizes: Sizes, device: torch.device) -> dict[str, Any]:
-    """BatchAugment vs torchvision's per-image RandAugment (num_ops 2, magnitude 9)."""
+    """RandAugment (num_ops 2, magnitude 9) of a uint8 batch, three ways, same images:
+
+    ``bmxlib_s``: ``BatchAugment`` (the batched tensor ops, the default); ``grouped_s``: the
+    grouped implementation of before issue 19; ``peer_s``: torchvision's ``v2.RandAugment``
+    image by image. ``identical``: the grouped output equals torchvision's loop under the
+    same seed, and the batched output equals torchvision's ops applied to the batched
+    draws (its random stream differs from torchvision's, its ops do not).
+    """
     from torchvision.transforms import v2
 
     from ..data.presets import BatchAugment
 
-    batched = BatchAugment(num_ops=2, magnitude=9)
+    batched = BatchAugment(num_ops=2, magnitude=9, implementation="batched")
+    grouped = BatchAugment(num_ops=2, magnitude=9, implementation="grouped")
     reference = v2.RandAugment(num_ops=2, magnitude=9)
     cases = []
     for count, channels, side in sizes.randaugment:
@@ -181,22 +189,29 @@ def bench_randaugment(sizes: Sizes, device: torch.device) -> dict[str, Any]:
         images = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear")
         images = images.round().clamp(0, 255).to(torch.uint8).to(device)
 
-        def ours(images=images):
+        def seeded(augment, images=images):
             torch.manual_seed(0)
-            return batched(images)
+            return augment(images)
 
-        def peer(images=images):
-            torch.manual_seed(0)
-            return torch.stack([reference(image) for image in images])
-
-        seconds, result = best_time(ours, repeats=sizes.repeats, device=device)
+        seconds, result = best_time(lambda: seeded(batched), repeats=sizes.repeats,
+                                    device=device)
+        grouped_seconds, grouped_result = best_time(lambda: seeded(grouped),
+                                                    repeats=sizes.repeats, device=device)
         sync(device)
         start = time.perf_counter()
-        expected = peer()
+        torch.manual_seed(0)
+        expected = torch.stack([reference(image) for image in images])
         sync(device)
         peer_seconds = time.perf_counter() - start
+        torch.manual_seed(0)  # the batched draws, replayed through torchvision's ops
+        replay = batched.batched.apply(images, batched.batched.plan(count), one_by_one=True)
         cases.append({"images": count, "channels": channels, "side": side,
-                      "bmxlib_s": seconds, "peer_s": peer_seconds,
-                      "speedup": peer_seconds / seconds,
-                      "identical": bool(torch.equal(result, expected))})
+                      "bmxlib_s": seconds, "grouped_s": grouped_seconds,
+                      "peer_s": peer_seconds, "speedup": peer_seconds / seconds,
+                      "speedup_vs_grouped": grouped_seconds / seconds,
+                      "us_per_image": {"batched": 1e6 * seconds / count,
+                                       "grouped": 1e6 * grouped_seconds / count,
+                                       "torchvision": 1e6 * peer_seconds / count},
+                      "identical": bool(torch.equal(grouped_result, expected)
+                                        and torch.equal(result, replay))})
     return {"name": "randaugment", "device": device.type, "cases": cases}

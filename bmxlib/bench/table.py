@@ -46,7 +46,9 @@ def _label_rows(r):
 def _randaugment_rows(r):
     return [(f"RandAugment {c['images']:,}x{c['channels']}x{c['side']}² [{r['device']}]",
              _seconds(c["bmxlib_s"]), f"{_seconds(c['peer_s'])} torchvision per image",
-             f"{c['speedup']:.1f}x", "bit-identical" if c["identical"] else "DIFFERENT")
+             f"{c['speedup']:.1f}x",
+             ("bit-identical ops" if c["identical"] else "DIFFERENT")
+             + (f"; grouped {_seconds(c['grouped_s'])}" if "grouped_s" in c else ""))
             for c in r["cases"]]
 
 

@@ -8,12 +8,18 @@ produces the two views used for re-labeling (SPEC §1.4).
 Each preset has two parts: ``per_image`` (the resize, which must run before images of
 different sizes can be stacked; it runs in the data loader) and ``per_batch`` (everything
 after it, applied by the engine to a stacked uint8 batch (B, C, H, W) on the training
-device). ``preset(image)`` runs both on one image. :class:`BatchAugment` makes the random
-part of the batch step cheap without changing what it computes: each image still gets its
-own flip and RandAugment ops, drawn from the global torch RNG in exactly the order
-torchvision's per-image transforms draw them, so a batch comes out bit-identical to
-applying ``v2.Compose([v2.RandomHorizontalFlip(), v2.RandAugment(...)])`` image by image
-under the same seed (the tests check this against torchvision).
+device). ``preset(image)`` runs both on one image. :class:`BatchAugment` is the random
+part of the batch step, in one of two implementations:
+
+* ``"batched"`` (the default, :class:`bmxlib.data.augment.BatchedRandAugment`): the
+  batch's random draws are made at once and each kind of op runs once per op slot (all
+  geometric ops as one ``grid_sample``); every op equals torchvision's, but the random
+  stream differs from torchvision's per-image loop (deterministic for a seed).
+* ``"grouped"`` (before issue 19): each image's flip and ops are drawn from the global
+  torch RNG in exactly the order torchvision's per-image transforms draw them, so a batch
+  comes out bit-identical to applying ``v2.Compose([v2.RandomHorizontalFlip(),
+  v2.RandAugment(...)])`` image by image under the same seed; use it to reproduce runs
+  made before the batched implementation.
 """
 
 from __future__ import annotations
@@ -24,11 +30,17 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from .augment import BatchedRandAugment
+
+IMPLEMENTATIONS = ("batched", "grouped")
+
 
 class BatchAugment:
     """Per-image random horizontal flip and RandAugment for a uint8 batch (B, C, H, W).
 
-    The ops of every image are drawn first (as torchvision draws them for one image:
+    ``implementation="batched"`` (default) hands the batch to
+    :class:`~bmxlib.data.augment.BatchedRandAugment`. ``implementation="grouped"``: the
+    ops of every image are drawn first (as torchvision draws them for one image:
     ``torch.rand(1)`` for the flip, then per op ``torch.randint(14, ())`` and, for signed
     ops, ``torch.rand(())`` for the sign); then, op slot by op slot, the images that drew
     the same (op, magnitude) are transformed together by torchvision's own RandAugment op
@@ -45,6 +57,9 @@ class BatchAugment:
         Apply RandAugment.
     num_ops, magnitude, num_magnitude_bins :
         As ``torchvision.transforms.v2.RandAugment`` (defaults 2, 9, 31).
+    implementation : {"batched", "grouped"}
+        See the module docstring: batched tensor ops (default), or torchvision's ops per
+        group of images, bit-identical to torchvision's per-image loop under a seed.
     """
 
     def __init__(
@@ -55,7 +70,17 @@ class BatchAugment:
         num_ops: int = 2,
         magnitude: int = 9,
         num_magnitude_bins: int = 31,
+        implementation: str = "batched",
     ) -> None:
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"augmentation implementation {implementation!r} is not one of "
+                             f"{', '.join(IMPLEMENTATIONS)}")
+        self.implementation = implementation
+        self.batched = (
+            BatchedRandAugment(hflip=hflip, randaugment=randaugment, num_ops=num_ops,
+                               magnitude=magnitude, num_magnitude_bins=num_magnitude_bins)
+            if implementation == "batched" else None
+        )
         self.hflip = hflip
         self.randaugment = (
             v2.RandAugment(num_ops=num_ops, magnitude=magnitude,
@@ -99,6 +124,8 @@ class BatchAugment:
                              f"{tuple(images.shape)}")
         if images.shape[0] == 0:
             return images.clone()
+        if self.batched is not None:
+            return self.batched(images)
         flips, ops = self.plan(images.shape[0], images.shape[-2], images.shape[-1])
         per_call = _images_per_call(images)
         if per_call < MIN_GROUP_CALL:  # large images on the CPU: copies would cost more
@@ -142,7 +169,8 @@ class BatchAugment:
         return image
 
     def __repr__(self) -> str:
-        return f"BatchAugment(hflip={self.hflip}, randaugment={self.randaugment!r})"
+        return (f"BatchAugment(hflip={self.hflip}, randaugment={self.randaugment!r}, "
+                f"implementation={self.implementation!r})")
 
 
 # uint8 bytes per op call on the CPU: the ops' float temporaries then stay in the caches
@@ -188,6 +216,9 @@ class TrainPreset(_Preset):
         RandAugment settings (torchvision defaults 2 and 9).
     hflip : bool
         Random horizontal flip (natural images only; digits must not be mirrored).
+    augmentation : {"batched", "grouped"}
+        :class:`BatchAugment`'s implementation ("grouped" reproduces runs made before
+        issue 19 bit for bit).
     """
 
     def __init__(
@@ -200,11 +231,12 @@ class TrainPreset(_Preset):
         num_ops: int = 2,
         magnitude: int = 9,
         hflip: bool = False,
+        augmentation: str = "batched",
     ) -> None:
         self.per_image = v2.Compose([v2.Resize((image_size, image_size), antialias=True)])
         self.per_batch = v2.Compose([
             BatchAugment(hflip=hflip, randaugment=randaugment, num_ops=num_ops,
-                         magnitude=magnitude),
+                         magnitude=magnitude, implementation=augmentation),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(mean), list(std)),
         ])
