@@ -39,7 +39,7 @@ def select_device(name: str) -> torch.device:
 
 def dataset_options(config: Config) -> dict[str, Any]:
     """Keyword options of ``load_dataset`` for the config's dataset."""
-    if config.dataset == "digits-lt":
+    if config.dataset in ("digits-lt", "glyphs-coco"):  # the embedded, generated datasets
         return {"seed": config.data_seed, "n_train": config.n_train, "n_test": config.n_test}
     options: dict[str, Any] = {"root": config.data_root,
                                "skip_bad_images": config.skip_bad_images}
@@ -203,6 +203,7 @@ def cached_inputs(s: Setup) -> dict[str, Path]:
     data_file = getattr(s.train_set, "cache_file", None)
     if data_file is not None:
         files["dataset"] = Path(data_file)
-    if c.pretrained == "digits":
-        files["digits_backbone"] = backbone_cache_path(width=c.width, seed=c.data_seed)
+    if c.pretrained in ("digits", "glyphs"):
+        files[f"{c.pretrained}_backbone"] = backbone_cache_path(
+            width=c.width, seed=c.data_seed, source=c.pretrained)
     return files

@@ -197,8 +197,9 @@ def build_model(
     arch : {"small_cnn", "resnet18", "resnet50", "resnet101"}
     num_classes : int
         K, the number of output logits.
-    pretrained : {"none", "digits", "imagenet"}
-        "digits": the small CNN pretrained on single clean digits (cached);
+    pretrained : {"none", "digits", "glyphs", "imagenet"}
+        "digits": the small CNN pretrained on single clean digits (cached); "glyphs": the
+        same on single clean glyphs of glyphs-coco's training pool (cached);
         "imagenet": torchvision weights from ``weights_path`` or the weight enum; either
         way into the backbone only, under both heads.
     head : {"linear", "decoder"}
@@ -217,14 +218,14 @@ def build_model(
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     if arch == "small_cnn":
         model = SmallCNN(num_classes, in_channels=in_channels, width=width, head=head)
-        if pretrained == "digits":
-            state = pretrained_digits_backbone(width=width, seed=data_seed)
+        if pretrained in BACKBONE_SOURCES:
+            state = pretrained_digits_backbone(width=width, seed=data_seed, source=pretrained)
             model.features.load_state_dict(state)
         elif pretrained == "imagenet":
             raise ValueError("pretrained=imagenet needs a ResNet arch, not small_cnn")
         return model
-    if pretrained == "digits":
-        raise ValueError(f"pretrained=digits is only available for small_cnn, not {arch}")
+    if pretrained in BACKBONE_SOURCES:
+        raise ValueError(f"pretrained={pretrained} is only available for small_cnn, not {arch}")
     return _resnet(arch, num_classes, pretrained=pretrained, weights_path=weights_path,
                    head=head)
 
@@ -236,6 +237,25 @@ PRETRAIN_BATCH = 128  # pretraining batch size
 # thread count, and the cached backbone must not depend on which run built it first.
 PRETRAIN_THREADS = 1
 PRETRAIN_RECIPE = 2  # bump when the pretraining recipe changes (invalidates the cache)
+#: pretraining sources: the single clean source images of the training pool of
+#: digits-lt ("digits", 10 classes) or of glyphs-coco ("glyphs", 80 classes)
+BACKBONE_SOURCES = ("digits", "glyphs")
+
+
+def _pretraining_source(source: str):
+    """(generator version, single-source canvases function, classes, mean, std)."""
+    if source == "digits":
+        from .data.digits_lt import GENERATOR_VERSION, single_digit_canvases
+
+        return GENERATOR_VERSION, single_digit_canvases, 10, 0.1, 0.25
+    if source == "glyphs":
+        from .data.glyph_sources import CLASS_NAMES, SOURCES_VERSION
+        from .data.glyphs_coco import GENERATOR_VERSION, single_glyph_canvases
+
+        version = f"{GENERATOR_VERSION}.{SOURCES_VERSION}"
+        return version, single_glyph_canvases, len(CLASS_NAMES), 0.1, 0.25
+    raise ValueError(f"unknown backbone source {source!r}; choose one of "
+                     f"{', '.join(BACKBONE_SOURCES)}")
 
 
 @contextlib.contextmanager
@@ -249,29 +269,38 @@ def torch_threads(count: int):
         torch.set_num_threads(old)
 
 
-def backbone_cache_key(*, width: int, seed: int) -> str:
-    """Everything that determines the pretrained digits backbone, as one string.
+def backbone_cache_key(*, width: int, seed: int, source: str = "digits") -> str:
+    """Everything that determines a pretrained backbone, as one string.
 
     The data recipe and seed, the network width, every pretraining hyperparameter, the
-    fixed thread count and the torch version (its kernels define the float rounding).
+    fixed thread count and the torch version (its kernels define the float rounding);
+    for ``source="glyphs"`` also the source name and the Pillow version (glyph rendering).
     """
-    from .data.digits_lt import GENERATOR_VERSION
+    version = _pretraining_source(source)[0]
+    key = (f"data-v{version}-s{seed}|recipe-v{PRETRAIN_RECIPE}|w{width}"
+           f"|e{PRETRAIN_EPOCHS}-lr{PRETRAIN_LR}-b{PRETRAIN_BATCH}-t{PRETRAIN_THREADS}"
+           f"|torch-{torch.__version__}")
+    if source != "digits":  # the digits key stays as it was: existing caches stay valid
+        import PIL
 
-    return (f"data-v{GENERATOR_VERSION}-s{seed}|recipe-v{PRETRAIN_RECIPE}|w{width}"
-            f"|e{PRETRAIN_EPOCHS}-lr{PRETRAIN_LR}-b{PRETRAIN_BATCH}-t{PRETRAIN_THREADS}"
-            f"|torch-{torch.__version__}")
+        key = f"{source}|{key}|pillow-{PIL.__version__}"
+    return key
 
 
-def backbone_cache_path(*, width: int = 16, seed: int = 0) -> Path:
-    """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed)."""
+def backbone_cache_path(*, width: int = 16, seed: int = 0, source: str = "digits") -> Path:
+    """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed, source)."""
     from .data.digits_lt import cache_dir
 
-    digest = hashlib.sha1(backbone_cache_key(width=width, seed=seed).encode()).hexdigest()
-    return cache_dir() / f"digits-backbone-{digest[:16]}.pt"
+    key = backbone_cache_key(width=width, seed=seed, source=source)
+    digest = hashlib.sha1(key.encode()).hexdigest()
+    return cache_dir() / f"{source}-backbone-{digest[:16]}.pt"
 
 
-def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Feature weights of a SmallCNN trained 10-way on single clean train-split digits.
+def pretrained_digits_backbone(*, width: int = 16, seed: int = 0,
+                               source: str = "digits") -> dict[str, torch.Tensor]:
+    """Feature weights of a SmallCNN trained K-way on single clean train-split sources:
+    digits-lt's digits (``source="digits"``, 10-way) or glyphs-coco's glyphs
+    (``source="glyphs"``, 80-way).
 
     Trained once (seconds on a CPU) and cached under the bmxlib cache directory; only
     source digits of the *train* pool are used, so the test split stays unseen. The result
@@ -280,25 +309,25 @@ def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, t
     state), trained on ``PRETRAIN_THREADS`` threads, and written atomically, so whichever
     run fills the cache first, the weights are the same bit for bit.
     """
-    from .data.digits_lt import single_digit_canvases
     from .io import atomic_torch_save
 
-    path = backbone_cache_path(width=width, seed=seed)
+    _, single_source_canvases, num_classes, mean, std = _pretraining_source(source)
+    path = backbone_cache_path(width=width, seed=seed, source=source)
     if path.exists():
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:
             path.unlink(missing_ok=True)  # corrupt cache: retrain
-    print(f"bmxlib: pretraining the digits backbone (width {width}, data seed {seed}, "
+    print(f"bmxlib: pretraining the {source} backbone (width {width}, data seed {seed}, "
           f"{PRETRAIN_EPOCHS} epochs, one thread; once, then cached at {path})",
           file=sys.stderr, flush=True)
-    images, targets = single_digit_canvases(seed=seed)
-    x_all = (torch.from_numpy(images).float() / 255.0 - 0.1) / 0.25
+    images, targets = single_source_canvases(seed=seed)
+    x_all = (torch.from_numpy(images).float() / 255.0 - mean) / std
     y_all = torch.from_numpy(targets)
     steps = PRETRAIN_EPOCHS * int(np.ceil(len(y_all) / PRETRAIN_BATCH))
     with torch.random.fork_rng(devices=[]), torch_threads(PRETRAIN_THREADS):
         torch.manual_seed(seed)  # the initialisation: never the caller's random state
-        model = SmallCNN(10, in_channels=1, width=width)
+        model = SmallCNN(num_classes, in_channels=1, width=width)
         g = torch.Generator().manual_seed(seed)
         opt = torch.optim.SGD(model.parameters(), lr=PRETRAIN_LR, momentum=0.9,
                               weight_decay=1e-4)
