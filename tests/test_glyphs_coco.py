@@ -162,3 +162,32 @@ def test_dataset_contract_and_shot_groups():
 def test_bad_requests_name_the_problem(split, options, message):
     with pytest.raises(ValueError, match=message):
         load_dataset("glyphs-coco", split, **options)
+
+
+def test_label_profile_draws_cocos_counts_beside_the_dataset():
+    import matplotlib.pyplot as plt
+
+    from bmxlib import plots
+
+    positives = glyphs_coco.train_profile(2000)
+    fig = plots.label_profile(positives, reference=coco_profile(), shot_many=100, shot_few=35)
+    line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("COCO 2014 train"))
+    expected = coco_profile() * positives.sum() / coco_profile().sum()  # same total
+    assert np.allclose(line.get_ydata(), np.maximum(expected, 0.5))
+    plt.close(fig)
+    with pytest.raises(ValueError, match="reference"):
+        plots.label_profile(positives, reference=coco_profile()[:10])
+
+
+def test_config_accepts_the_dataset_and_its_backbone():
+    from bmxlib.config import ConfigError, from_dict
+    from bmxlib.models import backbone_cache_key, backbone_cache_path
+
+    config = from_dict({"dataset": "glyphs-coco"})
+    assert config.pretrained == "glyphs" and not config.data_root
+    with pytest.raises(ConfigError, match="pretrained"):
+        from_dict({"dataset": "digits-lt", "pretrained": "glyphs"})
+    glyphs = backbone_cache_key(width=16, seed=0, source="glyphs")
+    assert glyphs != backbone_cache_key(width=16, seed=0, source="digits")
+    assert backbone_cache_path(source="glyphs").name.startswith("glyphs-backbone-")
+    assert backbone_cache_path().name.startswith("digits-backbone-")
