@@ -51,11 +51,11 @@ class CoreConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads for torch (0 = torch's default)
     # --- data ---
-    dataset: str = "digits-lt"  # digits-lt | coco | voc | manifest
+    dataset: str = "digits-lt"  # digits-lt | glyphs-coco | coco | voc | manifest
     data_root: str = ""  # folder of coco / voc / manifest data
-    data_seed: int = 0  # digits-lt generation seed
-    n_train: int = 8000  # digits-lt training canvases
-    n_test: int = 3000  # digits-lt test canvases
+    data_seed: int = 0  # digits-lt / glyphs-coco generation seed
+    n_train: int = 8000  # digits-lt / glyphs-coco training canvases (glyphs-coco's own: 2000)
+    n_test: int = 3000  # digits-lt / glyphs-coco test canvases (glyphs-coco's own: 2000)
     max_images: int = 0  # cap on images per split for real datasets (0 = all)
     image_size: int = 0  # square input side (0 = dataset default: 32 digits, 448 photos)
     # DataLoader worker processes; -1 = auto: min(8, CPU count) on CUDA, 0 on the CPU
@@ -150,7 +150,7 @@ _CHOICES = {
     "dataset": DATASETS,
     "noise": NOISE_KINDS,
     "arch": ("small_cnn", "resnet18", "resnet50", "resnet101"),
-    "pretrained": ("auto", "none", "digits", "imagenet"),
+    "pretrained": ("auto", "none", "digits", "glyphs", "imagenet"),
     "method": METHODS,
     "protocol": PROTOCOLS,
     "head": ("linear", "decoder"),
@@ -248,7 +248,8 @@ def validate(config: Config) -> Config:
         if config.arch != "small_cnn":
             config.pretrained = "imagenet"
         else:
-            config.pretrained = "digits" if config.dataset == "digits-lt" else "none"
+            config.pretrained = {"digits-lt": "digits", "glyphs-coco": "glyphs"}.get(
+                config.dataset, "none")
     if config.pretrained == "digits" and (config.dataset != "digits-lt"
                                           or config.arch != "small_cnn"):
         raise ConfigError(
@@ -256,12 +257,19 @@ def validate(config: Config) -> Config:
             f"on digits-lt, not usable for dataset {config.dataset!r} with arch "
             f"{config.arch!r}; set pretrained=imagenet (resnets) or pretrained=none"
         )
+    if config.pretrained == "glyphs" and (config.dataset != "glyphs-coco"
+                                          or config.arch != "small_cnn"):
+        raise ConfigError(
+            f"config key 'pretrained': the glyphs backbone is a 1-channel small_cnn pretrained "
+            f"on glyphs-coco, not usable for dataset {config.dataset!r} with arch "
+            f"{config.arch!r}; set pretrained=imagenet (resnets) or pretrained=none"
+        )
     if config.shot_many and config.shot_few and config.shot_few > config.shot_many:
         raise ConfigError(f"config key 'shot_few': {config.shot_few} exceeds shot_many "
                           f"{config.shot_many}")
     if config.voc_classes and config.voc_classes_file:
         raise ConfigError("config keys 'voc_classes' and 'voc_classes_file' exclude each other")
-    if config.dataset != "digits-lt" and not config.data_root:
+    if config.dataset not in ("digits-lt", "glyphs-coco") and not config.data_root:
         raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
     for key in ("data_root", "voc_classes_file", "weights_path"):  # stored resolved, so a
         value = getattr(config, key)  # run resumes from any working directory

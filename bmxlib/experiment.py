@@ -21,7 +21,7 @@ from . import distributed as dist
 from .config import Config
 from .data import EvalPreset, MultiLabelDataset, TrainPreset, load_dataset
 from .methods import Method, TrainingData, build_method
-from .models import build_model
+from .models import BACKBONE_SOURCES, build_model
 from .noise import inject
 from .pretrain import backbone_cache_path, pretrained_digits_backbone
 from .stats import shot_groups
@@ -40,7 +40,7 @@ def select_device(name: str) -> torch.device:
 
 def dataset_options(config: Config) -> dict[str, Any]:
     """Keyword options of ``load_dataset`` for the config's dataset."""
-    if config.dataset == "digits-lt":
+    if config.dataset in ("digits-lt", "glyphs-coco"):  # the embedded, generated datasets
         return {"seed": config.data_seed, "n_train": config.n_train, "n_test": config.n_test}
     options: dict[str, Any] = {"root": config.data_root,
                                "skip_bad_images": config.skip_bad_images}
@@ -153,8 +153,9 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
         pretrained=config.pretrained,
         weights_path=config.weights_path,
         width=config.width,
-        features_state=(pretrained_digits_backbone(width=config.width, seed=config.data_seed)
-                        if config.pretrained == "digits" else None),
+        features_state=(pretrained_digits_backbone(width=config.width, seed=config.data_seed,
+                                                   source=config.pretrained)
+                        if config.pretrained in BACKBONE_SOURCES else None),
         head=config.head,
     ).to(device)
     if config.channels_last:
@@ -205,6 +206,7 @@ def cached_inputs(s: Setup) -> dict[str, Path]:
     data_file = getattr(s.train_set, "cache_file", None)
     if data_file is not None:
         files["dataset"] = Path(data_file)
-    if c.pretrained == "digits":
-        files["digits_backbone"] = backbone_cache_path(width=c.width, seed=c.data_seed)
+    if c.pretrained in BACKBONE_SOURCES:
+        files[f"{c.pretrained}_backbone"] = backbone_cache_path(
+            width=c.width, seed=c.data_seed, source=c.pretrained)
     return files

@@ -22,6 +22,9 @@ from .heads import DecoderHead, Float32Head, Float32Linear, decoder_options
 
 ARCHS = ("small_cnn", "resnet18", "resnet50", "resnet101")
 HEADS = ("linear", "decoder")
+#: the small CNN's pretrained backbones (``bmxlib.pretrain``): single clean source images
+#: of digits-lt ("digits", 10 classes) or of glyphs-coco ("glyphs", 80 classes)
+BACKBONE_SOURCES = ("digits", "glyphs")
 
 
 def _conv_block(c_in: int, c_out: int, *, pool: bool) -> nn.Sequential:
@@ -192,9 +195,10 @@ def build_model(
     arch : {"small_cnn", "resnet18", "resnet50", "resnet101"}
     num_classes : int
         K, the number of output logits.
-    pretrained : {"none", "digits", "imagenet"}
-        "digits": the small CNN's features loaded from ``features_state`` (the digits
-        backbone, ``bmxlib.pretrain.pretrained_digits_backbone``);
+    pretrained : {"none", "digits", "glyphs", "imagenet"}
+        "digits" / "glyphs": the small CNN's features loaded from ``features_state`` (the
+        backbone pretrained on single clean digits of digits-lt or glyphs of glyphs-coco,
+        ``bmxlib.pretrain.pretrained_digits_backbone``);
         "imagenet": torchvision weights from ``weights_path`` or the weight enum; either
         way into the backbone only, under both heads.
     head : {"linear", "decoder"}
@@ -213,15 +217,15 @@ def build_model(
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     if arch == "small_cnn":
         model = SmallCNN(num_classes, in_channels=in_channels, width=width, head=head)
-        if pretrained == "digits":
+        if pretrained in BACKBONE_SOURCES:
             if features_state is None:
-                raise ValueError("pretrained=digits needs the backbone's weights "
+                raise ValueError(f"pretrained={pretrained} needs the backbone's weights "
                                  "(bmxlib.pretrain.pretrained_digits_backbone)")
             model.features.load_state_dict(features_state)
         elif pretrained == "imagenet":
             raise ValueError("pretrained=imagenet needs a ResNet arch, not small_cnn")
         return model
-    if pretrained == "digits":
-        raise ValueError(f"pretrained=digits is only available for small_cnn, not {arch}")
+    if pretrained in BACKBONE_SOURCES:
+        raise ValueError(f"pretrained={pretrained} is only available for small_cnn, not {arch}")
     return _resnet(arch, num_classes, pretrained=pretrained, weights_path=weights_path,
                    head=head)

@@ -1,8 +1,11 @@
-"""The digits backbone: a SmallCNN pretrained 10-way on single clean digits (SPEC §5).
+"""The embedded datasets' backbones: a SmallCNN pretrained K-way on single clean source
+images of the training pool — digits-lt's digits (``source="digits"``, 10-way; SPEC §5) or
+glyphs-coco's glyphs (``source="glyphs"``, 80-way) — the analogue of the paper's
+ImageNet-pretrained ResNet-50.
 
-Above ``bmxlib.models`` (the network) and ``bmxlib.data.digits_lt`` (the digits): trained
-once, in seconds on a CPU, and cached (``bmxlib.cache``) under a key naming everything
-that determines it, so every digits-lt run starting from it shares one file.
+Above ``bmxlib.models`` (the network) and ``bmxlib.data`` (the sources): trained once, in
+seconds to a minute on a CPU, and cached (``bmxlib.cache``) under a key naming everything
+that determines it, so every run starting from it shares one file.
 """
 
 from __future__ import annotations
@@ -16,9 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .cache import cache_path, cached
-from .data.digits_lt import GENERATOR_VERSION, single_digit_canvases
 from .io import atomic_torch_save
-from .models import SmallCNN
+from .models import BACKBONE_SOURCES, SmallCNN
 
 PRETRAIN_EPOCHS = 4  # single-digit pretraining epochs (reaches ~97% source accuracy)
 PRETRAIN_LR = 0.05  # SGD lr for pretraining, cosine-annealed
@@ -27,6 +29,22 @@ PRETRAIN_BATCH = 128  # pretraining batch size
 # thread count, and the cached backbone must not depend on which run built it first.
 PRETRAIN_THREADS = 1
 PRETRAIN_RECIPE = 2  # bump when the pretraining recipe changes (invalidates the cache)
+SOURCE_MEAN, SOURCE_STD = 0.1, 0.25  # normalisation of the (mostly black) source canvases
+
+
+def pretraining_source(source: str):
+    """(generator version, single-source canvases function, number of classes)."""
+    if source == "digits":
+        from .data.digits_lt import GENERATOR_VERSION, single_digit_canvases
+
+        return GENERATOR_VERSION, single_digit_canvases, 10
+    if source == "glyphs":
+        from .data.glyph_sources import CLASS_NAMES, SOURCES_VERSION
+        from .data.glyphs_coco import GENERATOR_VERSION, single_glyph_canvases
+
+        return f"{GENERATOR_VERSION}.{SOURCES_VERSION}", single_glyph_canvases, len(CLASS_NAMES)
+    raise ValueError(f"unknown backbone source {source!r}; choose one of "
+                     f"{', '.join(BACKBONE_SOURCES)}")
 
 
 @contextlib.contextmanager
@@ -40,25 +58,35 @@ def torch_threads(count: int):
         torch.set_num_threads(old)
 
 
-def backbone_cache_key(*, width: int, seed: int) -> str:
-    """Everything that determines the pretrained digits backbone, as one string.
+def backbone_cache_key(*, width: int, seed: int, source: str = "digits") -> str:
+    """Everything that determines a pretrained backbone, as one string.
 
     The data recipe and seed, the network width, every pretraining hyperparameter, the
-    fixed thread count and the torch version (its kernels define the float rounding).
+    fixed thread count and the torch version (its kernels define the float rounding);
+    for ``source="glyphs"`` also the source name and the Pillow version (glyph rendering).
     """
-    return (f"data-v{GENERATOR_VERSION}-s{seed}|recipe-v{PRETRAIN_RECIPE}|w{width}"
-            f"|e{PRETRAIN_EPOCHS}-lr{PRETRAIN_LR}-b{PRETRAIN_BATCH}-t{PRETRAIN_THREADS}"
-            f"|torch-{torch.__version__}")
+    version = pretraining_source(source)[0]
+    key = (f"data-v{version}-s{seed}|recipe-v{PRETRAIN_RECIPE}|w{width}"
+           f"|e{PRETRAIN_EPOCHS}-lr{PRETRAIN_LR}-b{PRETRAIN_BATCH}-t{PRETRAIN_THREADS}"
+           f"|torch-{torch.__version__}")
+    if source != "digits":  # the digits key stays as it was: existing caches stay valid
+        import PIL
+
+        key = f"{source}|{key}|pillow-{PIL.__version__}"
+    return key
 
 
-def backbone_cache_path(*, width: int = 16, seed: int = 0) -> Path:
-    """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed)."""
-    return cache_path("digits-backbone", backbone_cache_key(width=width, seed=seed),
-                      suffix=".pt")
+def backbone_cache_path(*, width: int = 16, seed: int = 0, source: str = "digits") -> Path:
+    """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed, source)."""
+    return cache_path(f"{source}-backbone",
+                      backbone_cache_key(width=width, seed=seed, source=source), suffix=".pt")
 
 
-def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Feature weights of a SmallCNN trained 10-way on single clean train-split digits.
+def pretrained_digits_backbone(*, width: int = 16, seed: int = 0,
+                               source: str = "digits") -> dict[str, torch.Tensor]:
+    """Feature weights of a SmallCNN trained K-way on single clean train-split sources:
+    digits-lt's digits (``source="digits"``, 10-way) or glyphs-coco's glyphs
+    (``source="glyphs"``, 80-way).
 
     Trained once (seconds on a CPU) and cached under the bmxlib cache directory; only
     source digits of the *train* pool are used, so the test split stays unseen. The result
@@ -72,24 +100,25 @@ def pretrained_digits_backbone(*, width: int = 16, seed: int = 0) -> dict[str, t
         return torch.load(path, map_location="cpu", weights_only=True)
 
     def build() -> dict[str, torch.Tensor]:
-        print(f"bmxlib: pretraining the digits backbone (width {width}, data seed {seed}, "
+        print(f"bmxlib: pretraining the {source} backbone (width {width}, data seed {seed}, "
               f"{PRETRAIN_EPOCHS} epochs, one thread; once, then cached at {path})",
               file=sys.stderr, flush=True)
-        return _pretrain(width=width, seed=seed)
+        return _pretrain(width=width, seed=seed, source=source)
 
-    path = backbone_cache_path(width=width, seed=seed)
+    path = backbone_cache_path(width=width, seed=seed, source=source)
     return cached(path, read=read, build=build, write=atomic_torch_save)
 
 
-def _pretrain(*, width: int, seed: int) -> dict[str, torch.Tensor]:
+def _pretrain(*, width: int, seed: int, source: str) -> dict[str, torch.Tensor]:
     """The training itself: SGD with momentum, cosine-annealed per step, cross-entropy."""
-    images, targets = single_digit_canvases(seed=seed)
-    x_all = (torch.from_numpy(images).float() / 255.0 - 0.1) / 0.25
+    _, single_source_canvases, num_classes = pretraining_source(source)
+    images, targets = single_source_canvases(seed=seed)
+    x_all = (torch.from_numpy(images).float() / 255.0 - SOURCE_MEAN) / SOURCE_STD
     y_all = torch.from_numpy(targets)
     steps = PRETRAIN_EPOCHS * int(np.ceil(len(y_all) / PRETRAIN_BATCH))
     with torch.random.fork_rng(devices=[]), torch_threads(PRETRAIN_THREADS):
         torch.manual_seed(seed)  # the initialisation: never the caller's random state
-        model = SmallCNN(10, in_channels=1, width=width)
+        model = SmallCNN(num_classes, in_channels=1, width=width)
         g = torch.Generator().manual_seed(seed)
         opt = torch.optim.SGD(model.parameters(), lr=PRETRAIN_LR, momentum=0.9,
                               weight_decay=1e-4)

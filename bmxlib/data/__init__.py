@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import IndexedDataset, MultiLabelDataset
 from .presets import EvalPreset, TrainPreset
 
-DATASETS = ("digits-lt", "coco", "voc", "manifest")
+DATASETS = ("digits-lt", "glyphs-coco", "coco", "voc", "manifest")
 
 
 def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDataset:
@@ -13,13 +13,15 @@ def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDatase
 
     Parameters
     ----------
-    name : {"digits-lt", "coco", "voc", "manifest"}
+    name : {"digits-lt", "glyphs-coco", "coco", "voc", "manifest"}
     split : str
         "train" or "test" (real datasets also accept their own aliases).
     **options
         Passed to the loader (keyword arguments, defaults in brackets):
 
         - digits-lt: ``seed``, ``n_train``, ``n_test`` (see :class:`~.digits_lt.DigitsLT`).
+        - glyphs-coco: ``seed``, ``n_train``, ``n_test`` (see
+          :class:`~.glyphs_coco.GlyphsCOCO`; defaults 2,000 / 2,000).
         - coco, voc, manifest: ``root`` (required), ``max_images`` [None],
           ``check_files`` [True], ``skip_bad_images`` [False], ``transform`` [None];
           and per dataset:
@@ -42,6 +44,10 @@ def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDatase
         from .digits_lt import DigitsLT
 
         return DigitsLT(split, **options)
+    if name == "glyphs-coco":
+        from .glyphs_coco import GlyphsCOCO
+
+        return GlyphsCOCO(split, **options)
     if name in ("coco", "voc", "manifest"):
         root = options.pop("root", None)
         if not root:

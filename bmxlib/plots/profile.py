@@ -16,9 +16,10 @@ __all__ = ["label_profile", "noise_profile"]
 
 def label_profile(positives, *, class_names: Sequence[str] | None = None,
                   shot_many: int | None = None, shot_few: int | None = None,
-                  pos_neg: float | None = None, title: str = "") -> Figure:
+                  pos_neg: float | None = None, title: str = "", reference=None,
+                  reference_label: str = "COCO 2014 train") -> Figure:
     """Positive training labels per class, most frequent first, on a log scale, with the
-    shot-group thresholds drawn.
+    shot-group thresholds drawn and, optionally, a reference profile beside them.
 
     Parameters
     ----------
@@ -28,6 +29,10 @@ def label_profile(positives, *, class_names: Sequence[str] | None = None,
         Thresholds of the many-shot (> shot_many) and few-shot (< shot_few) groups.
     pos_neg : float, optional
         The positive–negative ratio Σ negatives / Σ positives, shown in the panel title.
+    reference : array-like of int, shape (K,), optional
+        Another dataset's positives per class (e.g. ``bmxlib.data.coco_stats.coco_profile()``
+        for glyphs-coco), drawn sorted as a line, scaled to the same total number of
+        positives so the two shapes compare on one axis.
     """
     counts = as_array(positives, "positives", 1)
     names = class_labels(class_names, counts.size)
@@ -42,7 +47,15 @@ def label_profile(positives, *, class_names: Sequence[str] | None = None,
                                 (shot_few, "few-shot threshold", OKABE_ITO["orange"])):
         if value:
             ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{label} ({value:,})")
-    if shot_many or shot_few:
+    if reference is not None:
+        ref = np.sort(as_array(reference, "reference", 1).astype(float))[::-1]
+        if ref.size != counts.size or ref.sum() <= 0:
+            raise ValueError(f"reference must hold {counts.size} non-negative counts with a "
+                             f"positive sum, got {ref.size}")
+        scale = counts.sum() / ref.sum()
+        ax.plot(np.arange(ref.size), np.maximum(ref * scale, 0.5), color=OKABE_ITO["black"],
+                marker=".", ms=3, lw=1, label=f"{reference_label} (× {scale:.3g})")
+    if shot_many or shot_few or reference is not None:
         ax.legend(fontsize=7, loc="upper right")
     if counts.size > 20:
         ax.tick_params(axis="x", labelrotation=90, labelsize=6)
