@@ -12,10 +12,10 @@ Benchmarks (``python -m bmxlib.bench --only NAME[,NAME]`` runs a subset):
   management (BCE losses, sampler, 2K GMMs, re-labeling candidates, ``manage_labels``) at
   N = 10^6, K = 10^3, in a fresh subprocess so that its peak memory (``ru_maxrss``) is its
   own.
-* ``randaugment``: ``data.presets.BatchAugment`` (per-image RandAugment ops applied to a
-  stacked batch) vs torchvision's ``v2.RandAugment`` called image by image, on the same
-  32×32 digits-sized and 224×224 RGB batches under the same seed; plus whether the outputs
-  are bit-identical.
+* ``randaugment``: ``data.presets.BatchAugment`` — batched (the default: each op kind once
+  per op slot as a tensor op) and grouped (before issue 19) — vs torchvision's
+  ``v2.RandAugment`` called image by image, on batches of 64 and 1,000 32×32 digits and
+  256 224×224 RGB images; plus whether the ops are bit-identical to torchvision's.
 * ``scaling``: the label management of ``label_management`` over a grid of N ∈ {10^4,
   10^5, 10^6} and K ∈ {10, 10^2, 10^3} (a process each), the growth exponents of its time
   and the bytes per label, hence the largest N × K in 16 GB of host / 80 GB of GPU memory.

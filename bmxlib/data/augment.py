@@ -4,9 +4,9 @@
 magnitudes: ``num_ops`` ops per image, each op uniform over the 14, signed ops negated
 with probability 0.5) to a uint8 batch (B, C, H, W) without grouping images by op: per op
 slot, all the images that drew a geometric op (ShearX/Y, TranslateX/Y, Rotate) go through
-ONE ``grid_sample`` with a per-image inverse affine matrix (built as torchvision's
-``F.affine`` / ``F.rotate`` build it, nearest interpolation, fill 0), and the colour ops
-run as one batched tensor op each with per-image parameters.
+ONE ``gather`` by per-image source-pixel indices (cached per image size: torchvision's
+``F.affine`` / ``F.rotate`` inverse matrix and nearest-neighbour grid, fill 0), and the
+colour ops run as one batched tensor op each with per-image parameters.
 
 Each op equals torchvision's ``transforms.v2.functional`` op bit for bit on the same
 magnitude (``tests/test_augment.py``). The random draws are made for the whole batch at
@@ -277,7 +277,7 @@ class BatchedRandAugment:
     ``torch.randint(14, (num_ops, B))`` for the ops and one ``torch.rand(num_ops, B)`` for
     the signs (op ``i`` of image ``j`` is negated where it is signed and its draw is
     ≤ 0.5, as torchvision does). Then, op slot by op slot, each kind of op runs once on
-    the images that drew it; all geometric ops of a slot are one ``grid_sample``.
+    the images that drew it; all geometric ops of a slot are one ``gather``.
 
     Parameters
     ----------
