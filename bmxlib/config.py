@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from .data import DATASETS
+from .data.presets import IMPLEMENTATIONS as AUGMENTATIONS
 from .methods import REGISTRY, method_hyperparameters
 from .noise import KINDS as NOISE_KINDS
 
@@ -102,6 +103,9 @@ class CoreConfig:
     randaugment_ops: int = 2  # RandAugment number of ops
     randaugment_magnitude: int = 9  # RandAugment magnitude (0..30)
     hflip: bool = False  # random horizontal flip (photos only)
+    # batched: one tensor op per op kind and batch (bmxlib.data.augment); grouped: the
+    # torchvision-stream-identical implementation that runs before 2026-12-03 used
+    augmentation: str = "batched"
     # --- method ---
     method: str = "bce"  # one of METHODS
     # paper: the paper's protocol (SPEC §4), Mixup for every method but bce;
@@ -154,6 +158,7 @@ _CHOICES = {
     "method": METHODS,
     "protocol": PROTOCOLS,
     "head": ("linear", "decoder"),
+    "augmentation": AUGMENTATIONS,
     "voc_year": (2007, 2012),
     **{key: h.choices for key, h in METHOD_KEYS.items() if h.choices is not None},
 }

@@ -97,6 +97,7 @@ def build_presets(config: Config, dataset: MultiLabelDataset, *,
         num_ops=config.randaugment_ops,
         magnitude=config.randaugment_magnitude,
         hflip=config.hflip,
+        augmentation=config.augmentation,
     )
     return train, EvalPreset(image_size=size, mean=mean, std=std)
 

@@ -136,3 +136,24 @@ def test_batch_augment_on_cuda_matches_cpu_ops():
     # geometric ops may round differently on the GPU; most pixels must agree exactly
     assert (cpu == gpu).float().mean() > 0.99
     assert len(flips) == 64 and len(ops) == 64
+
+
+@pytest.mark.parametrize("implementation", ["batched", "grouped"])
+def test_the_augmentation_key_reaches_the_training_preset(implementation):
+    from bmxlib.config import load_config
+    from bmxlib.data import load_dataset
+    from bmxlib.experiment import build_presets
+
+    config = load_config(None, [f"augmentation={implementation}", "n_train=100",
+                                "n_test=20"])
+    train, _ = build_presets(config, load_dataset("digits-lt", "train", n_train=100,
+                                                  n_test=20))
+    augment = train.per_batch.transforms[0]
+    assert augment.implementation == implementation
+
+
+def test_an_unknown_augmentation_is_refused_naming_the_key():
+    from bmxlib.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="augmentation"):
+        load_config(None, ["augmentation=fast"])
