@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 RUNS_DIR=${1:-$HOME/bmx-runs}
 JOBS=${2:-2}
-BMX=${BMX:-.venv/bin/bmx}
+BMX=${BMX:-.venv/bin/bmx}  # may be a command with arguments: "python -m bmxlib.cli"
 mkdir -p "$RUNS_DIR"
 
 SWEEPS=(
@@ -24,7 +24,8 @@ SWEEPS=(
 )
 
 for sweep in "${SWEEPS[@]}"; do
-    command=("$BMX" sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
+    # shellcheck disable=SC2206  # BMX is split into words on purpose
+    command=($BMX sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
     start=$(date +%s)
     "${command[@]}"
     status=$?
