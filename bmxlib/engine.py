@@ -13,6 +13,7 @@ Determinism: every epoch re-seeds torch / numpy / random and the samplers from
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -65,8 +66,7 @@ __all__ = ["EVAL_BATCH", "EngineContext", "RunExistsError", "TrainingDiverged", 
            "train_step", "transform_parts"]
 
 
-class RunExistsError(FileExistsError):
-    """The run directory already exists and neither resume nor overwrite was asked."""
+RunExistsError = runs.RunExistsError  # the run directory exists; see runs.check_writable
 
 
 def seed_epoch(seed: int, epoch: int) -> int:
@@ -360,19 +360,9 @@ def build_run(config: Config) -> Setup:
 
 
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
+    """``out_dir/name`` after ``runs.check_writable`` (which writes nothing)."""
     run_dir = Path(config.out_dir) / config.name
-    if resume:
-        if not runs.is_run_dir(run_dir):
-            raise FileNotFoundError(f"{run_dir} is not a run directory: nothing to resume")
-        return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunExistsError(
-                f"run directory {run_dir} already exists (use --resume, --overwrite or name=...)"
-            )
-        if dist.is_main():
-            shutil.rmtree(run_dir)
-    dist.barrier()
+    runs.check_writable(run_dir, resume=resume, overwrite=overwrite)
     return run_dir
 
 
@@ -471,18 +461,24 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     dist.init()
     run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     s = build_run(config)  # validates data and model before anything is written
-    start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
-    board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
-                        start_epoch=start)
-    try:
-        for epoch in range(start, config.epochs + 1):
-            record, diagnostics = run_epoch(s, epoch)
-            write_epoch(s, run_dir, record, diagnostics, board)
-    finally:
-        board.close()
-    if dist.is_main():
-        runs.write_summary(run_dir)
-    dist.barrier()
+    # one writer per run directory (the lock is released by the OS if this process dies)
+    with runs.writer_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
+        prepare_run_dir(config, resume=resume, overwrite=overwrite)  # again, now locked
+        if overwrite and not resume and dist.is_main():
+            runs.clear_dir(run_dir)
+        dist.barrier()
+        start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
+        board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
+                            start_epoch=start)
+        try:
+            for epoch in range(start, config.epochs + 1):
+                record, diagnostics = run_epoch(s, epoch)
+                write_epoch(s, run_dir, record, diagnostics, board)
+        finally:
+            board.close()
+        if dist.is_main():
+            runs.write_summary(run_dir)
+        dist.barrier()
     return run_dir
 
 
