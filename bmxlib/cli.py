@@ -181,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, taking ``key=value`` overrides anywhere on the line (argparse alone
+    takes them only before the first flag: ``bmx train --overwrite epochs=3`` failed)."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or "=" not in item]
+    if extra and (stray or not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*(args.overrides or []), *extra]
+    return args
+
+
 def one_line(err: BaseException) -> str:
     """The error as one line. An error raised in a DataLoader worker carries the worker's
     whole traceback in its message: only its last line (the original error) is kept."""
@@ -197,7 +209,7 @@ def one_line(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(parser, argv)
     except SystemExit as stop:  # --help (0) or a one-line usage error (2)
         return int(stop.code or 0)
     try:

@@ -14,7 +14,7 @@ Determinism: every epoch re-seeds torch / numpy / random and the samplers from
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,8 +39,7 @@ GROUP_CONFIDENCE = "group_confidence"
 GROUP_AP = "group_ap"
 
 
-class RunExistsError(FileExistsError):
-    """The run directory already exists and neither resume nor overwrite was asked."""
+RunExistsError = runs.RunExistsError  # the run directory exists; see runs.check_writable
 
 
 class EpochRecord(NamedTuple):
@@ -137,19 +136,9 @@ def build_run(config: Config) -> Setup:
 
 
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
+    """``out_dir/name`` after ``runs.check_writable`` (which writes nothing)."""
     run_dir = Path(config.out_dir) / config.name
-    if resume:
-        if not runs.is_run_dir(run_dir):
-            raise FileNotFoundError(f"{run_dir} is not a run directory: nothing to resume")
-        return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunExistsError(
-                f"run directory {run_dir} already exists (use --resume, --overwrite or name=...)"
-            )
-        if dist.is_main():
-            shutil.rmtree(run_dir)
-    dist.barrier()
+    runs.check_writable(run_dir, resume=resume, overwrite=overwrite)
     return run_dir
 
 
@@ -198,14 +187,20 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     dist.init()
     run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     s = build_run(config)  # validates data and model before anything is written
-    start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
-    recorder = Recorder(run_dir, config, start_epoch=start)
-    try:
-        for epoch in range(start, config.epochs + 1):
-            done = run_epoch(s, epoch)
-            recorder.write_epoch(done.metrics, done.diagnostics,
-                                 save_state=lambda path, at: save_checkpoint(s, path, at))
-    finally:
-        recorder.close()
-    recorder.finish()
+    # one writer per run directory (the lock is released by the OS if this process dies)
+    with runs.writer_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
+        prepare_run_dir(config, resume=resume, overwrite=overwrite)  # again, now locked
+        if overwrite and not resume and dist.is_main():
+            runs.clear_dir(run_dir)
+        dist.barrier()
+        start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
+        recorder = Recorder(run_dir, config, start_epoch=start)
+        try:
+            for epoch in range(start, config.epochs + 1):
+                done = run_epoch(s, epoch)
+                recorder.write_epoch(done.metrics, done.diagnostics,
+                                     save_state=lambda path, at: save_checkpoint(s, path, at))
+        finally:
+            recorder.close()
+        recorder.finish()
     return run_dir

@@ -20,6 +20,9 @@ NumPy objects. ``load_run`` and ``load_sweep`` give notebooks everything.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,8 @@ TENSORBOARD_DIR = "tb"
 SWEEP_FILE = "sweep.json"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
+#: the writer's advisory lock (``writer_lock``); not part of a run's results
+LOCK_FILE = ".bmx-writer.lock"
 
 #: Last-epoch values copied from metrics.jsonl into summary.json (when the run has them).
 SUMMARY_KEYS = measures.summary_names()
@@ -75,6 +80,126 @@ def directory_kind(path: str | Path) -> str:
         f"{path} is neither a run directory ({CONFIG_FILE}) nor a sweep directory "
         f"({SWEEP_FILE})"
     )
+
+
+def is_bmxlib_dir(path: str | Path) -> bool:
+    """Whether ``path`` is recognisably a run or sweep directory that bmxlib wrote: a
+    sweep.json, or a config.yaml holding a mapping with bmxlib's ``method`` and
+    ``dataset`` keys (what ``--overwrite`` may replace; a user's own folder is not)."""
+    import yaml
+
+    if is_sweep_dir(path):
+        return True
+    if not is_run_dir(path):
+        return False
+    try:
+        saved = yaml.safe_load(config_path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(saved, dict) and {"method", "dataset"} <= set(saved)
+
+
+def has_content(path: str | Path) -> bool:
+    """Whether ``path`` exists and holds anything besides the writer's lock file."""
+    path = Path(path)
+    return path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir())
+
+
+def clear_dir(path: str | Path) -> None:
+    """Remove everything in ``path`` but the lock file (held by the caller, who replaces
+    the run: deleting the locked file would let a second writer lock a new one)."""
+    import shutil
+
+    for child in Path(path).iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+class RunExistsError(FileExistsError):
+    """The run directory already exists and neither resume nor overwrite was asked."""
+
+
+def check_writable(run_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """Check that ``run_dir`` may be resumed, created or, with ``overwrite``, replaced —
+    only a recognisable bmxlib run or sweep directory is; writes nothing. ``engine.fit``
+    checks before validating the inputs and again under the writer lock."""
+    run_dir = Path(run_dir)
+    if resume:
+        if is_sweep_dir(run_dir):
+            raise FileNotFoundError(f"{run_dir} is a sweep directory: resume it by running "
+                                    "the same bmx sweep command again")
+        if not is_run_dir(run_dir):
+            raise FileNotFoundError(f"{run_dir} is not a run directory: nothing to resume")
+        return
+    if not has_content(run_dir):
+        return
+    if not overwrite:
+        raise RunExistsError(
+            f"run directory {run_dir} already exists (use --resume, --overwrite or name=...)")
+    if not is_bmxlib_dir(run_dir):
+        raise RunExistsError(
+            f"--overwrite refused: {run_dir} is not a bmxlib run or sweep directory (no "
+            "bmxlib config.yaml or sweep.json); move it away or use another name=...")
+
+
+class RunDirBusy(FileExistsError):
+    """Another process holds the run directory's writer lock."""
+
+
+_HELD_LOCKS: dict[str, int] = {}  # resolved run dir -> open lock file descriptor
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold the exclusive writer lock of ``run_dir`` (created if missing) while inside.
+
+    An advisory ``fcntl.flock`` on ``LOCK_FILE`` inside the directory: the OS releases it
+    when the holder exits or dies (kill -9 leaves no stale lock). Re-entrant within one
+    process (a sweep locks a point, then ``fit`` locks it again). Raises RunDirBusy, one
+    line naming the directory and the holder's pid, when another process holds it.
+    """
+    import fcntl
+
+    run_dir = Path(run_dir)
+    key = str(run_dir.resolve())
+    if key in _HELD_LOCKS:
+        yield run_dir
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise RunDirBusy(f"{run_dir} is being written by another process (pid {holder}); "
+                         "wait for it to finish, or use another name=...") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = fd
+    try:
+        yield run_dir
+    finally:
+        del _HELD_LOCKS[key]
+        os.close(fd)  # releases the flock
+
+
+def epochs_recorded_once(run_dir: str | Path, epochs: int) -> str | None:
+    """None when metrics.jsonl holds epochs 1..``epochs`` exactly once each, in order;
+    else a short description of what it holds (a finished point that two writers
+    interleaved, or a truncated file, is not a result)."""
+    try:
+        seen = [r.get("epoch") for r in read_metrics(run_dir)]
+    except (OSError, ValueError) as error:
+        return f"unreadable ({' '.join(str(error).split())[:120]})"
+    if seen == list(range(1, epochs + 1)):
+        return None
+    shown = seen if len(seen) <= 12 else [*seen[:12], "..."]
+    return f"epochs {shown}, expected 1..{epochs} once each"
 
 
 def config_path(run_dir: str | Path) -> Path:

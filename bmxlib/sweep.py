@@ -106,7 +106,7 @@ def plan_sweep(
     name = name or str(spec.get("name", path.stem))
     sweep_dir = Path(str(sweep_out)) / name
     axes = [(axis, _axis_entries(axis, values, str(path))) for axis, values in grid.items()]
-    points = []
+    points, label_of = [], {}
     for combo in itertools.product(*[entries for _, entries in axes]) if axes else [()]:
         values = {**base, **fixed}
         labels = {}
@@ -117,9 +117,22 @@ def plan_sweep(
         values.update(name=run_name, out_dir=str(sweep_dir))
         # one thread count whatever --jobs: see run_sweep
         values["threads"] = values.get("threads") or 1
+        _refuse_collision(label_of, run_name, labels, path)
         where = f"{path} point {run_name}"
         points.append(Point(run_name, labels, from_dict(values, source=where)))
     return sweep_dir, points
+
+
+def _refuse_collision(label_of: dict[str, dict[str, str]], run_name: str,
+                      labels: dict[str, str], path: Path) -> None:
+    """Point directory names must be injective: two label sets that map to one name (case
+    aside, for case-insensitive disks) would write one run over the other."""
+    key = run_name.casefold()
+    if key in label_of:
+        raise ConfigError(
+            f"{path}: grid points {label_of[key]} and {labels} both get the directory name "
+            f"{run_name!r}; give them labels that differ in letters, digits or '-_.=+'")
+    label_of[key] = labels
 
 
 def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
@@ -138,6 +151,12 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
                 f"{saved} was run with {key}={old!r} but the sweep now asks for "
                 f"{key}={new!r}; use another sweep name (--name) or remove {saved.parent}"
             )
+        # summary.json alone is not proof: two writers once interleaved their epochs
+        problem = runs.is_finished(run_dir) and runs.epochs_recorded_once(
+            run_dir, point.config.epochs)
+        if problem:
+            raise ConfigError(f"{run_dir / runs.METRICS_FILE} of a finished point holds "
+                              f"{problem}; remove {run_dir} and re-run the sweep to redo it")
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -145,7 +164,6 @@ def _exit_with_parent(parent: int) -> None:
     the sweep must not leave workers training into run directories that a restarted sweep
     is about to resume). The parent's pid comes from the parent itself: a worker killed
     while still importing would otherwise read its new parent's pid and never leave."""
-    import os
     import threading
     import time
 
@@ -157,10 +175,17 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="bmx-parent-watch").start()
 
 
-def _run_point(config: Config, resumable: bool) -> str:
+def _run_point(config: Config) -> str:
+    """Run one point under its writer lock, deciding under the lock: skip it if finished,
+    resume it if it has a checkpoint, else start it. runs.RunDirBusy when another process
+    (another sweep, a bmx train) is writing it."""
     from .engine import fit
 
-    fit(config, resume=resumable, overwrite=not resumable)
+    run_dir = Path(config.out_dir) / config.name
+    with runs.writer_lock(run_dir):
+        if not runs.is_finished(run_dir):
+            resumable = runs.checkpoint_path(run_dir).exists()
+            fit(config, resume=resumable, overwrite=not resumable)
     return config.name
 
 
@@ -186,7 +211,7 @@ class ClusterOptions:
     mem_gb: int = 64
 
 
-def _submit_all(todo, resumable, sweep_dir: Path, launcher: str, cluster: ClusterOptions,
+def _submit_all(todo, sweep_dir: Path, launcher: str, cluster: ClusterOptions,
                 finished) -> None:
     """Run the points as submitit jobs (SLURM, or submitit's local executor) and wait."""
     try:
@@ -205,8 +230,8 @@ def _submit_all(todo, resumable, sweep_dir: Path, launcher: str, cluster: Cluste
     else:  # the same submission path on this machine (tests, a workstation)
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=cluster.time_minutes)
-    jobs = [executor.submit(_run_point, dataclasses.replace(p.config, progress=False),
-                            resumable[p.name]) for p in todo]
+    jobs = [executor.submit(_run_point, dataclasses.replace(p.config, progress=False))
+            for p in todo]
     for point, job in zip(todo, jobs):
         print(f"[sweep {sweep_dir.name}] submitted {point.name} as job {job.job_id}",
               file=sys.stderr, flush=True)
@@ -245,8 +270,6 @@ def run_sweep(
     rules — skip finished points, resume interrupted ones, refuse changed settings — are
     applied before anything is submitted, whatever the launcher.
     """
-    from . import engine
-
     sweep_dir, points = plan_sweep(path, overrides, name=name)  # all validated before any run
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
@@ -257,10 +280,9 @@ def run_sweep(
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])
     todo = [p for p in points if not runs.is_finished(sweep_dir / p.name)]
-    resumable = {p.name: runs.checkpoint_path(sweep_dir / p.name).exists() for p in todo}
     bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",
                disable=not sys.stderr.isatty())
-    done = len(points) - len(todo)
+    done, busy = len(points) - len(todo), []
 
     def finished(name: str) -> None:
         nonlocal done
@@ -272,25 +294,43 @@ def run_sweep(
             print(f"[sweep {sweep_dir.name}] {done}/{len(points)} done: {name}",
                   file=sys.stderr, flush=True)
 
+    def skipped(name: str, error: runs.RunDirBusy) -> None:
+        busy.append(name)
+        print(f"[sweep {sweep_dir.name}] skipped {name}: {error}", file=sys.stderr, flush=True)
+
     if launcher != "local":
-        _submit_all(todo, resumable, sweep_dir, launcher, cluster or ClusterOptions(), finished)
+        _submit_all(todo, sweep_dir, launcher, cluster or ClusterOptions(), finished)
     elif jobs == 1:
         for point in todo:
             bar.set_postfix_str(point.name)
-            engine.fit(point.config, resume=resumable[point.name],
-                       overwrite=not resumable[point.name])
-            finished(point.name)
+            try:
+                finished(_run_point(point.config))
+            except runs.RunDirBusy as error:
+                skipped(point.name, error)
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context,
-                                 initializer=_exit_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            futures = []
-            for point in todo:
-                config = dataclasses.replace(point.config, progress=False)
-                futures.append(pool.submit(_run_point, config, resumable[point.name]))
-            for future in as_completed(futures):
-                finished(future.result())
+        _run_pool(todo, jobs, finished, skipped)
     bar.close()
     write_tables(sweep_dir)
+    if busy:
+        raise PointsFailed(f"{len(busy)} of {len(points)} points were being written by "
+                           f"another process and were skipped ({busy[0]}, ...); re-run the "
+                           "same bmx sweep command when it is done")
     return sweep_dir
+
+
+def _run_pool(todo: list[Point], jobs: int, finished, skipped) -> None:
+    """Run the points in ``jobs`` spawned worker processes, shut down cleanly (workers
+    joined, so no semaphore is left for the resource tracker to warn about)."""
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))
+    try:
+        futures = {pool.submit(_run_point, dataclasses.replace(p.config, progress=False)):
+                   p.name for p in todo}
+        for future in as_completed(futures):
+            try:
+                finished(future.result())
+            except runs.RunDirBusy as error:
+                skipped(futures[future], error)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -121,6 +121,16 @@ def _manifest(tmp: Path, breaker) -> list[str]:
     return _real(tmp, "manifest", root)
 
 
+def _edit_coco(edit):
+    """A breaker that edits the train annotations as a mapping."""
+    def breaker(root: Path) -> None:
+        path = root / "annotations" / "instances_train2014.json"
+        data = json.loads(path.read_text())
+        edit(data)
+        path.write_text(json.dumps(data))
+    return breaker
+
+
 def _corrupt_jpeg(root: Path) -> None:
     path = root / "train2014" / "a.jpg"
     path.write_bytes(path.read_bytes()[:40])  # truncated mid-file
@@ -178,6 +188,23 @@ CATALOGUE = {
     "coco-missing-image": (lambda tmp, run: _coco(tmp, lambda r: (
         r / "train2014" / "c.png").unlink()), "c.png"),
     "corrupt-jpeg": (lambda tmp, run: _coco(tmp, _corrupt_jpeg), "a.jpg"),
+    # COCO files that mislabelled silently or escaped as tracebacks (issue: data loss)
+    "coco-duplicate-image-id": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d["images"][2].update(id=30))), "images.id 30 appears twice"),
+    "coco-duplicate-category-id": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d["categories"].append({"id": 18, "name": "wolf"}))),
+        "categories.id 18 appears twice"),
+    "coco-duplicate-category-name": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d["categories"].append({"id": 19, "name": "dog"}))),
+        "categories.name 'dog' appears twice"),
+    "coco-string-image-id": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d["images"][0].update(id="30"))), "images[0].id must be an integer"),
+    "coco-images-a-dict": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d.update(images={"30": "c.png"}))), "'images' must be a list"),
+    "coco-image-without-file-name": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d["images"][1].pop("file_name"))), "images[1].file_name"),
+    "coco-annotation-unknown-category": (lambda tmp, run: _coco(tmp, _edit_coco(
+        lambda d: d["annotations"][0].update(category_id=99))), "category_id 99"),
     "voc-unknown-class": (lambda tmp, run: _voc(tmp, lambda r: (
         r / "VOC2007" / "Annotations" / "000001.xml").write_text(
         (r / "VOC2007" / "Annotations" / "000001.xml").read_text().replace("dog", "dragon"))),

@@ -68,7 +68,54 @@ def read_coco_json(path: Path) -> dict:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or key not in data:
             raise ValueError(f"coco {path}: missing key {key!r}")
+    validate_coco(data, path)
     return data
+
+
+def _records(data: dict, key: str, path: Path, fields: dict[str, type]) -> list[dict]:
+    """``data[key]`` as a list of mappings whose ``fields`` have the given types."""
+    records = data[key]
+    if not isinstance(records, list):
+        raise ValueError(f"coco {path}: {key!r} must be a list, got {type(records).__name__}")
+    for number, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"coco {path}: {key}[{number}] must be a mapping, got {record!r:.60}")
+        for field, kind in fields.items():
+            value = record.get(field)
+            if field not in record or not isinstance(value, kind) or isinstance(value, bool):
+                shown = "missing" if field not in record else f"{value!r:.60}"
+                raise ValueError(f"coco {path}: {key}[{number}].{field} must be "
+                                 f"{'an integer' if kind is int else 'a string'}, got {shown}")
+    return records
+
+
+def _unique(records: list[dict], key: str, field: str, path: Path) -> set:
+    seen: set = set()
+    for record in records:
+        if record[field] in seen:
+            raise ValueError(f"coco {path}: {key}.{field} {record[field]!r} appears twice")
+        seen.add(record[field])
+    return seen
+
+
+def validate_coco(data: dict, path: Path) -> None:
+    """Refuse a COCO instances file that would mislabel silently: ids of the wrong type,
+    an image or category id given twice, a category name given twice, an image without
+    ``file_name``, an annotation naming an unknown image or category. ValueError names
+    the file, the field and the value."""
+    images = _records(data, "images", path, {"id": int, "file_name": str})
+    categories = _records(data, "categories", path, {"id": int, "name": str})
+    annotations = _records(data, "annotations", path, {"image_id": int, "category_id": int})
+    image_ids = _unique(images, "images", "id", path)
+    category_ids = _unique(categories, "categories", "id", path)
+    _unique(categories, "categories", "name", path)
+    for number, annotation in enumerate(annotations):
+        if annotation["image_id"] not in image_ids:
+            raise ValueError(f"coco {path}: annotations[{number}].image_id "
+                             f"{annotation['image_id']} is not among the images")
+        if annotation["category_id"] not in category_ids:
+            raise ValueError(f"coco {path}: annotations[{number}].category_id "
+                             f"{annotation['category_id']} is not among the categories")
 
 
 def coco_labels(
