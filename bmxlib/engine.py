@@ -64,23 +64,22 @@ class EngineContext:
         logits = check_finite(full_data_pass(self.setup, model), epoch=self.epoch,
                               what="full-data pass")
         if self._noise_fit is None and (model is None or model is self.setup.model):
-            # measured now, before a method may overwrite the logits in place
+            # measured now, before a method may overwrite the logits in place; the pass
+            # exists anyway, so every epoch that makes one records the memorization
             self._noise_fit = self._fit_of(logits)
         return logits
 
-    def noise_fit(self) -> dict[str, float] | None:
+    def noise_fit(self, *, new_pass: bool = True) -> dict[str, float] | None:
         """``metrics.noisy_label_fit`` of the current model: from the method's own full-data
-        pass when it made one, else from a new pass (None without full diagnostics or
-        synthetic noise)."""
-        if self._noise_fit is None:
+        pass when it made one, else from a new pass if ``new_pass`` (None without synthetic
+        noise, or without either pass)."""
+        if self._noise_fit is None and new_pass:
             self._noise_fit = self._fit_of(full_data_pass(self.setup))
         return self._noise_fit
 
     def _fit_of(self, logits: torch.Tensor) -> dict[str, float] | None:
         s = self.setup
-        if not (self.full_diagnostics and s.corrupted.any()):
-            return None
-        return noisy_label_fit(logits, s.noisy, s.corrupted)
+        return noisy_label_fit(logits, s.noisy, s.corrupted) if s.corrupted.any() else None
 
     def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
         return relabel_views(self.setup, rows, n_views=n_views)
@@ -123,8 +122,9 @@ def run_epoch(s: Setup, epoch: int) -> EpochRecord:
         if result.class_confidence is not None:
             relate_confidence(result, record, s.train_set.labels.sum(axis=0))
     record.update(result.logs)
-    if context.full_diagnostics and s.corrupted.any():  # how much noise the model fits
-        record.update(context.noise_fit())
+    # how much noise the model fits: every epoch with a full-data pass, a new pass only
+    # on full-diagnostics epochs
+    record.update(context.noise_fit(new_pass=context.full_diagnostics) or {})
     record["seconds"] = time.perf_counter() - start
     return EpochRecord(record, result.diagnostics)
 

@@ -345,16 +345,32 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
 # ======================================================================================
 # index.html
 # ======================================================================================
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #bbb; padding: 4px 10px; text-align: left; }
-th { background: #eee; }
-.ok { color: #007a4d; } .failed { color: #c03b00; font-weight: bold; } .skipped { color: #777; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
-figure img { max-width: 560px; border: 1px solid #ddd; }
-figcaption { font-size: 0.85em; color: #555; }
+#: Width (CSS px) of the page's content column, the width figures are laid out for
+#: (``bmxlib.plots.READING_WIDTH_PX``); a figure at least 3/4 as wide has several panels
+#: and is shown across the whole column.
+PAGE_WIDTH_PX = 1200
+STYLE = f"""
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em;
+       max-width: {PAGE_WIDTH_PX}px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 10px; text-align: left; }}
+th {{ background: #eee; }}
+.ok {{ color: #007a4d; }} .failed {{ color: #c03b00; font-weight: bold; }}
+.skipped {{ color: #777; }}
+figure {{ display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top;
+         max-width: 100%; }}
+figure img {{ display: block; max-width: 100%; height: auto; outline: 1px solid #ddd; }}
+figure.wide {{ display: block; margin-right: 0; }}
+figure.wide img {{ width: 100%; }}
+figcaption {{ font-size: 0.85em; color: #555; }}
 """
+
+
+def png_width(path: Path) -> int:
+    """Width in pixels of a PNG file, from its header (0 when it is not a PNG)."""
+    with open(path, "rb") as stream:
+        head = stream.read(24)
+    return int.from_bytes(head[16:20], "big") if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
 
 
 def _link(path: Path | None, out: Path, text: str) -> str:
@@ -368,10 +384,7 @@ def _results_section(directory: Path, kind: str, out: Path) -> str:
         data = results.comparison_data(directory)
     except (ValueError, FileNotFoundError, KeyError) as err:
         return f"<p>No results table: {html.escape(str(err))}</p>"
-    parts = ["<p>Last-epoch test mAP (%), mean over seeds.</p>",
-             results.paper_table_html(data["rows"], data["axes"]),
-             "<p>Per setting, mean ± std over seeds:</p>",
-             results.results_table_html(data["rows"], data["axes"])]
+    parts = [results.comparison_tables_html(data["rows"], data["axes"])]
     if kind == "sweep":
         links = []
         for table in runs.results_paths(directory):
@@ -397,9 +410,14 @@ def _notebook_section(outcome: Outcome, out: Path) -> str:
                  f"{_link(outcome.notebook, out, 'executed notebook')} · "
                  f"{outcome.seconds:.0f} s</p>")
     for figure in outcome.figures:
+        # natural width up to the page; many-panel figures get the whole width; a click
+        # opens the full-resolution PNG
         ref = html.escape(figure.relative_to(out).as_posix())
-        parts.append(f'<figure><a href="{ref}"><img src="{ref}" alt="{figure.stem}"></a>'
-                     f"<figcaption>{html.escape(figure.stem)}</figcaption></figure>")
+        wide = ' class="wide"' if png_width(figure) >= PAGE_WIDTH_PX * 3 // 4 else ""
+        parts.append(f'<figure{wide}><a href="{ref}" title="full resolution">'
+                     f'<img src="{ref}" alt="{figure.stem}"></a>'
+                     f"<figcaption>{html.escape(figure.stem)} (click for full size)"
+                     f"</figcaption></figure>")
     return "".join(parts)
 
 

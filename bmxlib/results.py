@@ -403,6 +403,17 @@ def paper_table_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
             f"<tbody>{body}</tbody></table>")
 
 
+def comparison_tables_html(rows: list[dict[str, Any]], axes: list[str]) -> str:
+    """The results as a report shows them: the paper's layout (means over seeds) and the
+    per-setting table (mean ± std, seeds, extra measures) — or only the latter when the two
+    would repeat the same numbers (every setting one seed, or fewer than two axes)."""
+    per_setting = results_table_html(rows, axes)
+    if len(setting_axes(axes)) < 2 or all(r.get("seeds", 0) <= 1 for r in rows):
+        return "<p>Last-epoch test mAP (%) per setting:</p>" + per_setting
+    return ("<p>Last-epoch test mAP (%), mean over seeds:</p>" + paper_table_html(rows, axes)
+            + "<p>Per setting, mean ± std over seeds:</p>" + per_setting)
+
+
 def ablation_table_html(rows: list[dict[str, Any]]) -> str:
     """The component table (✓ / –) of mixup and BalanceMix runs with their mAP."""
     if not rows:

@@ -6,6 +6,11 @@
   figures, no local file failed to load, and a full-page screenshot is not blank (its pixel
   variance is above a small threshold). Requests off ``file://`` (nbconvert's CDN scripts)
   are aborted, so the check needs no network and does not wait on it.
+* ``test_report_figures_fill_the_page_and_their_text_shows``: every figure of ``index.html``
+  is shown at its natural width up to the 1,200 px content column (many-panel figures
+  across all of it), links to its full-size PNG, and a screenshot crop of its title strip
+  holds ink — the label sizes themselves are checked in test_plots.py
+  (``test_saved_figures_have_no_text_below_the_readable_floor``).
 * ``test_explorer_widget_redraws_in_jupyterlab``: ``jupyter lab`` on a free localhost port,
   rooted in a tmp folder holding a copy of notebooks/explorer.ipynb whose ``parameters``
   cell points at the tiny report's BalanceMix run with ``interactive = True``. The notebook
@@ -161,6 +166,53 @@ def test_report_page_renders(name, tiny_report, page):
     assert not failed, f"{name}.html: local files failed to load: {failed}"
     variance = _pixel_variance(page.screenshot(full_page=True))
     assert variance > MIN_VARIANCE, f"{name}.html looks blank (pixel variance {variance:.1f})"
+
+
+FIGURES_JS = """() => {
+    const body = getComputedStyle(document.body);
+    const column = document.body.clientWidth - parseFloat(body.paddingLeft)
+        - parseFloat(body.paddingRight);
+    return {column, figures: Array.from(document.querySelectorAll('figure img')).map(i => ({
+        src: i.getAttribute('src'), natural: i.naturalWidth,
+        shown: i.getBoundingClientRect().width,
+        wide: i.closest('figure').classList.contains('wide'),
+        link: i.closest('a') ? i.closest('a').getAttribute('href') : null}))};
+}"""
+DARK = 128  # grey level below which a pixel is ink (text, lines) on the white figure
+
+
+def test_report_figures_fill_the_page_and_their_text_shows(tiny_report, page):
+    """Each figure of index.html is shown at its natural width up to the content column,
+    many-panel figures across the whole column, links to its full-size PNG, and the strip
+    of its title holds ink (the text rendered, at a size the eye can read)."""
+    from PIL import Image
+
+    from bmxlib.plots import READING_WIDTH_PX
+    from bmxlib.report import PAGE_WIDTH_PX
+
+    assert PAGE_WIDTH_PX == READING_WIDTH_PX  # the figures' fonts are sized for this column
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+               else route.abort())
+    page.goto((tiny_report["out"] / "index.html").resolve().as_uri(), wait_until="load")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    layout = page.evaluate(FIGURES_JS)
+    column, figures = layout["column"], layout["figures"]
+    assert column == pytest.approx(PAGE_WIDTH_PX, abs=1)  # the 1280 px viewport holds it
+    assert len(figures) >= sum(map(len, EXPECTED_FIGURES.values()))
+    for figure in figures:
+        name, natural, shown = figure["src"], figure["natural"], figure["shown"]
+        assert figure["link"] == name, f"{name}: no click-through to the full-size PNG"
+        assert shown <= column + 0.5, f"{name}: {shown:.0f} px overflows the {column:.0f} px page"
+        if figure["wide"]:
+            assert shown == pytest.approx(column, abs=1), f"{name}: a wide figure not full width"
+        else:
+            assert shown == pytest.approx(min(natural, column), abs=1), \
+                f"{name}: shown {shown:.0f} px, natural {natural} px, page {column:.0f} px"
+        crop = page.locator(f'figure img[src="{name}"]').first.screenshot()
+        grey = np.asarray(Image.open(io.BytesIO(crop)).convert("L"), dtype=np.float64)
+        title = grey[: max(8, grey.shape[0] // 12)]  # the suptitle's strip
+        assert (title < DARK).mean() > 0.002, f"{name}: no text in the title strip"
+        assert grey.var() > MIN_VARIANCE, f"{name}: the figure looks blank"
 
 
 # --- the explorer in JupyterLab ----------------------------------------------------------

@@ -129,6 +129,19 @@ def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch
     assert measured == noisy_label_fit(original(s), s.noisy, s.corrupted)
 
 
+def test_memorization_is_recorded_at_every_epoch_with_a_full_data_pass(tiny_config):
+    # BalanceMix passes over the training set every epoch: its memorization costs nothing
+    # more, so metrics.jsonl holds it at every epoch; BCE has no pass of its own and gets
+    # one only at the full-diagnostics epochs (here the last)
+    common = ("epochs=3", "diagnostics_every=3", "noise=mislabel", "noise_rate=0.4")
+    for method, expected in (("balancemix", [1, 2, 3]), ("bce", [3])):
+        run = load_run(fit(tiny_config(f"name={method}", f"method={method}", *common)))
+        recorded = [r["epoch"] for r in run.metrics if "memorized_noisy" in r]
+        assert recorded == expected, method
+        assert all(0 <= r["memorized_noisy"] <= 1 and 0 <= r["fit_clean"] <= 1
+                   for r in run.metrics if "memorized_noisy" in r)
+
+
 def test_eval_every_evaluates_at_its_epochs_the_last_and_full_diagnostics(tiny_config):
     run_dir = fit(tiny_config("name=sparse", "method=balancemix", "epochs=5", "eval_every=3",
                               "diagnostics_every=2", "noise=mislabel", "noise_rate=0.4"))

@@ -190,6 +190,37 @@ def test_loss_histograms_leave_out_groups_without_labels_and_never_show_nan():
     assert not any("nan" in ax.get_title().lower() for ax in fig.axes)
 
 
+@pytest.mark.parametrize("epochs", [[2], [1, 2], list(range(1, 13))])
+def test_epoch_axes_have_integer_ticks_even_for_one_epoch(epochs):
+    shares = np.linspace(0.2, 0.6, len(epochs))
+    for fig in (plots.memorization_curves({"run a": (epochs, shares, 1 - shares)}, title="t"),
+                plots.map_curves({"run a": (epochs, shares)}, title="t")):
+        fig.draw_without_rendering()
+        for ax in fig.axes:
+            low, high = sorted(ax.get_xlim())
+            ticks = [t for t in ax.get_xticks() if low <= t <= high]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_min_font_pt_by_hand():
+    # 5 in at 120 dpi = 600 px, shown at natural size: 9 pt · 96 / 120
+    assert plots.min_font_pt(5.0, dpi=120) == pytest.approx(7.2)
+    # 15 in = 1800 px, shown 1200 px wide: 9 pt · 1800 / 1200 · 96 / 120
+    assert plots.min_font_pt(15.0, dpi=120) == pytest.approx(10.8)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_saved_figures_have_no_text_below_the_readable_floor(name, tmp_path):
+    from matplotlib.text import Text
+
+    fig = FIGURES[name]()
+    plots.save(fig, tmp_path, name)
+    floor = plots.min_font_pt(fig.get_figwidth(), dpi=plots.DPI)
+    fig.draw_without_rendering()  # the tick labels of the saved figure
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+    assert sizes and min(sizes) >= floor - 1e-9
+
+
 def test_heatmap_shows_the_ratio_sorted_by_frequency():
     natural = np.array([0.1, 0.4])
     share = np.array([[0.2, 0.4], [0.3, 0.2]])  # epoch 1, epoch 2
@@ -333,6 +364,7 @@ def test_palette_is_okabe_ito():
 PUBLIC = {
     "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP", "DPI",
     "GMM_KEYS", "MEASURE_LABELS", "save", "publish", "png_bytes", "check_figures",
+    "readable_text", "min_font_pt", "READING_WIDTH_PX", "MIN_DISPLAY_PT",
     "default_classes", "default_epochs", "default_explorer_epoch", "stack_diagnostics",
     "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap", "confidence_arrays",
     "sampling_arrays", "explorer_arrays", "loss_histograms", "selection_curves",

@@ -62,6 +62,26 @@ def test_index_shows_the_results_table_and_every_notebook_ok(tiny_report, bm_run
     assert page.count('class="ok"') >= 2 * len(EXPECTED_FIGURES)
     assert "failed</td>" not in page
     assert (tiny_report["out"] / "results.csv").is_file()
+    # one seed per setting: the paper layout would repeat the same numbers, so one table
+    results_part = page[page.index("<h2>Results</h2>"):page.index("<h2>Notebooks</h2>")]
+    assert results_part.count('<table class="results">') == 1
+
+
+def test_results_tables_show_the_paper_layout_only_when_it_adds_something():
+    from bmxlib import results
+
+    def row(method, noise, seeds):
+        scores = {f"{m}_{s}": 0.5 for m, _ in results.MEASURES for s in ("mean", "std")}
+        return {"method": method, "noise": noise, "seeds": seeds, **scores}
+
+    axes = ["method", "noise"]
+    for seeds, tables in ((1, 1), (3, 2)):
+        rows = [row(m, n, seeds) for m in ("bce", "balancemix") for n in ("clean", "flip-40")]
+        html = results.comparison_tables_html(rows, axes)
+        assert html.count('<table class="results">') == tables, seeds
+    # one axis: the paper layout is the per-setting table itself
+    one_axis = results.comparison_tables_html([row("bce", "clean", 3)], ["method"])
+    assert one_axis.count('<table class="results">') == 1
 
 
 def test_failing_notebook_is_named_with_its_cell_and_the_others_are_produced(

@@ -43,7 +43,16 @@ from .confidence_vs_ap import confidence_ap_groups, confidence_ap_scatter
 from .explorer import explorer_widget, label_panel
 from .gmm_fits import loss_histograms, selection_curves
 from .method_comparison import MEASURE_LABELS, map_by_setting, map_curves, memorization_curves
-from .output import check_figures, png_bytes, publish, save
+from .output import (
+    MIN_DISPLAY_PT,
+    READING_WIDTH_PX,
+    check_figures,
+    min_font_pt,
+    png_bytes,
+    publish,
+    readable_text,
+    save,
+)
 from .profile import label_profile, noise_profile
 from .sampling import draw_share_bars, draw_share_heatmap, sampling_distributions
 from .sensitivity import rank_radar, scenario_ranks, sensitivity_curves
@@ -61,7 +70,8 @@ __all__ = [
     # style
     "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP", "DPI",
     # output
-    "save", "publish", "png_bytes", "check_figures",
+    "save", "publish", "png_bytes", "check_figures", "readable_text", "min_font_pt",
+    "READING_WIDTH_PX", "MIN_DISPLAY_PT",
     # run → arrays
     "GMM_KEYS", "default_classes", "default_epochs", "default_explorer_epoch",
     "stack_diagnostics", "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap",

@@ -53,7 +53,9 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
                     palette=palette, saturation=1, errorbar="sd", capsize=0.15,
                     err_kws={"linewidth": 1}, ax=ax)  # saturation 1: Okabe–Ito exactly
         ax.set_ylim(0, 100)
-        ax.legend(fontsize=7, loc="best", title=" / ".join(keys) or None, title_fontsize=7)
+        # beside the panel: inside, "best" still covers the tallest bars of some group
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  title=" / ".join(keys) or None, title_fontsize=7)
         label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group",
                    "test mAP (%, mean ± sd over seeds)")
     return fig

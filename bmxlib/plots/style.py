@@ -66,8 +66,9 @@ def label_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
 
 
 def integer_epoch_axis(ax) -> None:
-    """Integer ticks only on the x axis (epochs)."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    """Integer ticks only on the x axis (epochs), also when it spans less than two epochs
+    (``min_n_ticks=1``: the default falls back to ticks like 1.9, 2.0, 2.1 there)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def shade_warmup(ax, warmup_epochs: int) -> None:
