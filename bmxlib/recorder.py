@@ -1,9 +1,10 @@
 """Where a run's epochs go: the run directory, TensorBoard and the console, in one place.
 
 ``write_run_header`` writes what a run knows before its first epoch (config, provenance,
-labels, the dataset's facts); a :class:`Recorder` writes each epoch record the engine hands
-it, in the order that keeps a killed run whole (diagnostics, the metrics line, then the
-checkpoint), and the summary at the end. Only rank 0 writes; every rank waits for it.
+labels, the dataset's facts, a method's initial-pass diagnostics as epoch 0); a
+:class:`Recorder` writes each epoch record the engine hands it, in the order that keeps a
+killed run whole (diagnostics, the metrics line, then the checkpoint), and the summary at
+the end. Only rank 0 writes; every rank waits for it.
 """
 
 from __future__ import annotations
