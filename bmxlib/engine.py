@@ -27,7 +27,6 @@ from . import runs
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import Config
 from .experiment import Setup, build
-from .methods import EpochResult
 from .metrics import confidence_vs_ap, noisy_label_fit
 from .passes import check_finite, evaluate, full_data_pass, relabel_views
 from .recorder import Recorder, write_run_header
@@ -61,8 +60,7 @@ class EngineContext:
         return self.setup.model
 
     def full_data_pass(self, model: torch.nn.Module | None = None) -> torch.Tensor:
-        logits = check_finite(full_data_pass(self.setup, model), epoch=self.epoch,
-                              what="full-data pass")
+        logits = check_finite(self._pass(model), epoch=self.epoch, what="full-data pass")
         if self._noise_fit is None and (model is None or model is self.setup.model):
             # measured now, before a method may overwrite the logits in place; the pass
             # exists anyway, so every epoch that makes one records the memorization
@@ -74,15 +72,22 @@ class EngineContext:
         pass when it made one, else from a new pass if ``new_pass`` (None without synthetic
         noise, or without either pass)."""
         if self._noise_fit is None and new_pass:
-            self._noise_fit = self._fit_of(full_data_pass(self.setup))
+            self._noise_fit = self._fit_of(self._pass(None))
         return self._noise_fit
+
+    def _pass(self, model: torch.nn.Module | None) -> torch.Tensor:
+        s = self.setup
+        return full_data_pass(s.model if model is None else model, s.eval_train_set,
+                              device=s.device, config=s.config)
 
     def _fit_of(self, logits: torch.Tensor) -> dict[str, float] | None:
         s = self.setup
         return noisy_label_fit(logits, s.noisy, s.corrupted) if s.corrupted.any() else None
 
     def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-        return relabel_views(self.setup, rows, n_views=n_views)
+        s = self.setup
+        return relabel_views(s.model, s.views_set, rows, device=s.device, config=s.config,
+                             n_views=n_views)
 
 
 # --------------------------------------------------------------------------------------
@@ -98,33 +103,31 @@ def is_evaluation_epoch(config: Config, epoch: int) -> bool:
             or is_full_diagnostics_epoch(config, epoch))
 
 
-def relate_confidence(result: EpochResult, record: dict[str, Any],
-                      positives: np.ndarray) -> None:
-    """SPEC §3 confidence vs AP of an evaluated epoch, into the record and diagnostics;
-    ``positives`` (K,) are the clean training positives per class (the frequency groups)."""
-    cva = confidence_vs_ap(result.class_confidence, np.array(record["ap"], dtype=float),
-                           positives)
-    record["confidence_ap_pearson"] = cva["pearson_r"]
-    result.diagnostics[GROUP_CONFIDENCE] = np.asarray(cva["group_confidence"])
-    result.diagnostics[GROUP_AP] = np.asarray(cva["group_ap"])
-
-
 def run_epoch(s: Setup, epoch: int) -> EpochRecord:
     """Train one epoch, let the method update itself, evaluate; the epoch's record."""
     c = s.config
+    full_diagnostics, evaluating = (is_full_diagnostics_epoch(c, epoch),
+                                    is_evaluation_epoch(c, epoch))
+    context = EngineContext(s, epoch, full_diagnostics)
     seed_epoch(c.seed, epoch)
     start = time.perf_counter()
     record: dict[str, Any] = {"epoch": epoch, **train_one_epoch(s, epoch)}
-    context = EngineContext(s, epoch, is_full_diagnostics_epoch(c, epoch))
     result = s.method.end_of_epoch(context)
-    if is_evaluation_epoch(c, epoch):
-        record.update(evaluate(s, epoch=epoch))
+    if evaluating:
+        record.update(evaluate(s.model, s.test_set, s.groups, device=s.device,
+                               config=s.config, epoch=epoch))
         if result.class_confidence is not None:
-            relate_confidence(result, record, s.train_set.labels.sum(axis=0))
+            # SPEC §3 confidence vs AP per frequency group of the clean training positives
+            cva = confidence_vs_ap(result.class_confidence,
+                                   np.array(record["ap"], dtype=float),
+                                   s.train_set.labels.sum(axis=0))
+            record["confidence_ap_pearson"] = cva["pearson_r"]
+            result.diagnostics[GROUP_CONFIDENCE] = np.asarray(cva["group_confidence"])
+            result.diagnostics[GROUP_AP] = np.asarray(cva["group_ap"])
     record.update(result.logs)
     # how much noise the model fits: every epoch with a full-data pass, a new pass only
     # on full-diagnostics epochs
-    record.update(context.noise_fit(new_pass=context.full_diagnostics) or {})
+    record.update(context.noise_fit(new_pass=full_diagnostics) or {})
     record["seconds"] = time.perf_counter() - start
     return EpochRecord(record, result.diagnostics)
 
@@ -142,15 +145,21 @@ def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
+def initial_pass(s: Setup) -> dict[str, np.ndarray]:
+    """A method's full-data pass before the first epoch when it needs one; its
+    diagnostics (written as epoch 0), else none."""
+    if not s.method.needs_initial_pass():
+        return {}
+    context = EngineContext(s, 0, False)
+    seed_epoch(s.config.seed, 0)
+    return s.method.end_of_epoch(context).diagnostics
+
+
 def start_run(s: Setup, run_dir: Path) -> int:
-    """Write the run header (config, provenance, labels, dataset facts) and run a method's
-    initial full-data pass when it needs one (its diagnostics as epoch 0); returns 1."""
-    write_run_header(run_dir, s)
-    if s.method.needs_initial_pass():
-        seed_epoch(s.config.seed, 0)
-        result = s.method.end_of_epoch(EngineContext(s, 0, False))
-        if dist.is_main() and result.diagnostics:
-            runs.write_diagnostics(run_dir, 0, result.diagnostics)
+    """Run a method's initial full-data pass, then write the run header (config,
+    provenance, labels, dataset facts, the pass's diagnostics as epoch 0); returns 1."""
+    diagnostics = initial_pass(s)
+    write_run_header(run_dir, s, initial_diagnostics=diagnostics)
     return 1
 
 
@@ -160,9 +169,10 @@ def resume_run(s: Setup, run_dir: Path) -> int:
     A run killed before its first checkpoint has nothing trained to keep: it starts again
     at epoch 1 in place. Half-written files of the killed process are removed.
     """
+    checkpoint = runs.checkpoint_path(run_dir)
     if dist.is_main():
         runs.remove_stale_temporaries(run_dir)
-    if not runs.checkpoint_path(run_dir).is_file():
+    if not checkpoint.is_file():
         if dist.is_main():
             runs.truncate_metrics(run_dir, max_epoch=0)
         return start_run(s, run_dir)

@@ -24,7 +24,6 @@ from .config import Config
 from .data import MultiLabelDataset
 from .data.base import load_or_blank
 from .data.batches import InMemoryBatches, images_in_memory
-from .experiment import Setup
 from .metrics import map_summary
 from .models import inference_copy
 
@@ -181,28 +180,31 @@ def predict(
                          desc=desc)[:, 0]
 
 
-def full_data_pass(s: Setup, model: torch.nn.Module | None = None) -> torch.Tensor:
-    """SPEC §1.1: logits of every training instance, evaluation transform, no grad.
+def full_data_pass(model: torch.nn.Module, dataset: MultiLabelDataset, *,
+                   device: torch.device, config: Config) -> torch.Tensor:
+    """SPEC §1.1: logits (N, K) of every training instance, no grad.
 
+    ``dataset`` is the training set with the evaluation transform (``Setup.eval_train_set``).
     Under DDP each rank computes its shard and the shards are gathered, so every rank
     holds the same global (N, K) matrix.
     """
-    model = s.model if model is None else model
-    indices = dist.shard_indices(len(s.eval_train_set))
-    logits = predict(model, s.eval_train_set, device=s.device, config=s.config,
-                     indices=indices, desc="full-data pass")
-    return dist.gather_rows(logits, indices, len(s.eval_train_set))
+    indices = dist.shard_indices(len(dataset))
+    logits = predict(model, dataset, device=device, config=config, indices=indices,
+                     desc="full-data pass")
+    return dist.gather_rows(logits, indices, len(dataset))
 
 
-def relabel_views(s: Setup, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-    """Mean confidence over ``n_views`` RandAugment views of the instances ``rows``
-    (RandAugment even when training runs without it, SPEC §1.4).
+def relabel_views(model: torch.nn.Module, dataset: MultiLabelDataset, rows: torch.Tensor, *,
+                  device: torch.device, config: Config, n_views: int = 2) -> torch.Tensor:
+    """Mean confidence (len(rows), K) over ``n_views`` RandAugment views of the instances
+    ``rows`` (RandAugment even when training runs without it, SPEC §1.4).
 
+    ``dataset`` is the training set with the RandAugment transform (``Setup.views_set``).
     One pass over the rows: each image is loaded once and augmented ``n_views`` times
     independently; the views of a batch go through the model together.
     """
-    logits = predict_views(s.model, s.views_set, rows, n_views=n_views, device=s.device,
-                           config=s.config, desc="re-label views")
+    logits = predict_views(model, dataset, rows, n_views=n_views, device=device,
+                           config=config, desc="re-label views")
     return torch.sigmoid(logits).mean(dim=1)
 
 
@@ -215,11 +217,16 @@ def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch
     return logits
 
 
-def evaluate(s: Setup, *, epoch: int | None = None) -> dict[str, Any]:
-    """Per-class AP, mAP and mAP per shot group on the test split (SPEC §3)."""
-    logits = predict(s.model, s.test_set, device=s.device, config=s.config, desc="evaluate")
+def evaluate(model: torch.nn.Module, dataset: MultiLabelDataset, groups, *,
+             device: torch.device, config: Config, epoch: int | None = None) -> dict[str, Any]:
+    """Per-class AP, mAP and mAP per shot group on the test split (SPEC §3).
+
+    ``dataset`` is the test set with the evaluation transform; ``groups`` (K,) the shot
+    group of each class.
+    """
+    logits = predict(model, dataset, device=device, config=config, desc="evaluate")
     check_finite(logits, epoch=epoch, what="test-set")
-    summary = map_summary(torch.sigmoid(logits), s.test_set.labels, groups=s.groups)
+    summary = map_summary(torch.sigmoid(logits), dataset.labels, groups=groups)
     return {
         "mAP": summary["mAP"],
         "mAP_many": summary.get("mAP_many"),

@@ -1,9 +1,10 @@
 """Where a run's epochs go: the run directory, TensorBoard and the console, in one place.
 
 ``write_run_header`` writes what a run knows before its first epoch (config, provenance,
-labels, the dataset's facts); a :class:`Recorder` writes each epoch record the engine hands
-it, in the order that keeps a killed run whole (diagnostics, the metrics line, then the
-checkpoint), and the summary at the end. Only rank 0 writes; every rank waits for it.
+labels, the dataset's facts, a method's initial-pass diagnostics as epoch 0); a
+:class:`Recorder` writes each epoch record the engine hands it, in the order that keeps a
+killed run whole (diagnostics, the metrics line, then the checkpoint), and the summary at
+the end. Only rank 0 writes; every rank waits for it.
 """
 
 from __future__ import annotations
@@ -41,21 +42,24 @@ def dataset_facts(s: Setup) -> dict[str, Any]:
             "noise_rate_observed": float(s.corrupted.mean())}
 
 
-def write_run_header(run_dir: Path, s: Setup) -> None:
-    """The run header (config, provenance, labels, dataset facts), by rank 0."""
+def write_run_header(run_dir: Path, s: Setup, *,
+                     initial_diagnostics: dict[str, np.ndarray] | None = None) -> None:
+    """The run header (config, provenance, labels, dataset facts) and a method's initial
+    pass's diagnostics (as epoch 0), by rank 0."""
     if not dist.is_main():
         return
-    runs.write_header(
-        run_dir,
-        config_text=s.config.to_yaml(),
-        provenance=run_provenance(device=s.device, cached_inputs=cached_inputs(s)),
-        labels={"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
-                "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
-                "shot_groups": s.groups.astype(str),
-                **({"reference_confidence": s.reference.astype(np.float16)}
-                   if s.reference is not None else {})},
-        dataset=dataset_facts(s),
-    )
+    inputs = cached_inputs(s)
+    provenance = run_provenance(device=s.device, cached_inputs=inputs)
+    dataset = dataset_facts(s)
+    labels = {"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
+              "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
+              "shot_groups": s.groups.astype(str),
+              **({"reference_confidence": s.reference.astype(np.float16)}
+                 if s.reference is not None else {})}
+    runs.write_header(run_dir, config_text=s.config.to_yaml(), provenance=provenance,
+                      labels=labels, dataset=dataset)
+    if initial_diagnostics:
+        runs.write_diagnostics(run_dir, 0, initial_diagnostics)
 
 
 def check_disk(run_dir: Path, epoch: int) -> None:
@@ -102,6 +106,7 @@ class Recorder:
         epoch)``): a kill leaves whole epochs. The record gets the run directory's size
         after the diagnostics (``run_dir_bytes``)."""
         epoch = record["epoch"]
+        line = epoch_line(self.config, record)  # run_dir_bytes is not on the console
         if dist.is_main():
             check_disk(self.run_dir, epoch)
             if diagnostics:
@@ -112,7 +117,7 @@ class Recorder:
             self.board.write(record, diagnostics)
         dist.barrier()
         if dist.is_main():  # one summary line per epoch, whatever ``progress`` says
-            tqdm.write(epoch_line(self.config, record), file=sys.stderr)
+            tqdm.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.board.close()

@@ -55,7 +55,8 @@ def reference_confidence(config: Config) -> np.ndarray:
         for epoch in range(1, reference.epochs + 1):
             seed_epoch(reference.seed, epoch)
             train_one_epoch(s, epoch)
-        return torch.sigmoid(full_data_pass(s)).cpu().numpy().astype(np.float32)
+        logits = full_data_pass(s.model, s.eval_train_set, device=s.device, config=s.config)
+        return torch.sigmoid(logits).cpu().numpy().astype(np.float32)
 
     def write(target: Path, confidence: np.ndarray) -> None:
         buffer = io.BytesIO()

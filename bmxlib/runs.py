@@ -250,7 +250,8 @@ def truncate_metrics(run_dir: str | Path, *, max_epoch: int) -> None:
 
 
 def write_diagnostics(run_dir: str | Path, epoch: int, arrays: dict[str, np.ndarray]) -> None:
-    atomic_savez(diagnostics_path(run_dir, epoch), **arrays)
+    path = diagnostics_path(run_dir, epoch)
+    atomic_savez(path, **arrays)
 
 
 def write_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .config import Config
 from .data.batches import batch_loader
 from .experiment import Setup
 from .methods import Batch, Method
@@ -44,12 +43,6 @@ def seed_epoch(seed: int, epoch: int) -> int:
 # --------------------------------------------------------------------------------------
 # data loading for one epoch
 # --------------------------------------------------------------------------------------
-def _loader(dataset, sampler, config: Config, *, batch_size: int, device):
-    per_image, _ = transform_parts(dataset.transform)
-    return batch_loader(dataset, sampler, batch_size=batch_size, per_image=per_image,
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda")
-
-
 class _Subset(Sampler[int]):
     """A sampler over positions 0..len(indices)-1 yielding ``indices[position]``."""
 
@@ -71,6 +64,7 @@ def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, 
     ``training_indices`` restrict the shuffled passes to a subset.
     """
     c, n = s.config, len(s.train_set)
+    per_image, _ = transform_parts(s.train_set.transform)
     base = c.seed * 1_000_003 + epoch
     subset = s.method.training_indices()
     size = n if subset is None else len(subset)
@@ -94,9 +88,9 @@ def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, 
               "random": shuffled(base + 250_007) if s.method.second_sampler == "random" else None,
               "weighted": drawn(base + 250_007, weights) if weights is not None else None,
               None: None}[s.method.second_sampler]
-    make = lambda sampler: _loader(  # noqa: E731
-        s.train_set, sampler, c, batch_size=c.batch_size, device=s.device
-    )
+    make = lambda sampler: batch_loader(  # noqa: E731
+        s.train_set, sampler, batch_size=c.batch_size, per_image=per_image,
+        num_workers=c.num_workers, pin_memory=s.device.type == "cuda")
     return make(first), (make(second) if second is not None else None), minority
 
 

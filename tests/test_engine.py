@@ -54,11 +54,11 @@ def test_resume_repeats_the_uninterrupted_run(tiny_config, method):
     original = engine.evaluate
     calls = {"n": 0}
 
-    def interrupt_after_two(s, **kwargs):
+    def interrupt_after_two(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(s, **kwargs)
+        return original(*args, **kwargs)
 
     engine.evaluate = interrupt_after_two
     try:
@@ -126,7 +126,8 @@ def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch
     s.method.end_of_epoch(context)
     measured = context.noise_fit()
     assert len(passes) == 1  # BalanceMix's own pass, measured before its in-place sigmoid
-    assert measured == noisy_label_fit(original(s), s.noisy, s.corrupted)
+    logits = original(s.model, s.eval_train_set, device=s.device, config=s.config)
+    assert measured == noisy_label_fit(logits, s.noisy, s.corrupted)
 
 
 def test_memorization_is_recorded_at_every_epoch_with_a_full_data_pass(tiny_config):

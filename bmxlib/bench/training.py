@@ -98,7 +98,8 @@ def _balancemix_breakdown(setup, epoch: int) -> dict[str, float]:
     from ..gmm import clean_probability_with_fit
     from ..passes import full_data_pass
 
-    logits = full_data_pass(setup)
+    logits = full_data_pass(setup.model, setup.eval_train_set, device=setup.device,
+                            config=setup.config)
     noisy = setup.method.data.noisy_labels
     losses = F.binary_cross_entropy_with_logits(logits, noisy, reduction="none")
     start = time.perf_counter()
