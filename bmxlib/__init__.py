@@ -8,9 +8,19 @@ The small public API (SPEC §6) is re-exported here as submodules::
     bmxlib.mixing.minority_mix      bmxlib.runs.load_run          bmxlib.engine.fit
 """
 
-from . import data, gmm, metrics, mixing, noise, sampling, stats
-from .runs import load_run
+import importlib
 
 __version__ = "0.1.0"
 
 __all__ = ["data", "gmm", "load_run", "metrics", "mixing", "noise", "sampling", "stats"]
+
+
+def __getattr__(name: str):
+    """Submodules load on first use (PEP 562): ``bmx --help`` must not import torch."""
+    if name == "load_run":
+        from .runs import load_run
+
+        return load_run
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

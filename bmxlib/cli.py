@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from .config import ConfigError
 
@@ -36,6 +38,7 @@ def _train(args: argparse.Namespace) -> int:
         from . import runs
 
         run_dir = Path(args.resume)
+        runs.check_writable(run_dir, resume=True, overwrite=False)
         values = runs.read_config(run_dir)
         values.update(out_dir=str(run_dir.parent), name=run_dir.name)
         config = from_dict(values, source=str(runs.config_path(run_dir)))
@@ -45,26 +48,26 @@ def _train(args: argparse.Namespace) -> int:
         if not args.config:
             raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
-    try:
-        run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
-    except KeyboardInterrupt:
-        from pathlib import Path
+    from pathlib import Path
 
-        where = Path(config.out_dir) / config.name
-        print(f"bmx: interrupted; continue with: bmx train --resume {where}", file=sys.stderr)
-        return 130
+    args.interrupt_hint = f"bmx train --resume {Path(config.out_dir) / config.name}"
+    run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
     print(f"run written to {run_dir}")
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import shlex
+
     from .sweep import ClusterOptions, PointsFailed, run_sweep
 
+    # finished points are kept; the same command skips them and resumes the rest
+    args.interrupt_hint = "the same command: bmx " + shlex.join(args.argv)
     cluster = ClusterOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus,
                              time_minutes=args.time, mem_gb=args.mem)
     try:
         out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name,
-                        launcher=args.launcher, cluster=cluster)
+                        launcher=args.launcher, cluster=cluster, max_points=args.max_points)
     except PointsFailed as err:
         print(f"bmx: {err}", file=sys.stderr)
         return 1
@@ -73,7 +76,17 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from . import runs
+    from .config import from_dict
     from .report import build_report
+
+    # every run's saved config passes training's validation, or the report is refused
+    for run_dir in runs.run_dirs(args.dir):
+        saved = runs.config_path(run_dir)
+        try:
+            from_dict(runs.read_config(run_dir), source=str(saved))
+        except ConfigError as error:
+            raise ConfigError(f"report refused: {saved}: {error}") from None
 
     index, failures = build_report(args.dir, out=args.out, no_code=args.no_code)
     print(f"report written to {index}")
@@ -137,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="points run at once in worker processes (default 1)")
     sweep.add_argument("--name", default=None,
                        help="sweep directory name under out_dir (default: the file's name)")
+    sweep.add_argument("--max-points", type=int, default=10_000,
+                       help="refuse grids with more points than this (default 10000)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
     sweep.add_argument("--launcher", default="local",
@@ -206,12 +221,32 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())[:400] or err.__class__.__name__
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(parser, argv)
     except SystemExit as stop:  # --help (0) or a one-line usage error (2)
         return int(stop.code or 0)
+    args.argv = argv
+    previous = signal.signal(signal.SIGTERM, _terminated) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
@@ -222,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `bmx data stats digits-lt | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
         return 0
-    except KeyboardInterrupt:
-        print("bmx: interrupted; resume with bmx train --resume RUN_DIR", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as stop:
+        hint = getattr(args, "interrupt_hint", "")
+        print(f"bmx: {'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}"
+              f"{'; continue with ' + hint if hint else ''}", file=sys.stderr)
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
 
 
 if __name__ == "__main__":
