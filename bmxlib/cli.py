@@ -75,6 +75,14 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_list(args: argparse.Namespace) -> int:
+    from .config import describe_keys
+
+    for key, default, comment in describe_keys():
+        print(f"{key} = {default!r}" + (f"  # {comment}" if comment else ""))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from . import runs
     from .config import from_dict
@@ -135,13 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True,
                                 parser_class=OneLineParser)
 
-    train = sub.add_parser("train", help="train one config into runs/<name>/")
+    train = sub.add_parser("train", help="train one config into runs/<name>/",
+                           epilog="Config keys, their defaults and meanings: bmx config --list")
     train.add_argument("--config", help="YAML config file")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
     train.add_argument("--distributed", action="store_true",
                        help="(under torchrun) use DistributedDataParallel; implied by WORLD_SIZE")
-    train.add_argument("overrides", nargs="*", metavar="key=value")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="config keys to override (anywhere on the line; see bmx config "
+                            "--list)")
     train.set_defaults(func=_train)
 
     sweep = sub.add_parser("sweep", help="run a grid of configs and tabulate the results")
@@ -171,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-code", action="store_true",
                         help="HTML without code cells: a figures-and-tables report")
     report.set_defaults(func=_report)
+
+    config = sub.add_parser("config", help="the config keys: defaults and meanings")
+    config.add_argument("--list", action="store_true", required=True,
+                        help="print every key, its default and its comment")
+    config.set_defaults(func=_config_list)
 
     demo = sub.add_parser("demo", help="the quick-start demo on digits-lt")
     demo.add_argument("--out-dir", default="runs/demo", help="where the demo sweep goes")

@@ -287,6 +287,33 @@ def validate(config: Config) -> Config:
     return config
 
 
+def describe_keys() -> list[tuple[str, Any, str]]:
+    """(key, default, comment) for every Config key in declaration order: the comments
+    beside and above each field in this file (what ``bmx config --list`` prints)."""
+    import inspect
+    import re
+
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    group = ""  # a comment above several fields without their own describes them all
+    for line in inspect.getsource(Config).splitlines():
+        text = line.strip()
+        if text.startswith("# ---"):  # section headers
+            above, group = [], ""
+        elif text.startswith("#"):
+            above.append(text.lstrip("# "))
+        elif match := re.match(r"(\w+): [\w\[\], |]+ = .*?(?:#\s*(.*))?$", text):
+            if above:
+                group = " ".join(above)
+            comments[match.group(1)] = (" ".join([*above, match.group(2) or ""]).strip()
+                                        or group)
+            above = []
+        else:
+            above, group = [], ""
+    defaults = Config()
+    return [(f.name, getattr(defaults, f.name), comments.get(f.name, "")) for f in fields(Config)]
+
+
 def result_differences(old: Config, new: Config) -> list[tuple[str, Any, Any]]:
     """(key, old value, new value) for every key outside BOOKKEEPING_KEYS that differs."""
     return [(f.name, getattr(old, f.name), getattr(new, f.name)) for f in fields(Config)

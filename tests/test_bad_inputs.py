@@ -246,7 +246,8 @@ CATALOGUE = {
     "coco-image-without-file-name": (lambda tmp, run: _coco(tmp, _edit_coco(
         lambda d: d["images"][1].pop("file_name"))), "images[1].file_name"),
     "coco-annotation-unknown-category": (lambda tmp, run: _coco(tmp, _edit_coco(
-        lambda d: d["annotations"][0].update(category_id=99))), "category_id: unknown category id 99"),
+        lambda d: d["annotations"][0].update(category_id=99))),
+        "category_id: unknown category id 99"),
     "voc-unknown-class": (lambda tmp, run: _voc(tmp, lambda r: (
         r / "VOC2007" / "Annotations" / "000001.xml").write_text(
         (r / "VOC2007" / "Annotations" / "000001.xml").read_text().replace("dog", "dragon"))),
