@@ -24,6 +24,9 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bmxlib"
     )
     path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"BMXLIB_CACHE={root} is not a directory; point it at a "
+                                 "folder (or unset it for ~/.cache/bmxlib)")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
-from .config import ConfigError
-
-USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, ValueError, KeyError,
+# bmxlib.config.ConfigError is a ValueError; config is imported only by the subcommands
+# that need it (it reads the method registry, which imports torch: --help must not)
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError,
                NotADirectoryError, IsADirectoryError, PermissionError, OSError)
 
 
@@ -27,7 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import from_dict, load_config
+    from .config import ConfigError, from_dict, load_config
     from .engine import fit
 
     if args.resume:
@@ -36,6 +38,7 @@ def _train(args: argparse.Namespace) -> int:
         from . import runs
 
         run_dir = Path(args.resume)
+        runs.check_writable(run_dir, resume=True, overwrite=False)
         values = runs.read_config(run_dir)
         values.update(out_dir=str(run_dir.parent), name=run_dir.name)
         config = from_dict(values, source=str(runs.config_path(run_dir)))
@@ -45,26 +48,26 @@ def _train(args: argparse.Namespace) -> int:
         if not args.config:
             raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
-    try:
-        run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
-    except KeyboardInterrupt:
-        from pathlib import Path
+    from pathlib import Path
 
-        where = Path(config.out_dir) / config.name
-        print(f"bmx: interrupted; continue with: bmx train --resume {where}", file=sys.stderr)
-        return 130
+    args.interrupt_hint = f"bmx train --resume {Path(config.out_dir) / config.name}"
+    run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
     print(f"run written to {run_dir}")
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import shlex
+
     from .sweep import ClusterOptions, PointsFailed, run_sweep
 
+    # finished points are kept; the same command skips them and resumes the rest
+    args.interrupt_hint = "the same command: bmx " + shlex.join(args.argv)
     cluster = ClusterOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus,
                              time_minutes=args.time, mem_gb=args.mem)
     try:
         out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name,
-                        launcher=args.launcher, cluster=cluster)
+                        launcher=args.launcher, cluster=cluster, max_points=args.max_points)
     except PointsFailed as err:
         print(f"bmx: {err}", file=sys.stderr)
         return 1
@@ -72,8 +75,26 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_list(args: argparse.Namespace) -> int:
+    from .config import describe_keys
+
+    for key, default, comment in describe_keys():
+        print(f"{key} = {default!r}" + (f"  # {comment}" if comment else ""))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
+    from . import runs
+    from .config import ConfigError, from_dict
     from .report import build_report
+
+    # every run's saved config passes training's validation, or the report is refused
+    for run_dir in runs.run_dirs(args.dir):
+        saved = runs.config_path(run_dir)
+        try:
+            from_dict(runs.read_config(run_dir), source=str(saved))
+        except ConfigError as error:
+            raise ConfigError(f"report refused: {saved}: {error}") from None
 
     index, failures = build_report(args.dir, out=args.out, no_code=args.no_code)
     print(f"report written to {index}")
@@ -122,13 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True,
                                 parser_class=OneLineParser)
 
-    train = sub.add_parser("train", help="train one config into runs/<name>/")
+    train = sub.add_parser("train", help="train one config into runs/<name>/",
+                           epilog="Config keys, their defaults and meanings: bmx config --list")
     train.add_argument("--config", help="YAML config file")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
     train.add_argument("--distributed", action="store_true",
                        help="(under torchrun) use DistributedDataParallel; implied by WORLD_SIZE")
-    train.add_argument("overrides", nargs="*", metavar="key=value")
+    train.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="config keys to override (anywhere on the line; see bmx config "
+                            "--list)")
     train.set_defaults(func=_train)
 
     sweep = sub.add_parser("sweep", help="run a grid of configs and tabulate the results")
@@ -137,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="points run at once in worker processes (default 1)")
     sweep.add_argument("--name", default=None,
                        help="sweep directory name under out_dir (default: the file's name)")
+    sweep.add_argument("--max-points", type=int, default=10_000,
+                       help="refuse grids with more points than this (default 10000)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
     sweep.add_argument("--launcher", default="local",
@@ -156,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-code", action="store_true",
                         help="HTML without code cells: a figures-and-tables report")
     report.set_defaults(func=_report)
+
+    config = sub.add_parser("config", help="the config keys: defaults and meanings")
+    config.add_argument("--list", action="store_true", required=True,
+                        help="print every key, its default and its comment")
+    config.set_defaults(func=_config_list)
 
     demo = sub.add_parser("demo", help="the quick-start demo on digits-lt")
     demo.add_argument("--out-dir", default="runs/demo", help="where the demo sweep goes")
@@ -206,12 +237,32 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())[:400] or err.__class__.__name__
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(parser, argv)
     except SystemExit as stop:  # --help (0) or a one-line usage error (2)
         return int(stop.code or 0)
+    args.argv = argv
+    previous = signal.signal(signal.SIGTERM, _terminated) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
@@ -222,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `bmx data stats digits-lt | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
         return 0
-    except KeyboardInterrupt:
-        print("bmx: interrupted; resume with bmx train --resume RUN_DIR", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as stop:
+        hint = getattr(args, "interrupt_hint", "")
+        print(f"bmx: {'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}"
+              f"{'; continue with ' + hint if hint else ''}", file=sys.stderr)
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
 
 
 if __name__ == "__main__":

@@ -69,6 +69,9 @@ class CoreConfig:
     # training split (the test split gets the same list); or "a,b,c" for your own data
     voc_classes: str = ""
     voc_classes_file: str = ""  # VOC: a file with one class name per line (instead)
+    # manifest: allow image paths that lead outside the CSV's folder via ".." (refused by
+    # default: a manifest from elsewhere must not make bmx open ../../etc/shadow)
+    manifest_allow_outside_root: bool = False
     # an image that fails to decode (at load time or mid-training) is skipped with one
     # warning line and counted, instead of stopping the run
     skip_bad_images: bool = False
@@ -192,6 +195,8 @@ _RANGES = {
        if h.low is not None or h.high is not None},
 }
 _FIELDS = {f.name: f for f in fields(Config)}
+SEED_KEYS = ("seed", "data_seed", "noise_seed")
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and torch's generators take 32 / 64 bits
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -234,6 +239,14 @@ def validate(config: Config) -> Config:
             bound = (f"[{low}, {high}]" if low is not None and high is not None
                      else f">= {low}" if low is not None else f"<= {high}")
             raise ConfigError(f"config key {key!r}: {value!r} is out of range {bound}")
+    for key, spec in _FIELDS.items():  # text reaches the OS as paths: no NUL inside
+        if spec.type == "str" and "\x00" in getattr(config, key):
+            raise ConfigError(f"config key {key!r}: {getattr(config, key)!r} holds a NUL "
+                              "character")
+    for key in SEED_KEYS:
+        if getattr(config, key) > MAX_SEED:
+            raise ConfigError(f"config key {key!r}: {getattr(config, key)!r} is out of range "
+                              f"[0, {MAX_SEED}] (seeds are 32-bit)")
     if not config.name or "/" in config.name or config.name in (".", ".."):
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
     if config.noise in ("mislabel", "flip", "instance") and config.noise_rate <= 0:
@@ -283,6 +296,35 @@ def validate(config: Config) -> Config:
     return config
 
 
+def describe_keys() -> list[tuple[str, Any, str]]:
+    """(key, default, comment) for every Config key in declaration order: for
+    ``CoreConfig``'s keys the comments beside and above each field in this file, for the
+    methods' keys the comment each method declares (what ``bmx config --list`` prints)."""
+    import inspect
+    import re
+
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    group = ""  # a comment above several fields without their own describes them all
+    for line in inspect.getsource(CoreConfig).splitlines():
+        text = line.strip()
+        if text.startswith("# ---"):  # section headers
+            above, group = [], ""
+        elif text.startswith("#"):
+            above.append(text.lstrip("# "))
+        elif match := re.match(r"(\w+): [\w\[\], |]+ = .*?(?:#\s*(.*))?$", text):
+            if above:
+                group = " ".join(above)
+            comments[match.group(1)] = (" ".join([*above, match.group(2) or ""]).strip()
+                                        or group)
+            above = []
+        else:
+            above, group = [], ""
+    comments.update({key: h.comment for key, h in METHOD_KEYS.items()})
+    defaults = Config()
+    return [(f.name, getattr(defaults, f.name), comments.get(f.name, "")) for f in fields(Config)]
+
+
 def result_differences(old: Config, new: Config) -> list[tuple[str, Any, Any]]:
     """(key, old value, new value) for every key outside BOOKKEEPING_KEYS that differs."""
     return [(f.name, getattr(old, f.name), getattr(new, f.name)) for f in fields(Config)
@@ -322,22 +364,87 @@ def from_dict(values: dict[str, Any], *, source: str = "config") -> Config:
     return config
 
 
+#: Bounds on a YAML file bmx reads: its size, and its node count with every alias
+#: expanded (an "alias bomb" of 450 bytes expands to billions of nodes).
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last
+    silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"key {key!r} is given twice (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_nodes(node, path: Path) -> int:
+    """Node count of ``node`` with aliases expanded (memoised over shared nodes)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(item) -> int:
+        if id(item) in sizes:
+            return sizes[id(item)]
+        if id(item) in active:
+            raise ConfigError(f"config file {path} holds a recursive alias")
+        active.add(id(item))
+        children = item.value if isinstance(item.value, list) else []
+        flat = [c for pair in children for c in (pair if isinstance(pair, tuple) else (pair,))]
+        total = 1 + sum(size(child) for child in flat)
+        active.discard(id(item))
+        sizes[id(item)] = total
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"config file {path} expands to more than {MAX_YAML_NODES:,} "
+                              "YAML nodes (aliases included); a config is far smaller")
+        return total
+
+    return size(node)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with one-line errors naming the file."""
+    """Read a YAML mapping, with one-line errors naming the file. Refused: a path that is
+    not a regular file (directory, FIFO, device), files over MAX_YAML_BYTES or expanding
+    to more than MAX_YAML_NODES nodes, a key given twice."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory, not a YAML file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"config file {path} is not a regular file (a FIFO, device or "
+                          "socket); give a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        text = path.read_text()
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"config file {path} is larger than {MAX_YAML_BYTES >> 20} MB; "
+                              "a config is a few kB")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path} cannot be read ({err.__class__.__name__})") \
             from None
     if not text.strip():
         raise ConfigError(f"config file {path} is empty (a config holds key: value lines)")
     try:
-        data = yaml.safe_load(text)
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _expanded_nodes(node, path)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}: {err}" if str(path) not in str(err)
+                          else str(err)) from None
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""

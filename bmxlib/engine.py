@@ -199,9 +199,10 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     s = build_run(config)  # validates data and model before anything is written
     # one writer per run directory (the lock is released by the OS if this process dies)
     with runs.writer_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
-        prepare_run_dir(config, resume=resume, overwrite=overwrite)  # again, now locked
-        if overwrite and not resume and dist.is_main():
-            runs.clear_dir(run_dir)
+        if dist.is_main():  # check again, now locked; only then the old run goes
+            prepare_run_dir(config, resume=resume, overwrite=overwrite)
+            if overwrite and not resume:
+                runs.clear_dir(run_dir)
         dist.barrier()
         start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
         recorder = Recorder(run_dir, config, start_epoch=start)

@@ -48,6 +48,8 @@ def dataset_options(config: Config) -> dict[str, Any]:
         options["max_images"] = config.max_images
     if config.dataset == "coco":
         options["drop_empty"] = config.coco_drop_empty
+    if config.dataset == "manifest":
+        options["allow_outside_root"] = config.manifest_allow_outside_root
     if config.dataset == "voc":
         options["year"] = str(config.voc_year)
         if config.voc_classes_file:

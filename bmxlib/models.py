@@ -108,6 +108,9 @@ def _resnet(arch: str, num_classes: int, *, pretrained: str, weights_path: str,
     if pretrained == "imagenet":
         if weights_path:
             path = Path(weights_path)
+            if path.is_dir():
+                raise IsADirectoryError(f"weights_path {weights_path} is a directory; give "
+                                        "the .pth weights file in it")
             if not path.is_file():
                 raise FileNotFoundError(f"weights_path {weights_path} does not exist")
             try:

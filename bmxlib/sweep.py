@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import multiprocessing
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -71,13 +73,20 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.=+" else "-" for ch in text)
 
 
+#: Grids larger than this are refused unless ``--max-points`` raises the bound (a typo
+#: such as ``lr: range(...)`` pasted as a million values must not start training).
+MAX_POINTS = 10_000
+
+
 def plan_sweep(
-    path: str | Path, overrides: list[str] | tuple = (), *, name: str | None = None
+    path: str | Path, overrides: list[str] | tuple = (), *, name: str | None = None,
+    max_points: int = MAX_POINTS,
 ) -> tuple[Path, list[Point]]:
     """Read a sweep file and resolve (and validate) every point's config.
 
     ``overrides`` (``key=value``) apply to every point; ``out_dir=...`` among them moves
-    the sweep directory and ``name`` renames it.
+    the sweep directory and ``name`` renames it. More than ``max_points`` points are
+    refused before any is built.
     """
     from .config import parse_override
 
@@ -106,6 +115,10 @@ def plan_sweep(
     name = name or str(spec.get("name", path.stem))
     sweep_dir = Path(str(sweep_out)) / name
     axes = [(axis, _axis_entries(axis, values, str(path))) for axis, values in grid.items()]
+    size = math.prod(len(entries) for _, entries in axes)
+    if size > max_points:
+        raise ConfigError(f"{path}: the grid has {size:,} points, more than {max_points:,}; "
+                          "shrink it or raise the bound with --max-points")
     points, label_of = [], {}
     for combo in itertools.product(*[entries for _, entries in axes]) if axes else [()]:
         values = {**base, **fixed}
@@ -211,14 +224,23 @@ class ClusterOptions:
     mem_gb: int = 64
 
 
+def check_launcher(launcher: str) -> None:
+    """Refuse, before anything is written, a launcher this machine cannot use."""
+    if launcher == "slurm" and shutil.which("srun") is None:
+        raise ConfigError("no SLURM here: srun not found; use --launcher local")
+    if launcher != "local":
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"--launcher {launcher} needs the submitit package "
+                              "(pip install submitit)") from None
+
+
 def _submit_all(todo, sweep_dir: Path, launcher: str, cluster: ClusterOptions,
                 finished) -> None:
     """Run the points as submitit jobs (SLURM, or submitit's local executor) and wait."""
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError(f"--launcher {launcher} needs the submitit package "
-                          "(pip install submitit)") from None
+    import submitit  # check_launcher: installed
+
     folder = sweep_dir / ".submitit"
     if launcher == "slurm":
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
@@ -258,6 +280,7 @@ def run_sweep(
     jobs: int = 1,
     launcher: str = "local",
     cluster: ClusterOptions | None = None,
+    max_points: int = MAX_POINTS,
 ) -> Path:
     """Run every unfinished point of a sweep, then write the results tables.
 
@@ -270,11 +293,15 @@ def run_sweep(
     rules — skip finished points, resume interrupted ones, refuse changed settings — are
     applied before anything is submitted, whatever the launcher.
     """
-    sweep_dir, points = plan_sweep(path, overrides, name=name)  # all validated before any run
+    if not isinstance(max_points, int) or max_points < 1:
+        raise ConfigError(f"--max-points must be an integer >= 1, got {max_points!r}")
+    # all validated before any run
+    sweep_dir, points = plan_sweep(path, overrides, name=name, max_points=max_points)
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+    check_launcher(launcher)
     check_existing_points(sweep_dir, points)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
@@ -332,5 +359,10 @@ def _run_pool(todo: list[Point], jobs: int, finished, skipped) -> None:
                 finished(future.result())
             except runs.RunDirBusy as error:
                 skipped(futures[future], error)
+    except BaseException as stop:  # Ctrl-C or SIGTERM: stop the running workers too
+        if not isinstance(stop, Exception):
+            for worker in multiprocessing.active_children():
+                worker.terminate()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -142,6 +142,37 @@ def _sweep(tmp: Path, text: str) -> list[str]:
     return ["sweep", "--config", str(path)]
 
 
+ALIAS_BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}' if prev else '1'] * 9)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi")) + "epochs: *i\n"
+
+
+def _fifo(tmp: Path) -> list[str]:
+    import os
+
+    os.mkfifo(tmp / "pipe.yaml")
+    return ["train", "--config", str(tmp / "pipe.yaml")]
+
+
+def _not_a_run(tmp: Path, run: Path) -> list[str]:
+    (tmp / "runs" / "X").mkdir(parents=True)
+    (tmp / "runs" / "X" / "notes.txt").write_text("mine")
+    return [*_train("name=X")(tmp, run), "--overwrite"]
+
+
+def _report_bad_config(tmp: Path, run: Path) -> list[str]:
+    target = _copied_run(tmp, run)
+    text = runs.config_path(target).read_text().replace("epochs: 2", "epochs: two")
+    runs.config_path(target).write_text(text)
+    return ["report", str(target), "--out", str(tmp / "report")]
+
+
+def _fake_sweep(tmp: Path) -> Path:
+    (tmp / "s").mkdir()
+    (tmp / "s" / runs.SWEEP_FILE).write_text('{"source": "s.yaml", "points": []}')
+    return tmp / "s"
+
+
 CATALOGUE = {
     # --- config files -------------------------------------------------------------------
     "empty-config": (lambda tmp, run: _config(tmp, "\n"), "is empty"),
@@ -164,6 +195,17 @@ CATALOGUE = {
                                     "'warmup_epochs'"),
     "diverging-hyperparameters": (_train("lr=10", "momentum=1", "weight_decay=1"),
                                   "diverged at epoch 1"),
+    "yaml-alias-bomb": (lambda tmp, run: _config(tmp, ALIAS_BOMB), "expands to more than"),
+    "yaml-duplicate-key": (lambda tmp, run: _config(tmp, "epochs: 1\nlr: 0.1\nepochs: 2\n"),
+                           "'epochs' is given twice"),
+    "config-is-a-fifo": (lambda tmp, run: _fifo(tmp), "not a regular file"),
+    "config-is-dev-zero": (lambda tmp, run: ["train", "--config", "/dev/zero"], "/dev/zero"),
+    "seed-beyond-32-bits": (_train(f"seed={2**70}"), "'seed'"),
+    "name-with-nul": (lambda tmp, run: _config(tmp, 'name: "a\\0b"\n'), "'name'"),
+    "n-train-beyond-memory": (_train("n_train=1000000000"), "n_train"),
+    "weights-path-a-directory": (_train("arch=resnet18", "pretrained=imagenet",
+                                        "weights_path=/tmp"), "is a directory"),
+    "overwrite-a-folder-that-is-not-a-run": (_not_a_run, "not a bmxlib run"),
     "junk-weights-file": (lambda tmp, run: (tmp / "w.pth").write_bytes(b"junk") and _train(
         "arch=resnet18", "pretrained=imagenet", f"weights_path={tmp / 'w.pth'}")(tmp, run),
         "w.pth"),
@@ -204,7 +246,8 @@ CATALOGUE = {
     "coco-image-without-file-name": (lambda tmp, run: _coco(tmp, _edit_coco(
         lambda d: d["images"][1].pop("file_name"))), "images[1].file_name"),
     "coco-annotation-unknown-category": (lambda tmp, run: _coco(tmp, _edit_coco(
-        lambda d: d["annotations"][0].update(category_id=99))), "category_id 99"),
+        lambda d: d["annotations"][0].update(category_id=99))),
+        "category_id: unknown category id 99"),
     "voc-unknown-class": (lambda tmp, run: _voc(tmp, lambda r: (
         r / "VOC2007" / "Annotations" / "000001.xml").write_text(
         (r / "VOC2007" / "Annotations" / "000001.xml").read_text().replace("dog", "dragon"))),
@@ -215,6 +258,11 @@ CATALOGUE = {
         r / "train.csv").write_text("path,labels\nimg/a.png,cat;unicorn\n")), "unicorn"),
     "manifest-missing-image": (lambda tmp, run: _manifest(tmp, lambda r: (
         r / "train.csv").write_text("path,labels\nimg/gone.png,cat\n")), "gone.png"),
+    "manifest-path-outside-its-root": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "train.csv").write_text("path,labels\n../../../etc/passwd,cat\n")),
+        "manifest_allow_outside_root"),
+    "manifest-classes-latin-1": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "classes.txt").write_bytes("cat\ncaf\xe9\n".encode("latin-1"))), "classes.txt"),
     "manifest-png-not-an-image": (lambda tmp, run: _manifest(tmp, lambda r: (
         r / "img" / "a.png").write_text("not a png")), "a.png"),
     # --- run directories ----------------------------------------------------------------
@@ -232,6 +280,16 @@ CATALOGUE = {
     # --- sweeps and reports -------------------------------------------------------------
     "sweep-unknown-key": (lambda tmp, run: _sweep(tmp, "grid: {}\nfixd: {}\n"), "'fixd'"),
     "sweep-empty-axis": (lambda tmp, run: _sweep(tmp, "grid:\n  lr: []\n"), "'lr'"),
+    "sweep-names-collide": (lambda tmp, run: _sweep(
+        tmp, "grid:\n  variant:\n    - {label: 'lr 0.01', method: bce}\n"
+             "    - {label: 'lr/0.01', method: balancemix}\n"), "'lr/0.01'"),
+    "sweep-too-many-points": (lambda tmp, run: _sweep(
+        tmp, "grid:\n" + "".join(f"  {key}: {list(range(30))}\n"
+                                 for key in ("seed", "data_seed", "noise_seed"))),
+        "--max-points"),
+    "resume-a-sweep-directory": (lambda tmp, run: ["train", "--resume", str(_fake_sweep(tmp))],
+                                 "same bmx sweep command"),
+    "report-bad-saved-config": (_report_bad_config, "'epochs'"),
     "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
     "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
     "report-out-is-a-file": (lambda tmp, run: (tmp / "f").write_text("x") and [

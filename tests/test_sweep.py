@@ -13,7 +13,8 @@ from tests.conftest import TINY
 
 
 def _write_sweep(tmp_path, grid: str) -> str:
-    fixed = "\n".join(f"  {item.split('=')[0]}: {item.split('=')[1]}" for item in TINY)
+    fixed = "\n".join(f"  {item.split('=')[0]}: {item.split('=')[1]}" for item in TINY
+                      if not item.startswith("epochs="))  # set below: no key twice
     path = tmp_path / "sweep.yaml"
     path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}\n  epochs: 1\n"
                     f"grid:\n{grid}")

@@ -40,15 +40,21 @@ import json
 import sys
 from typing import Any
 
-import torch
-
-from ..provenance import machine_info
-from .inputs import FULL, QUICK, Sizes
 from .registry import BENCHMARKS, NAMES, Benchmark
 from .table import format_table, table_rows
 
 __all__ = ["BENCHMARKS", "FULL", "NAMES", "QUICK", "Benchmark", "Sizes", "format_table",
            "main", "run_bench", "runner", "table_rows"]
+
+
+def __getattr__(name: str):
+    """The sizes load with torch on first use: ``bmx --help`` lists the benchmarks (from
+    the registry) without importing torch."""
+    if name in ("FULL", "QUICK", "Sizes"):
+        from . import inputs
+
+        return getattr(inputs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def runner(name: str):
@@ -57,7 +63,7 @@ def runner(name: str):
     return getattr(importlib.import_module(f"{__name__}.{spec.module}"), spec.function)
 
 
-def _selected(only, device: torch.device) -> list[str]:
+def _selected(only, device) -> list[str]:
     if only is None:
         names = [n for n, b in BENCHMARKS.items() if not b.cuda_only or device.type == "cuda"]
     else:
@@ -87,6 +93,11 @@ def run_bench(*, device: str = "cpu", out: str | None = None, quick: bool = Fals
     only : str or list of str, optional
         Names from :data:`BENCHMARKS` (comma-separated allowed) to run instead of all.
     """
+    import torch
+
+    from ..provenance import machine_info
+    from .inputs import FULL, QUICK
+
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
@@ -137,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker:

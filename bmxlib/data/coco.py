@@ -111,11 +111,11 @@ def validate_coco(data: dict, path: Path) -> None:
     _unique(categories, "categories", "name", path)
     for number, annotation in enumerate(annotations):
         if annotation["image_id"] not in image_ids:
-            raise ValueError(f"coco {path}: annotations[{number}].image_id "
-                             f"{annotation['image_id']} is not among the images")
+            raise ValueError(f"coco {path}: annotations[{number}].image_id: unknown image id "
+                             f"{annotation['image_id']}")
         if annotation["category_id"] not in category_ids:
-            raise ValueError(f"coco {path}: annotations[{number}].category_id "
-                             f"{annotation['category_id']} is not among the categories")
+            raise ValueError(f"coco {path}: annotations[{number}].category_id: unknown "
+                             f"category id {annotation['category_id']}")
 
 
 def coco_labels(

@@ -14,6 +14,7 @@ Generation is deterministic for a seed, takes well under a second, and is cached
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,25 @@ TRAIN_PRIOR_DECAY = 0.61  # class k has prior weight decay**rank: a steep long t
 TEST_PRIOR_DECAY = 0.96  # flatter prior so every test class has ≥ 300 positives
 SOURCE_TEST_FRACTION = 0.4  # share of the 1,797 source digits reserved for the test split
 GENERATOR_VERSION = 1  # bump when the generation recipe changes (invalidates the cache)
+
+
+#: bytes held per canvas while the splits are generated and saved: the uint8 image
+#: (32·32), its labels (10) and source ids (4 int64), twice (the arrays and the .npz buffer)
+BYTES_PER_CANVAS = 2 * (CANVAS * CANVAS + 10 + 4 * 8)
+
+
+def check_memory(n_canvases: int) -> None:
+    """Refuse, before allocating, a dataset larger than half of this machine's memory
+    (NumPy would otherwise fail mid-generation with a traceback)."""
+    needed = n_canvases * BYTES_PER_CANVAS
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: nothing to compare with
+        return
+    if needed > total // 2:
+        raise ValueError(f"digits-lt n_train + n_test = {n_canvases:,} canvases need about "
+                         f"{needed / 1e9:,.1f} GB to build, more than half of this machine's "
+                         f"{total / 1e9:.1f} GB; lower n_train / n_test")
 
 
 def _source_digits(seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -182,6 +202,7 @@ class DigitsLT(MultiLabelDataset):
         for name, value in (("n_train", n_train), ("n_test", n_test)):
             if not isinstance(value, int) or value < 10:
                 raise ValueError(f"digits-lt option {name} must be an integer ≥ 10, got {value!r}")
+        check_memory(n_train + n_test)
         arrays = _cached(int(seed), n_train, n_test)
         self.cache_file = cache_path(int(seed), n_train, n_test)  # provenance: its digest
         self.shot_many = round(self.shot_many_fraction * n_train)

@@ -135,7 +135,12 @@ def check_class_names(names: Sequence[str], what: str) -> list[str]:
 def read_class_names(path: Path, what: str) -> list[str]:
     """Class names from a text file, one per line (stripped); blank lines ignored."""
     require_path(path, what)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} {path}: not UTF-8 text (byte {error.start}: "
+                         f"{error.object[error.start:error.start + 1]!r}); save it as UTF-8") \
+            from None
     return check_class_names([name for name in names if name], f"{what} {path}")
 
 

@@ -38,7 +38,7 @@ REQUIRED_COLUMNS = ("path", "labels")
 
 
 def read_manifest_rows(
-    csv_path: Path, class_index: Mapping[str, int]
+    csv_path: Path, class_index: Mapping[str, int], *, allow_outside_root: bool = False
 ) -> tuple[list[str], list[int], list[int]]:
     """Parse a manifest CSV.
 
@@ -48,7 +48,9 @@ def read_manifest_rows(
     paths: list[str] = []
     pos_rows: list[int] = []
     pos_cols: list[int] = []
-    with csv_path.open(newline="", encoding="utf-8") as handle:
+    root = csv_path.parent.resolve()
+    # utf-8-sig: Excel writes a byte-order mark that would otherwise prefix the 'path' column
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         for column in REQUIRED_COLUMNS:
@@ -61,6 +63,10 @@ def read_manifest_rows(
             image_path = Path(image)
             if not image_path.is_absolute():
                 image_path = csv_path.parent / image_path
+                if not allow_outside_root and not image_path.resolve().is_relative_to(root):
+                    raise ValueError(
+                        f"manifest {csv_path} row {row_number}: path {image!r} leads outside "
+                        f"{root}; set manifest_allow_outside_root=true if that is intended")
             for name in (row["labels"] or "").split(";"):
                 name = name.strip()
                 if not name:
@@ -89,6 +95,9 @@ class ManifestDataset(FileListDataset):
     shot_many, shot_few : int
         Shot thresholds on the number of positive training labels per class
         (many if > shot_many, few if < shot_few); defaults 1000 and 100.
+    allow_outside_root : bool
+        Accept relative image paths that lead outside the CSV's folder through ".."
+        (default False: refused, naming the row). Absolute paths are kept as given.
     **options
         ``transform``, ``max_images``, ``check_files`` (default True: every kept image
         exists and passes the decode check) and ``skip_bad_images`` (default False:
@@ -116,9 +125,11 @@ class ManifestDataset(FileListDataset):
         *,
         shot_many: int = 1000,
         shot_few: int = 100,
+        allow_outside_root: bool = False,
         **options,
     ) -> None:
         self.shot_many, self.shot_few = _check_shots(shot_many, shot_few)
+        self.allow_outside_root = bool(allow_outside_root)
         super().__init__(root, split, **options)
 
     def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:
@@ -129,7 +140,8 @@ class ManifestDataset(FileListDataset):
             csv_path = require_path(directory / f"{split_name}.csv", "manifest")
         class_names = read_class_names(directory / "classes.txt", "manifest")
         class_index = {name: k for k, name in enumerate(class_names)}
-        paths, pos_rows, pos_cols = read_manifest_rows(csv_path, class_index)
+        paths, pos_rows, pos_cols = read_manifest_rows(
+            csv_path, class_index, allow_outside_root=self.allow_outside_root)
         labels = labels_from_pairs(
             np.asarray(pos_rows, dtype=np.int64),
             np.asarray(pos_cols, dtype=np.int64),

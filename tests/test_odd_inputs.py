@@ -1,0 +1,101 @@
+"""Odd but legitimate inputs that used to fail, and bad ones that need the environment
+(PATH, BMXLIB_CACHE, signals) and so are not catalogue entries: each one line, named."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bmxlib import cli
+from bmxlib.data.manifest import ManifestDataset
+from tests.conftest import TINY
+from tests.test_data_real import make_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _errors(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines()
+            if line.startswith("bmx: error:")]
+
+
+def test_a_manifest_written_by_excel_with_a_bom_loads(tmp_path):
+    root = make_manifest(tmp_path / "mine", tmp_path / "elsewhere" / "c.png")
+    text = (root / "train.csv").read_text()
+    (root / "train.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())  # what Excel writes
+    (root / "classes.txt").write_bytes(b"\xef\xbb\xbf" + (root / "classes.txt").read_bytes())
+    dataset = ManifestDataset(root, "train")
+    assert dataset.class_names == ["cat", "dog", "bird"]
+    assert dataset.labels.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1]]
+
+
+def test_manifest_paths_outside_the_root_need_the_flag(tmp_path):
+    root = make_manifest(tmp_path / "mine", tmp_path / "elsewhere" / "c.png")
+    (root / "train.csv").write_text("path,labels\n../elsewhere/c.png,cat\n")
+    import pytest
+
+    with pytest.raises(ValueError, match="leads outside"):
+        ManifestDataset(root, "train")
+    assert len(ManifestDataset(root, "train", allow_outside_root=True)) == 1
+
+
+def test_bmxlib_cache_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("BMXLIB_CACHE", str(tmp_path / "cache"))
+    code = cli.main(["train", "--config", str(ROOT / "configs/digits_bce.yaml"), *TINY,
+                     f"out_dir={tmp_path / 'runs'}"])
+    assert code == 2
+    (error,) = _errors(capsys)
+    assert "BMXLIB_CACHE" in error and "not a directory" in error
+
+
+def test_slurm_without_srun_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no srun on it
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"out_dir: {tmp_path / 'out'}\ngrid:\n  seed: [0, 1]\n")
+    assert cli.main(["sweep", "--config", str(path), "--launcher", "slurm"]) == 2
+    (error,) = _errors(capsys)
+    assert "no SLURM here: srun not found; use --launcher local" in error
+    assert not (tmp_path / "out").exists()  # no sweep.json left behind
+
+
+def test_a_large_grid_runs_when_max_points_allows_it(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"out_dir: {tmp_path / 'out'}\ngrid:\n  seed: [0, 1, 2]\n")
+    assert cli.main(["sweep", "--config", str(path), "--max-points", "2"]) == 2
+    assert "3 points, more than 2" in _errors(capsys)[0]
+
+
+def test_overrides_are_accepted_after_flags(tmp_path):
+    args = cli.parse_args(cli.build_parser(), ["train", "--overwrite", "epochs=3",
+                                               "--config", "x.yaml", "lr=0.1"])
+    assert args.overwrite and args.config == "x.yaml"
+    assert args.overrides == ["epochs=3", "lr=0.1"]
+    args = cli.parse_args(cli.build_parser(), ["sweep", "--jobs", "2", "--config", "s.yaml",
+                                               "epochs=1"])
+    assert args.overrides == ["epochs=1"] and args.jobs == 2
+
+
+def test_sigterm_during_a_sweep_says_to_rerun_it_and_exits_143(tmp_path):
+    fixed = "".join(f"  {item.replace('=', ': ')}\n" for item in TINY
+                    if not item.startswith("epochs="))
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}  epochs: 50\n"
+                    "grid:\n  seed: [0]\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "bmxlib.cli", "sweep", "--config",
+                                str(path)], env=env, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "out" / "s" / "seed=0" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not metrics.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last == f"bmx: terminated; continue with the same command: bmx sweep --config {path}"
