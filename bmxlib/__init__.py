@@ -1,6 +1,6 @@
 """bmxlib: BalanceMix and its baselines for noisy, imbalanced multi-label learning.
 
-The small public API (SPEC §6) is re-exported here as submodules::
+The small public API (docs/method.md §6) is re-exported here as submodules::
 
     bmxlib.data.load_dataset        bmxlib.noise.inject           bmxlib.stats.imbalance
     bmxlib.metrics.average_precision / mean_average_precision

@@ -1,4 +1,4 @@
-"""Checkpoints: everything needed to resume a run exactly (SPEC §7).
+"""Checkpoints: everything needed to resume a run exactly (docs/method.md §7).
 
 ``checkpoints/last.pt`` holds the finished epoch, the config it ran with, the model,
 the method's extra modules (co-teaching's peer), optimiser, scheduler, the method's state

@@ -1,4 +1,4 @@
-"""``bmx`` command line (SPEC §9).
+"""``bmx`` command line (docs/method.md §9).
 
 Bad input (unknown key, wrong type, out-of-range value, missing or corrupt file, label
 outside the class list) prints one line ``bmx: error: ...`` naming the offending item and

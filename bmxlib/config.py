@@ -7,7 +7,7 @@ and appended to ``Config``'s fields from the method registry, as is the list of 
 
 Loaded from YAML and overridden by ``key=value`` arguments. Every key is validated:
 unknown keys, wrong types and out-of-range values raise ``ConfigError`` with a one-line
-message naming the key (the CLI turns it into exit status 2, SPEC §9).
+message naming the key (the CLI turns it into exit status 2, docs/method.md §9).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .noise import KINDS as NOISE_KINDS
 
 #: every registered method, sorted (each class registers itself, ``bmxlib.methods``)
 METHODS = tuple(sorted(REGISTRY))
-#: Methods that mix by definition (SPEC §1.3): "bce + mixup" and BalanceMix.
+#: Methods that mix by definition (docs/method.md §1.3): "bce + mixup" and BalanceMix.
 MIXING_METHODS = tuple(name for name, cls in REGISTRY.items() if cls.mixes_by_definition)
 PROTOCOLS = ("paper", "custom")
 
@@ -75,7 +75,7 @@ class CoreConfig:
     # an image that fails to decode (at load time or mid-training) is skipped with one
     # warning line and counted, instead of stopping the run
     skip_bad_images: bool = False
-    # --- noise (SPEC §2), injected once into the training labels ---
+    # --- noise (docs/method.md §2), injected once into the training labels ---
     noise: str = "none"  # none | mislabel | flip | missing | instance
     noise_rate: float = 0.0  # τ for mislabel / flip / instance
     noise_seed: int = 0  # seed of the injected noise (and of the instance noise's reference)
@@ -89,7 +89,7 @@ class CoreConfig:
     # (learned queries cross-attending to the spatial features, no self-attention), the
     # paper's head for every method
     head: str = "linear"
-    # auto | none | digits | imagenet; auto = digits for small_cnn on digits-lt (SPEC §5),
+    # auto | none | digits | imagenet; auto = digits for small_cnn on digits-lt (docs/method.md §5),
     # imagenet for resnets (the paper's backbone), none for small_cnn on other data
     pretrained: str = "auto"
     weights_path: str = ""  # local ImageNet weights file for resnets
@@ -111,13 +111,14 @@ class CoreConfig:
     augmentation: str = "batched"
     # --- method ---
     method: str = "bce"  # one of METHODS
-    # paper: the paper's protocol (SPEC §4), Mixup for every method but bce;
+    # paper: the paper's protocol (docs/method.md §4), Mixup for every method but bce;
     # custom: the `mixup` key decides (mixup and balancemix always mix)
     protocol: str = "paper"
-    mixup: bool = False  # Mixup (SPEC §1.3) on top of the method's own rule (protocol: custom)
-    mix_alpha: float = 4.0  # Beta(α, α) for minority-augmented mixing (SPEC §1.3)
+    # Mixup (docs/method.md §1.3) on top of the method's own rule (protocol: custom)
+    mixup: bool = False
+    mix_alpha: float = 4.0  # Beta(α, α) for minority-augmented mixing (docs/method.md §1.3)
     per_sample_lambda: bool = False  # one λ per instance instead of per batch
-    # epochs before label management (BalanceMix, SPEC §1.4) or before the T-estimator
+    # epochs before label management (BalanceMix, docs/method.md §1.4) or before the T-estimator
     # estimates its transition matrices
     warmup_epochs: int = 3
     # the methods' own keys (BalanceMix's switches, focal_gamma, asl_*, ll_delta_rel, t_*)
@@ -359,7 +360,8 @@ def from_dict(values: dict[str, Any], *, source: str = "config") -> Config:
     if "mixup" in values and values["mixup"] != config.mixup:  # the paper protocol decided
         raise ConfigError(
             f"config key 'mixup': protocol 'paper' trains {config.method!r} with "
-            f"mixup={config.mixup} (SPEC §4); set protocol=custom to choose mixup yourself"
+            f"mixup={config.mixup} (docs/method.md §4); set protocol=custom to choose mixup "
+            "yourself"
         )
     return config
 

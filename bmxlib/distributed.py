@@ -3,7 +3,7 @@
 Launch with ``torchrun --nproc_per_node=N -m bmxlib.train --config FILE`` (or
 ``bmx train --distributed``). The backend is NCCL on CUDA and gloo on the CPU.
 Only rank 0 writes the run directory; the full-data pass is gathered so every rank
-holds the same global F (SPEC §1.1) and fits identical GMMs.
+holds the same global F (docs/method.md §1.1) and fits identical GMMs.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class ShardedShuffle(Sampler[int]):
 
 
 def shuffled_sampler(n: int, *, seed: int) -> Sampler[int]:
-    """An ordinary shuffled pass (SPEC §1.2 'random sampler'), sharded under DDP."""
+    """An ordinary shuffled pass (docs/method.md §1.2 'random sampler'), sharded under DDP."""
     return ShardedShuffle(n, seed=seed, num_replicas=world_size(), rank=rank())
 
 

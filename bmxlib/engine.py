@@ -3,7 +3,7 @@
 Per epoch (``run_epoch``): ``seed_epoch``, ``train_one_epoch`` (``bmxlib.steps``), the
 method's ``end_of_epoch`` through an :class:`EngineContext` (its full-data passes and
 re-label views, ``bmxlib.passes``), ``evaluate`` on the test split, and the confidence vs
-AP relation (SPEC §3); the epoch record goes to a :class:`bmxlib.recorder.Recorder` (run
+AP relation (docs/method.md §3); the epoch record goes to a :class:`bmxlib.recorder.Recorder` (run
 directory, TensorBoard, console). ``fit`` builds the run (``bmxlib.experiment``, with the
 instance noise's reference from ``bmxlib.reference``), starts or resumes it exactly from
 its checkpoint (``bmxlib.checkpoints``) and loops.
@@ -33,7 +33,7 @@ from .recorder import Recorder, write_run_header
 from .reference import reference_confidence
 from .steps import seed_epoch, train_one_epoch
 
-# Diagnostics keys the engine writes (SPEC §3 confidence vs AP per frequency group, (G,))
+# Diagnostics keys the engine writes (docs/method.md §3 confidence vs AP per frequency group, (G,))
 GROUP_CONFIDENCE = "group_confidence"
 GROUP_AP = "group_ap"
 
@@ -117,7 +117,7 @@ def run_epoch(s: Setup, epoch: int) -> EpochRecord:
         record.update(evaluate(s.model, s.test_set, s.groups, device=s.device,
                                config=s.config, epoch=epoch))
         if result.class_confidence is not None:
-            # SPEC §3 confidence vs AP per frequency group of the clean training positives
+            # docs/method.md §3 confidence vs AP per frequency group of the clean training positives
             cva = confidence_vs_ap(result.class_confidence,
                                    np.array(record["ap"], dtype=float),
                                    s.train_set.labels.sum(axis=0))

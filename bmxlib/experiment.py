@@ -1,8 +1,9 @@
 """Everything a run builds before its first epoch: ``build(config) -> Setup``.
 
-Datasets with their training / evaluation transforms, the injected noise (SPEC §2), shot
-groups (SPEC §3), the model, the method (SPEC §4), the optimiser and the per-step cosine
-schedule (SPEC §1 defaults). ``bmxlib.engine`` trains a Setup; ``bmxlib.bench`` times one.
+Datasets with their training / evaluation transforms, the injected noise (docs/method.md
+§2), shot groups (docs/method.md §3), the model, the method (docs/method.md §4), the
+optimiser and the per-step cosine schedule (docs/method.md §1 defaults). ``bmxlib.engine``
+trains a Setup; ``bmxlib.bench`` times one.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def resolve_workers(config: Config, device: torch.device) -> int:
 def build_presets(config: Config, dataset: MultiLabelDataset, *,
                   randaugment: bool | None = None) -> tuple[TrainPreset, EvalPreset]:
     """(training preset, evaluation preset); ``randaugment`` overrides the config's switch
-    (the re-label views always use RandAugment, SPEC §1.4)."""
+    (the re-label views always use RandAugment, docs/method.md §1.4)."""
     size = config.image_size or dataset.default_image_size
     mean = getattr(dataset, "mean", IMAGENET_MEAN)
     std = getattr(dataset, "std", IMAGENET_STD)

@@ -1,4 +1,4 @@
-"""Batched two-component 1-D Gaussian mixtures for clean-label detection (SPEC §1.4).
+"""Batched two-component 1-D Gaussian mixtures for clean-label detection (docs/method.md §1.4).
 
 BalanceMix fits 2K independent mixtures per epoch, one per (class k, given label value l),
 on the min-max normalised BCE losses of the labels in that group. This module fits all
@@ -386,7 +386,7 @@ def clean_probability(
     reg_covar: float = 5e-4,
     workspace_bytes: int | None = None,
 ) -> torch.Tensor:
-    """Clean probability p_G of every label from 2K loss mixtures (SPEC §1.4).
+    """Clean probability p_G of every label from 2K loss mixtures (docs/method.md §1.4).
 
     For each class k and given label value l, the BCE losses of the labels with
     ``labels[n, k] == l`` are min-max normalised and a two-component Gaussian mixture is

@@ -1,4 +1,4 @@
-"""Label-wise management: clean / re-labeled / ambiguous labels (SPEC §1.4–§1.6, §3).
+"""Label-wise management: clean / re-labeled / ambiguous labels (docs/method.md §1.4–§1.6, §3).
 
 ``manage_labels`` turns the given labels, the clean probabilities p_G and the two-view
 confidences into refined targets, a reliability state and a loss weight per label;
@@ -209,7 +209,8 @@ def manage_labels(
         Mean confidence over two augmented views; NaN means "not computed" (such a label
         cannot be re-labeled). Required when ``use_clean`` and ``use_relabel``.
     epsilon : float in [0.5, 1]
-        Re-labeling threshold ε (SPEC default 0.975; 0.55 for single-positive labels).
+        Re-labeling threshold ε (docs/method.md §1.4 default 0.975; 0.55 for
+        single-positive labels).
     out : ManagedLabels, optional, keyword-only
         Buffers to write the result into (targets and weight of the result dtype, state
         uint8, all (N, K) on the device of ``clean_prob``). They may be the inputs
@@ -287,7 +288,7 @@ def label_losses(logits, labels, *, out: torch.Tensor | None = None) -> torch.Te
 
 
 def managed_bce_loss(logits, mixed_targets, weights=None) -> torch.Tensor:
-    """Weighted BCE of SPEC §1.5: mean over the batch of Σ_k w_k · BCE(σ(z_k), y_k).
+    """Weighted BCE of docs/method.md §1.5: mean over the batch of Σ_k w_k · BCE(σ(z_k), y_k).
 
     Parameters
     ----------
@@ -332,7 +333,7 @@ def _per_group(mask: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
 
 
 def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict:
-    """Quality of the label management when the true labels are known (SPEC §3).
+    """Quality of the label management when the true labels are known (docs/method.md §3).
 
     A label is "correct" when its given value equals the truth. Clean-selection
     precision = P(correct | selected clean), recall = P(selected clean | correct);

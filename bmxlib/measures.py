@@ -27,7 +27,7 @@ class Measure:
         How tables show it: ``"percent"`` (a share in [0, 1] shown as %, mean ± std),
         ``"share"`` (a share in [0, 1] shown as %), ``"number"`` or ``"count"``.
     group : str
-        ``map`` (the paper's measures, SPEC §3), ``quality`` (label management against
+        ``map`` (the paper's measures, docs/method.md §3), ``quality`` (label management against
         the truth), ``memorization``, ``training`` or ``relation``.
     tag : str or None
         Its TensorBoard tag (None: not written there).

@@ -1,4 +1,4 @@
-"""Evaluation measures of SPEC §3: per-class AP, mAP (overall and per shot group),
+"""Evaluation measures of docs/method.md §3: per-class AP, mAP (overall and per shot group),
 Pearson correlation and the confidence-vs-AP analysis.
 """
 
@@ -128,7 +128,7 @@ def mean_average_precision(scores, targets) -> float:
 
 
 def map_summary(scores, targets, *, groups=None) -> dict:
-    """mAP with the bookkeeping of SPEC §3, optionally per shot group.
+    """mAP with the bookkeeping of docs/method.md §3, optionally per shot group.
 
     Parameters
     ----------
@@ -165,7 +165,7 @@ def map_summary(scores, targets, *, groups=None) -> dict:
 
 
 def noisy_label_fit(logits, noisy_labels, corrupted) -> dict[str, float]:
-    """How far a model has memorized the label noise (a diagnostic beyond SPEC §3 and §7).
+    """How far a model has memorized the label noise (a diagnostic beyond docs/method.md §3 and §7).
 
     A label counts as fitted when the model's decision (logit > 0, i.e. confidence > 0.5)
     equals the given, noisy label.
@@ -270,7 +270,7 @@ def pearson(x, y) -> float:
 
 
 def confidence_vs_ap(class_confidence_P, ap, positives, *, n_groups: int = 10) -> dict:
-    """Group classes by frequency and correlate mean confidence with mean AP (SPEC §3).
+    """Group classes by frequency and correlate mean confidence with mean AP (docs/method.md §3).
 
     Classes are sorted by positive-label count, descending (ties keep class order), and
     cut into ``min(n_groups, K)`` contiguous groups with ``np.array_split``. Each group

@@ -1,4 +1,4 @@
-"""Minority-augmented mixing (SPEC §1.3).
+"""Minority-augmented mixing (docs/method.md §1.3).
 
 λ' ~ Beta(α, α), λ = max(λ', 1 − λ'), x_mix = λ·x_R + (1 − λ)·x_M, same for y.
 
@@ -111,7 +111,7 @@ def minority_mix(
     per_sample: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mix a random-sampler batch with a minority-sampler batch (SPEC §1.3).
+    """Mix a random-sampler batch with a minority-sampler batch (docs/method.md §1.3).
 
     Parameters
     ----------

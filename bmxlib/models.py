@@ -5,7 +5,7 @@
 ML-Decoder-style transformer decoder on the spatial feature map (``bmxlib.heads``; the
 paper's head). Heads compute in float32 even under autocast. digits-lt configs start by
 default from a small CNN pretrained on single clean source digits of the train split
-(SPEC §5), the analogue of the paper's ImageNet-pretrained ResNet-50; it trains in
+(docs/method.md §5), the analogue of the paper's ImageNet-pretrained ResNet-50; it trains in
 seconds and is cached (``bmxlib.pretrain``).
 """
 

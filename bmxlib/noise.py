@@ -1,4 +1,4 @@
-"""Synthetic label-noise protocols (SPEC §2).
+"""Synthetic label-noise protocols (docs/method.md §2).
 
 Every protocol takes clean multi-label targets ``Y`` (N, K) in {0, 1} and a seed,
 is deterministic for that seed, and returns the noisy labels together with the
@@ -51,7 +51,7 @@ KINDS = ("none", "mislabel", "flip", "missing", "instance")
 
 
 def inject(labels, kind: str, rate: float | None = None, *, seed: int = 0, confidence=None):
-    """Apply one label-noise protocol of SPEC §2 to clean labels.
+    """Apply one label-noise protocol of docs/method.md §2 to clean labels.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The no-grad passes over a dataset (SPEC §1.1 full-data pass, §1.4 re-label views, §3
+"""The no-grad passes over a dataset (docs/method.md §1.1 full-data pass, §1.4 re-label views, §3
 evaluation) and the two device helpers every step shares.
 
 ``predict_views`` loads each image once for all its views and runs the per-batch part of
@@ -182,7 +182,7 @@ def predict(
 
 def full_data_pass(model: torch.nn.Module, dataset: MultiLabelDataset, *,
                    device: torch.device, config: Config) -> torch.Tensor:
-    """SPEC §1.1: logits (N, K) of every training instance, no grad.
+    """docs/method.md §1.1: logits (N, K) of every training instance, no grad.
 
     ``dataset`` is the training set with the evaluation transform (``Setup.eval_train_set``).
     Under DDP each rank computes its shard and the shards are gathered, so every rank
@@ -197,7 +197,7 @@ def full_data_pass(model: torch.nn.Module, dataset: MultiLabelDataset, *,
 def relabel_views(model: torch.nn.Module, dataset: MultiLabelDataset, rows: torch.Tensor, *,
                   device: torch.device, config: Config, n_views: int = 2) -> torch.Tensor:
     """Mean confidence (len(rows), K) over ``n_views`` RandAugment views of the instances
-    ``rows`` (RandAugment even when training runs without it, SPEC §1.4).
+    ``rows`` (RandAugment even when training runs without it, docs/method.md §1.4).
 
     ``dataset`` is the training set with the RandAugment transform (``Setup.views_set``).
     One pass over the rows: each image is loaded once and augmented ``n_views`` times
@@ -219,7 +219,7 @@ def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch
 
 def evaluate(model: torch.nn.Module, dataset: MultiLabelDataset, groups, *,
              device: torch.device, config: Config, epoch: int | None = None) -> dict[str, Any]:
-    """Per-class AP, mAP and mAP per shot group on the test split (SPEC §3).
+    """Per-class AP, mAP and mAP per shot group on the test split (docs/method.md §3).
 
     ``dataset`` is the test set with the evaluation transform; ``groups`` (K,) the shot
     group of each class.

@@ -1,5 +1,5 @@
 """The embedded datasets' backbones: a SmallCNN pretrained K-way on single clean source
-images of the training pool — digits-lt's digits (``source="digits"``, 10-way; SPEC §5) or
+images of the training pool — digits-lt's digits (``source="digits"``, 10-way; docs/method.md §5) or
 glyphs-coco's glyphs (``source="glyphs"``, 80-way) — the analogue of the paper's
 ImageNet-pretrained ResNet-50.
 

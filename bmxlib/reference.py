@@ -1,4 +1,4 @@
-"""The instance noise's reference model (SPEC §2 ``instance``), trained once and cached.
+"""The instance noise's reference model (docs/method.md §2 ``instance``), trained once and cached.
 
 Above ``bmxlib.experiment`` and the training verbs (``bmxlib.steps``): the reference is a
 BCE run on the *clean* training labels, built and trained like any run, whose full-data
@@ -36,7 +36,7 @@ def reference_cache_path(config: Config) -> Path:
 
 
 def reference_confidence(config: Config) -> np.ndarray:
-    """SPEC §2 ``instance``: the confidences (N, K) float32 of a reference model trained
+    """docs/method.md §2 ``instance``: the confidences (N, K) float32 of a reference model trained
     with BCE on the *clean* training labels for ``instance_reference_epochs`` epochs (seed
     ``noise_seed``; the run's data, model and optimiser settings otherwise), from its
     full-data pass. Cached by everything that determines it, so every run drawing noise

@@ -2,7 +2,7 @@
 their renderings (Markdown, CSV, HTML) for sweeps, reports and notebooks.
 
 - ``collect(directory)``: one record per finished run of a sweep (or the run itself):
-  its axis labels plus its ``summary.json`` (SPEC §7).
+  its axis labels plus its ``summary.json`` (docs/method.md §7).
 - ``results_rows(axes, records)``: mean ± std over the seed axis, one row per setting of
   the other axes, in grid order.
 - ``long_table(directory)``: the tidy table, one row per (run, measure), that seaborn
@@ -29,7 +29,7 @@ import numpy as np
 from . import measures, runs
 from .io import atomic_write_text
 
-#: The paper's measures (SPEC §3): last-epoch mAP over all classes and per shot group;
+#: The paper's measures (docs/method.md §3): last-epoch mAP over all classes and per shot group;
 #: (name, label) pairs, as the tables below, from ``bmxlib.measures``.
 MEASURES = measures.table_measures("map")
 #: Label-management quality against the truth (synthetic noise only).
@@ -38,7 +38,7 @@ QUALITY_MEASURES = measures.table_measures("quality")
 MEMORIZATION_MEASURES = measures.table_measures("memorization")
 EXTRA_MEASURES = QUALITY_MEASURES + MEMORIZATION_MEASURES
 SEED_AXES = ("seed",)
-#: BalanceMix's components (SPEC §1.6) in the order of the paper's Table 5.
+#: BalanceMix's components (docs/method.md §1.6) in the order of the paper's Table 5.
 COMPONENTS = (("minority_sampler", "minority sampler"), ("clean_labels", "clean labels"),
               ("relabel", "re-labeling"), ("ambiguous_weighting", "ambiguous weighting"))
 
@@ -132,7 +132,7 @@ def long_table(directory: str | Path):
     return pd.DataFrame(rows, columns=[*keys, "seed", "run", "measure", "value"])
 
 
-#: the paper's sensitivity numbers (SPEC §11, COCO, last-epoch mAP all %): Table 8 for α
+#: the paper's sensitivity numbers (docs/method.md §11, COCO, last-epoch mAP all %): Table 8 for α
 #: under mislabel-40, Table 7 for ε under mislabel-40 and single positive labels
 PAPER_SENSITIVITY = {
     "alpha": {"mislabel-40": [(1, 80.3), (2, 81.1), (4, 81.6), (8, 81.3)]},
@@ -348,7 +348,7 @@ def memorization_curve(run: runs.Run) -> tuple[list[int], list[float], list[floa
 
 
 def ablation_rows(axes, records, rows, loaded) -> list[dict[str, Any]]:
-    """Rows of mixup / BalanceMix runs with the paper's component switches (SPEC §1.6)."""
+    """Rows of mixup / BalanceMix runs with the paper's component switches (docs/method.md §1.6)."""
     keys = setting_axes(axes)
     table = []
     for row in rows:

@@ -1,4 +1,4 @@
-"""Run and sweep directories (SPEC §7): the one module that knows their file names.
+"""Run and sweep directories (docs/method.md §7): the one module that knows their file names.
 
 Layout of ``runs/<name>/``::
 

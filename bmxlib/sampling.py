@@ -1,4 +1,4 @@
-"""Confidence-based minority sampler (SPEC §1.2).
+"""Confidence-based minority sampler (docs/method.md §1.2).
 
 ``minority_probabilities`` turns the latest full-data confidences F into per-instance
 sampling probabilities; ``MinoritySampler`` draws indices with replacement from them,
@@ -79,7 +79,7 @@ def _positive_scores(labels, presence) -> torch.Tensor:
 
 
 def class_confidences(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class confidence in presence P(k) and in absence A(k) (SPEC §1.2).
+    """Per-class confidence in presence P(k) and in absence A(k) (docs/method.md §1.2).
 
     Parameters
     ----------
@@ -101,7 +101,7 @@ def class_confidences(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
 def minority_probabilities(
     confidences, labels, *, terms: str = "all", positive_floor: float = 0.05
 ) -> torch.Tensor:
-    """Sampling probability of every instance, p(n) ∝ 1 / Score(n) (SPEC §1.2).
+    """Sampling probability of every instance, p(n) ∝ 1 / Score(n) (docs/method.md §1.2).
 
     Score(n) = Σ_k (Ỹ[n,k]·P(k) + (1 − Ỹ[n,k])·A(k)); a class lacking positives
     (negatives) contributes nothing to the P (A) term. Scores are floored at
@@ -113,10 +113,10 @@ def minority_probabilities(
     labels : torch.Tensor or np.ndarray, shape (N, K), values in {0, 1}
         Any dtype (bool / uint8 save memory at scale).
     terms : {"all", "positive"}
-        "all" is SPEC §1.2. "positive" is an opt-in variant (not the paper's): Score(n) =
+        "all" is docs/method.md §1.2. "positive" is an opt-in variant (not the paper's): Score(n) =
         mean of P(k) over the instance's positive labels, floored at ``positive_floor``
         (instances without a positive get Score 1). With many classes the absence terms
-        dominate the SPEC score and p stays close to uniform (max/min ≈ 1.4 on
+        dominate the §1.2 score and p stays close to uniform (max/min ≈ 1.4 on
         digits-lt); the variant lets rare-class confidence drive the sampler.
     positive_floor : float in (0, 1]
         Floor of the "positive" score (bounds the oversampling at 1/floor).
@@ -141,7 +141,7 @@ def minority_probabilities(
 
 
 class MinoritySampler(Sampler[int]):
-    """Draws instance indices with replacement from a probability vector (SPEC §1.2).
+    """Draws instance indices with replacement from a probability vector (docs/method.md §1.2).
 
     Uniform until :meth:`set_probabilities` is first called. Each epoch draws
     ``num_samples`` indices in total (rounded up to a multiple of ``num_replicas``) from a

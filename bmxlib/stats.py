@@ -1,4 +1,4 @@
-"""Dataset statistics of SPEC §3: imbalance ratios and shot groups."""
+"""Dataset statistics of docs/method.md §3: imbalance ratios and shot groups."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ class _Subset(Sampler[int]):
 def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, MinoritySampler]:
     """The random(-or-weighted) loader and the optional second loader of ``epoch``.
 
-    Weighted draws (ROS's oversampling, SPEC §1.2's minority sampler) come from one global
+    Weighted draws (ROS's oversampling, docs/method.md §1.2's minority sampler) come from one global
     sequence per epoch that DDP ranks split, like the shuffled passes; a method's
     ``training_indices`` restrict the shuffled passes to a subset.
     """

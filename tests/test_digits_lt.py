@@ -1,4 +1,4 @@
-"""digits-lt (SPEC §5): determinism, disjoint sources, the imbalance band, coverage."""
+"""digits-lt (docs/method.md §5): determinism, disjoint sources, the imbalance band, coverage."""
 
 from __future__ import annotations
 

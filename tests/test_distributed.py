@@ -1,4 +1,4 @@
-"""Multi-process training with torchrun and the gloo backend on the CPU (SPEC §1.1, §7).
+"""Multi-process training with torchrun and the gloo backend on the CPU (docs/method.md §1.1, §7).
 
 Two processes train a tiny BalanceMix on digits-lt. Checked: every rank holds the same
 global F, hence the same sampling probabilities and the same 2K GMM parameters; the

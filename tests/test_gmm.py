@@ -1,4 +1,5 @@
-"""Tests for bmxlib.gmm: batched 2-component GMMs and the clean probability p_G (SPEC §1.4)."""
+"""Tests for bmxlib.gmm: batched 2-component GMMs and the clean probability p_G
+(docs/method.md §1.4)."""
 
 import warnings
 
@@ -24,7 +25,8 @@ def _bimodal_losses(seed, num_items=2000, num_classes=5):
 
 
 def _sklearn_clean_probability(values):
-    """The DivideMix recipe with the SPEC settings: min-max normalise, fit, low-mean posterior."""
+    """The DivideMix recipe with the docs/method.md §1.4 settings: min-max normalise, fit,
+    low-mean posterior."""
     x = values.astype(np.float64)
     x = ((x - x.min()) / (x.max() - x.min()))[:, None]
     with warnings.catch_warnings():

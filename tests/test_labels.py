@@ -86,8 +86,8 @@ def test_branches_and_ablation_switches(name):
 
 
 def test_exactly_at_threshold_is_not_relabeled():
-    # epsilon = 0.75 is exact in binary, so 1 - epsilon = 0.25 exactly. SPEC: mean > eps
-    # -> 1 and mean < 1 - eps -> 0, so the thresholds themselves stay ambiguous.
+    # epsilon = 0.75 is exact in binary, so 1 - epsilon = 0.25 exactly. docs/method.md
+    # §1.4: mean > eps -> 1 and mean < 1 - eps -> 0, so the thresholds themselves stay ambiguous.
     confidence = torch.tensor([[0.75, 0.25, 0.7500001, 0.2499999]], dtype=torch.float64)
     managed = manage_labels(
         torch.tensor([[0, 1, 0, 1]]), torch.full((1, 4), 0.1), confidence, epsilon=0.75

@@ -1,4 +1,4 @@
-"""Tests of bmxlib.methods.losses (SPEC §4 baseline losses and selection rules)."""
+"""Tests of bmxlib.methods.losses (docs/method.md §4 baseline losses and selection rules)."""
 
 import math
 

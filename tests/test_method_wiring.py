@@ -1,5 +1,5 @@
 """Every method trains what it claims: its loss on a fixed batch equals its own loss
-function (SPEC §4), with and without the paper's Mixup, and differs from plain BCE.
+function (docs/method.md §4), with and without the paper's Mixup, and differs from plain BCE.
 
 A linear "model" maps one-hot instance rows to preset logits, so a mixed row gives the
 mixed logits λ·z_R + (1 − λ)·z_M and every expected value is computed from the public

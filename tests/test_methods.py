@@ -69,7 +69,8 @@ def test_balancemix_weights_follow_the_random_instance():
 
 
 def test_registry_holds_every_spec_method():
-    """SPEC §4's methods are registered (a new method may join them without a test edit)."""
+    """docs/method.md §4's methods are registered (a new method may join them without a
+    test edit)."""
     assert {"bce", "mixup", "focal", "asl", "ros", "ll_r", "ll_ct", "coteaching",
             "t_estimator", "db", "balancemix"} <= set(REGISTRY)
 

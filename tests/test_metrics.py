@@ -1,4 +1,4 @@
-"""Tests for bmxlib.metrics (SPEC §3); scikit-learn's average_precision_score is the
+"""Tests for bmxlib.metrics (docs/method.md §3); scikit-learn's average_precision_score is the
 oracle for AP."""
 
 import math

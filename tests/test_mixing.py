@@ -1,4 +1,4 @@
-"""Tests for bmxlib.mixing: minority-augmented mixing (SPEC §1.3)."""
+"""Tests for bmxlib.mixing: minority-augmented mixing (docs/method.md §1.3)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Tests for bmxlib.noise (SPEC §2). Statistical checks use ~10^5 labels and a
+"""Tests for bmxlib.noise (docs/method.md §2). Statistical checks use ~10^5 labels and a
 4-standard-error tolerance against exact expectations."""
 
 import numpy as np

@@ -394,7 +394,7 @@ def test_modules_stay_small_and_use_only_public_names_of_each_other(path):
 
 @pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
 def test_modules_do_not_name_run_directory_files(path):
-    """Only bmxlib.runs knows the run directory layout (SPEC §10): no file names here."""
+    """Only bmxlib.runs knows the run directory layout (docs/method.md §10): no file names here."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                and isinstance(n.value, str)]

@@ -1,4 +1,4 @@
-"""Tests for bmxlib.sampling: minority probabilities (SPEC §1.2) and MinoritySampler."""
+"""Tests for bmxlib.sampling: minority probabilities (docs/method.md §1.2) and MinoritySampler."""
 
 import math
 

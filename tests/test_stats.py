@@ -1,4 +1,4 @@
-"""Tests for bmxlib.stats (SPEC §3 imbalance ratios and shot groups)."""
+"""Tests for bmxlib.stats (docs/method.md §3 imbalance ratios and shot groups)."""
 
 import math
 

@@ -2,9 +2,9 @@
 
 Benchmarks (``python -m bmxlib.bench --only NAME[,NAME]`` runs a subset):
 
-* ``gmm``: the 2K clean-label mixtures of SPEC §1.4 at COCO scale (N = 82,783, K = 80,
-  bimodal BCE losses) vs a loop of scikit-learn ``GaussianMixture`` with the SPEC settings;
-  plus the share of labels on which the two agree about p_G > 0.5.
+* ``gmm``: the 2K clean-label mixtures of docs/method.md §1.4 at COCO scale (N = 82,783,
+  K = 80, bimodal BCE losses) vs a loop of scikit-learn ``GaussianMixture`` with the
+  settings of docs/method.md §1.4; plus the share of labels on which the two agree about p_G > 0.5.
 * ``ap``: per-class AP at N = 40,137, K = 80 (scores with ties) vs a loop of
   ``sklearn.metrics.average_precision_score`` (and torchmetrics if installed); plus the
   largest absolute difference.

@@ -11,10 +11,11 @@ import torch
 
 
 def sklearn_clean_probability(losses: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """p_G (N, K) by a loop over the 2K groups with sklearn ``GaussianMixture`` (SPEC §1.4).
+    """p_G (N, K) by a loop over the 2K groups with sklearn ``GaussianMixture``
+    (docs/method.md §1.4).
 
-    The DivideMix recipe with the SPEC settings; groups with fewer than 2 members or all
-    losses equal are clean (p_G = 1), as in bmxlib.
+    The DivideMix recipe with the docs/method.md §1.4 settings; groups with fewer than 2
+    members or all losses equal are clean (p_G = 1), as in bmxlib.
     """
     from sklearn.mixture import GaussianMixture
 

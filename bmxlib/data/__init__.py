@@ -1,4 +1,4 @@
-"""Datasets (SPEC §5, §6): ``load_dataset(name, split, **options)``."""
+"""Datasets (docs/method.md §5, §6): ``load_dataset(name, split, **options)``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The dataset contract shared by every loader (SPEC §6).
+"""The dataset contract shared by every loader (docs/method.md §6).
 
 A bmxlib dataset is a ``torch.utils.data.Dataset`` with
 
@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 class MultiLabelDataset(Dataset):
     """Base class: images and a binary (N, K) label matrix."""
 
-    #: dataset-defined shot thresholds (SPEC §3): many if > shot_many, few if < shot_few
+    #: dataset-defined shot thresholds (docs/method.md §3): many if > shot_many, few if < shot_few
     shot_many: int = 10_000
     shot_few: int = 1_000
     #: default square image side for the training presets

@@ -181,7 +181,7 @@ class CocoDataset(FileListDataset):
 
     dataset_name = "coco"
     splits = COCO_SPLITS
-    #: paper thresholds (SPEC §3)
+    #: paper thresholds (docs/method.md §3)
     shot_many = 10_000
     shot_few = 1_000
     default_image_size = 448

@@ -1,4 +1,4 @@
-"""digits-lt: the embedded long-tailed multi-label dataset (SPEC §5).
+"""digits-lt: the embedded long-tailed multi-label dataset (docs/method.md §5).
 
 Each instance is a 32×32 one-channel canvas holding 1–4 upscaled handwritten digits
 (scikit-learn's bundled ``load_digits``) placed in the cells of a 2×2 grid with a random
@@ -166,7 +166,7 @@ def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
 
 
 class DigitsLT(MultiLabelDataset):
-    """The embedded long-tailed multi-label digits dataset (SPEC §5).
+    """The embedded long-tailed multi-label digits dataset (docs/method.md §5).
 
     Parameters
     ----------

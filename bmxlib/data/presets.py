@@ -2,8 +2,8 @@
 ``references/classification/presets.py``.
 
 Images enter as uint8 tensors (C, H, W) and leave as normalised float32 tensors.
-RandAugment is used for every method (SPEC §1, "RandAugment for all methods") and also
-produces the two views used for re-labeling (SPEC §1.4).
+RandAugment is used for every method (docs/method.md §1, "RandAugment for all methods") and also
+produces the two views used for re-labeling (docs/method.md §1.4).
 
 Each preset has two parts: ``per_image`` (the resize, which must run before images of
 different sizes can be stacked; it runs in the data loader) and ``per_batch`` (everything

@@ -1,4 +1,4 @@
-"""Methods (SPEC §4): one class per ``method`` config value, built by ``build_method``.
+"""Methods (docs/method.md §4): one class per ``method`` config value, built by ``build_method``.
 
 Each class registers itself where it is defined (``Method.__init_subclass__``) with its
 name and its own hyperparameters; ``method_hyperparameters`` gathers the latter for

@@ -1,7 +1,7 @@
-"""BalanceMix (Song, Kim & Lee, AAAI 2024): SPEC §1.
+"""BalanceMix (Song, Kim & Lee, AAAI 2024): docs/method.md §1.
 
 Per step: a random-sampler batch is mixed with a minority-sampler batch
-(``Method.step_inputs`` does the mixing, SPEC §1.3) and trained with the loss of §1.5 on
+(``Method.step_inputs`` does the mixing, docs/method.md §1.3) and trained with the loss of §1.5 on
 the refined labels. At the end of every epoch the full-data pass (§1.1) gives F; from it
 the minority sampler's probabilities (§1.2) and, after warm-up, the label-wise
 management (§1.4) are updated.
@@ -65,7 +65,7 @@ class BalanceMix(Method):
         "minority_sampler": Hyperparameter(
             True, "BalanceMix: second batch from the minority sampler"),
         "minority_score": Hyperparameter(
-            "all", "all (SPEC §1.2) | positive (opt-in: positive labels only)",
+            "all", "all (docs/method.md §1.2) | positive (opt-in: positive labels only)",
             choices=("all", "positive")),
         "clean_labels": Hyperparameter(True, "BalanceMix: GMM clean-label selection"),
         "relabel": Hyperparameter(True, "BalanceMix: re-label confident non-clean labels"),
@@ -74,7 +74,7 @@ class BalanceMix(Method):
         "relabel_epsilon": Hyperparameter(
             0.975, "re-labeling threshold ε (0.55 for missing labels)", low=0.5, high=1.0),
         "relabel_to_zero": Hyperparameter(
-            True, "re-label to 0 as well as to 1 (SPEC default: True)"),
+            True, "re-label to 0 as well as to 1 (default: True, docs/method.md §1.4)"),
     }
 
     def __init__(self, config, data) -> None:
@@ -93,7 +93,7 @@ class BalanceMix(Method):
         return self.probabilities
 
     def needs_initial_pass(self) -> bool:
-        """Without warm-up, label management applies from epoch 1 on (SPEC §1.1, §1.4)."""
+        """Without warm-up, label management applies from epoch 1 on (docs/method.md §1.1, §1.4)."""
         return self.config.clean_labels and self.config.warmup_epochs == 0
 
     def manages_labels(self, epoch: int) -> bool:

@@ -4,21 +4,21 @@ The engine (``bmxlib.engine``) drives every method the same way:
 
 1. ``second_sampler`` says whether a step takes a second batch and from which sampler
    ("random": an independent shuffled pass; "weighted": an independent draw of the
-   weighted sampler; "minority": SPEC §1.2; None: one batch). ``instance_weights()`` may
+   weighted sampler; "minority": docs/method.md §1.2; None: one batch). ``instance_weights()`` may
    replace the random sampler by a weighted one (ROS); ``training_indices()`` may keep some
    instances out of training altogether (T-estimator's held-out validation set).
 2. ``training_step(model, batch)`` runs forward + loss and returns a dict with 'loss'
    (a scalar tensor) and anything else worth logging (floats). It is built from
-   ``step_inputs`` (the one place where the batch is mixed, SPEC §1.3) and ``step_loss``
+   ``step_inputs`` (the one place where the batch is mixed, docs/method.md §1.3) and ``step_loss``
    (each method's own loss or rule on the resulting :class:`StepLabels`).
 
-Mixing (the paper's protocol, SPEC §4): with ``config.mixup`` every method trains on
+Mixing (the paper's protocol, docs/method.md §4): with ``config.mixup`` every method trains on
 x_mix = λ·x_R + (1 − λ)·x_M and y_mix = λ·y_R + (1 − λ)·y_M of two batches, λ =
 max(λ', 1 − λ'), λ' ~ Beta(α, α). A rule that depends on a label's *observed* value or on
 the instance (LL-R / LL-Ct's unobserved labels, co-teaching's kept instances) follows the
 random-sampler instance, which dominates the mix (λ ≥ 0.5) — as BalanceMix's reliability
-does (SPEC §1.4). Without mixing, ``targets`` are the given labels and λ is None.
-3. ``end_of_epoch(ctx)`` may run the full-data pass (SPEC §1.1) through the
+does (docs/method.md §1.4). Without mixing, ``targets`` are the given labels and λ is None.
+3. ``end_of_epoch(ctx)`` may run the full-data pass (docs/method.md §1.1) through the
    :class:`EpochContext` it is given and update samplers and label state; it returns an
    :class:`EpochResult` (logs, diagnostics arrays, class confidences).
 4. ``state_dict`` / ``load_state_dict`` carry everything needed for exact resume.
@@ -77,12 +77,13 @@ class EpochContext(Protocol):
         ...
 
     def full_data_pass(self, model: torch.nn.Module | None = None) -> torch.Tensor:
-        """SPEC §1.1: logits (N, K) float32 of every training instance under the
+        """docs/method.md §1.1: logits (N, K) float32 of every training instance under the
         evaluation transform, without gradients (``model`` defaults to :attr:`model`)."""
         ...
 
     def predict_views(self, rows: torch.Tensor, *, n_views: int = 2) -> torch.Tensor:
-        """Mean confidence (len(rows), K) over ``n_views`` RandAugment views (SPEC §1.4)."""
+        """Mean confidence (len(rows), K) over ``n_views`` RandAugment views
+        (docs/method.md §1.4)."""
         ...
 
 
@@ -96,7 +97,7 @@ class StepLabels:
         The random-sampler instances' targets, or their mix with the second batch's.
     weights : torch.Tensor, shape (B, K)
         Per-label loss weights of the random-sampler instances (1 unless a method manages
-        label reliability, SPEC §1.4).
+        label reliability, docs/method.md §1.4).
     observed : torch.Tensor, shape (B, K), values in {0, 1}
         The random-sampler instances' given labels, for rules on the observed value.
     index : torch.Tensor, shape (B,), int64
@@ -126,8 +127,8 @@ class EpochResult:
     diagnostics : dict of str -> np.ndarray
         Arrays for ``diagnostics/epoch_XXX.npz`` (empty: nothing is written).
     class_confidence : np.ndarray (K,) or None
-        P(k), the confidence in presence per class (SPEC §1.2), when the method computed
-        it; the engine relates it to the test AP (SPEC §3, confidence vs AP).
+        P(k), the confidence in presence per class (docs/method.md §1.2), when the method computed
+        it; the engine relates it to the test AP (docs/method.md §3, confidence vs AP).
     """
 
     logs: dict[str, Any] = field(default_factory=dict)
@@ -165,7 +166,7 @@ class Method:
     hyperparameters : dict of str -> Hyperparameter
         The config keys only this method reads (they become ``Config`` fields).
     mixes_by_definition : bool
-        The method is defined by mixing (SPEC §1.3): it refuses ``mixup: false``.
+        The method is defined by mixing (docs/method.md §1.3): it refuses ``mixup: false``.
     """
 
     name = "base"
@@ -195,7 +196,7 @@ class Method:
         self.config = config
         self.data = data
         self.epoch = 1
-        self.mixes = bool(config.mixup)  # resolved by the config's protocol (SPEC §4)
+        self.mixes = bool(config.mixup)  # resolved by the config's protocol (docs/method.md §4)
         self.second_sampler: str | None = "random" if self.mixes else None
 
     # --- per-epoch hooks -------------------------------------------------------------
@@ -207,7 +208,7 @@ class Method:
         return EpochResult()
 
     def needs_initial_pass(self) -> bool:
-        """True when the method must see a full-data pass before epoch 1 (SPEC §1.1: once
+        """True when the method must see a full-data pass before epoch 1 (docs/method.md §1.1: once
         before the first epoch that needs it); the engine then calls ``end_of_epoch``
         with epoch 0."""
         return False
@@ -236,7 +237,7 @@ class Method:
 
     def step_inputs(self, batch: Batch) -> tuple[torch.Tensor, StepLabels]:
         """The step's input images and labels: the random-sampler batch, mixed with the
-        second batch when the method mixes (SPEC §1.3; the only place mixing happens)."""
+        second batch when the method mixes (docs/method.md §1.3; the only place mixing happens)."""
         targets, weights = self.step_targets(batch.index_r)
         observed = self.data.noisy_labels[batch.index_r]
         if not self.mixes:
@@ -278,5 +279,5 @@ class Method:
 
 
 def reduce_loss(per_element: torch.Tensor) -> torch.Tensor:
-    """Sum over labels, mean over the batch (the reduction of SPEC §1.5)."""
+    """Sum over labels, mean over the batch (the reduction of docs/method.md §1.5)."""
     return per_element.sum(dim=1).mean()

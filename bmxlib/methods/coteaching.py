@@ -1,4 +1,4 @@
-"""Co-teaching with GMM selection (SPEC §4): two networks teach each other.
+"""Co-teaching with GMM selection (docs/method.md §4): two networks teach each other.
 
 At the end of every epoch each network's per-instance mean BCE on the given labels comes
 from a full-data pass; an instance-level two-component GMM on it marks the instances that

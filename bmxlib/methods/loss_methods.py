@@ -1,7 +1,7 @@
 """Methods that differ from BCE only in their per-label loss, or only in the sampler.
 
 bce, focal (γ = 2), asl (γ+ = 0, γ− = 4, m = 0.05), db (Distribution-Balanced) and ros
-(random oversampling of instances holding rare positives; BCE loss). SPEC §4. Each loss
+(random oversampling of instances holding rare positives; BCE loss). docs/method.md §4. Each loss
 takes soft targets, so under Mixup (the paper's protocol) it applies to the mixed labels
 y_mix as it is; nothing depends on a label's observed value.
 """
@@ -34,7 +34,7 @@ class Focal(Method):
 
 class ASL(Method):
     """Asymmetric loss (Ridnik et al. 2021); gradients flow through the focusing weight
-    (SPEC default) or not (``asl_detach_focusing``, the official training code)."""
+    (docs/method.md §4 default) or not (``asl_detach_focusing``, the official training code)."""
 
     name = "asl"
     hyperparameters = {
@@ -42,8 +42,8 @@ class ASL(Method):
         "asl_gamma_neg": Hyperparameter(4.0, "ASL γ−", low=0.0, high=10.0),
         "asl_clip": Hyperparameter(0.05, "ASL probability margin m", low=0.0, high=1.0),
         "asl_detach_focusing": Hyperparameter(
-            False, "ASL: detach the focusing weight (the official training code); SPEC "
-                   "default: gradients flow through it"),
+            False, "ASL: detach the focusing weight (the official training code); "
+                   "docs/method.md §4 default: gradients flow through it"),
     }
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

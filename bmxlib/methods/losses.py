@@ -1,9 +1,9 @@
-"""Loss functions and selection rules of the SPEC §4 baselines.
+"""Loss functions and selection rules of the docs/method.md §4 baselines.
 
 Every loss takes ``logits`` (B, K) float and ``targets`` (B, K) float in [0, 1] (targets
 may be soft, e.g. mixed by mixup) and returns the *per-element* loss matrix (B, K) in the
 logits' dtype and on their device. Callers reduce with ``loss.sum(1).mean()`` (sum over
-labels, mean over the batch), the convention BalanceMix uses (SPEC §1.5), so that all
+labels, mean over the batch), the convention BalanceMix uses (docs/method.md §1.5), so that all
 methods are compared on the same scale.
 
 Contents
@@ -140,7 +140,7 @@ def asymmetric_loss(
     hard-thresholds easy negatives (p <= clip gives exactly 0 loss) and, with γ− > γ+,
     down-weights the abundant negatives.
 
-    Gradients flow through the focusing weights by default (SPEC §4). The public
+    Gradients flow through the focusing weights by default (docs/method.md §4). The public
     implementation's ``disable_torch_grad_focal_loss`` option toggles the *global*
     ``torch.set_grad_enabled`` switch around the weight computation, a known pitfall (it
     leaks into other code if an exception occurs and is not thread-local to the loss);

@@ -1,4 +1,4 @@
-"""Mixup: BCE on mixed batches of the random sampler alone (SPEC §1.3, §4).
+"""Mixup: BCE on mixed batches of the random sampler alone (docs/method.md §1.3, §4).
 
 The paper's "+ random sampler" row of its component table (Table 5): the first ablation
 row of BalanceMix, and the Mixup every other method trains with under the paper's

@@ -1,4 +1,4 @@
-"""Instance-level selection rules of the SPEC §4 baselines: co-teaching's two-component
+"""Instance-level selection rules of the docs/method.md §4 baselines: co-teaching's two-component
 GMM on the peer network's per-instance losses, and ROS's oversampling weights."""
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def coteaching_select(
 ):
     """Instances one network keeps: those the GMM on the *other* network calls clean.
 
-    ``clean = coteaching_clean_probability(loss_other) > threshold`` (SPEC §4).
+    ``clean = coteaching_clean_probability(loss_other) > threshold`` (docs/method.md §4).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""T-estimator (Li et al., NeurIPS 2022) as the BalanceMix paper configures it (SPEC §4).
+"""T-estimator (Li et al., NeurIPS 2022) as the BalanceMix paper configures it (docs/method.md §4).
 
 1. ``t_holdout`` (10%) of the training set is held out as a *noisy* validation set: it is
    never trained on; its BCE against the given labels tracks each class's fit.
@@ -17,7 +17,7 @@
 Deviations from the authors' code, each for the shared protocol of the comparison: the
 network keeps training through one cosine schedule instead of being reset to its
 best-validation warm-up weights and retrained with Adam; the loss is the forward
-correction SPEC §4 names instead of the authors' importance reweighting; no knowledge of
+correction docs/method.md §4 names instead of the authors' importance reweighting; no knowledge of
 the noise type is used (their code zeroes ρ0 or ρ1 when the *true* matrix has a zero).
 Under Mixup the correction applies to the mixed targets: T is a property of the class, so
 nothing depends on a label's observed value.

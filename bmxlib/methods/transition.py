@@ -1,4 +1,4 @@
-"""Noise transition matrices for multi-label learning (the T-estimator baseline, SPEC §4).
+"""Noise transition matrices for multi-label learning (the T-estimator baseline, docs/method.md §4).
 
 Li, Xia, Zhang, Zhan, Ge & Liu, "Estimating Noise Transition Matrix with Label Correlations
 for Noisy Multi-Label Learning", NeurIPS 2022. Per class i the transition matrix is

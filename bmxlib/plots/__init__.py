@@ -1,4 +1,5 @@
-"""Figures of the notebooks (SPEC §8): arrays or tidy DataFrames in, matplotlib ``Figure`` out.
+"""Figures of the notebooks (docs/method.md §8): arrays or tidy DataFrames in, matplotlib
+``Figure`` out.
 
 Two layers:
 

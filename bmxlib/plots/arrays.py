@@ -247,7 +247,7 @@ def epoch_ap(run, epochs: Sequence[int]) -> np.ndarray:
 
 
 def confidence_arrays(run) -> dict[str, Any]:
-    """Confidence-vs-AP data (SPEC §3) at every epoch with diagnostics.
+    """Confidence-vs-AP data (docs/method.md §3) at every epoch with diagnostics.
 
     Returns ``epochs`` (E,), ``group_confidence``, ``group_ap`` (E, G), ``presence`` (E, K)
     P(k), ``ap`` (E, K) test AP, ``pearson_r`` (E,) and ``positives`` (K,) clean positive
@@ -274,7 +274,7 @@ def confidence_arrays(run) -> dict[str, Any]:
 
 
 def sampling_arrays(run) -> dict[str, Any]:
-    """Minority-sampler state at every epoch with diagnostics (SPEC §1.2).
+    """Minority-sampler state at every epoch with diagnostics (docs/method.md §1.2).
 
     Returns ``epochs`` (E,), ``probabilities`` (E, N) p(n), ``draw_share`` (E, K) the
     expected share of minority draws containing class k, ``natural_share`` (K,) the
