@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True,
                                    parser_class=OneLineParser)
     stats = data_sub.add_parser("stats", help="label counts, imbalance ratios, shot groups")
-    stats.add_argument("name", help="digits-lt | coco | voc | manifest")
+    stats.add_argument("name", help="digits-lt | glyphs-coco | coco | voc | manifest")
     stats.add_argument("--split", default="train")
     stats.add_argument("--root", help="data folder (coco / voc / manifest)")
     stats.set_defaults(func=_data_stats)
