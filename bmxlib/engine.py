@@ -26,9 +26,11 @@ from . import distributed as dist
 from . import runs
 from .checkpoints import load_checkpoint, save_checkpoint
 from .config import Config
-from .experiment import Setup, build
+from .experiment import Setup, build, load_splits
 from .metrics import confidence_vs_ap, noisy_label_fit
+from .models import BACKBONE_SOURCES
 from .passes import check_finite, evaluate, full_data_pass, relabel_views
+from .pretrain import pretrained_digits_backbone
 from .recorder import Recorder, write_run_header
 from .reference import reference_confidence
 from .steps import seed_epoch, train_one_epoch
@@ -136,6 +138,26 @@ def build_run(config: Config) -> Setup:
     """``build`` with the instance noise's reference model when the config needs it."""
     reference = reference_confidence(config) if config.noise == "instance" else None
     return build(config, reference=reference)
+
+
+def warm_caches(configs: list[Config]) -> None:
+    """Fill the caches the runs of ``configs`` read — the generated embedded datasets, the
+    pretrained small-CNN backbones, the instance noise's reference confidences — once,
+    before a sweep starts its workers, so that they read these files instead of each
+    building the same ones at the same time (the fills are atomic either way)."""
+    seen: set[tuple] = set()
+    for config in configs:
+        key = (config.dataset, config.data_seed, config.n_train, config.n_test,
+               config.width, config.pretrained)
+        if key not in seen:
+            seen.add(key)
+            if not config.data_root:  # datasets read from files have nothing to generate
+                load_splits(config)
+            if config.pretrained in BACKBONE_SOURCES:
+                pretrained_digits_backbone(width=config.width, seed=config.data_seed,
+                                           source=config.pretrained)
+        if config.noise == "instance":
+            reference_confidence(config)  # a cache hit after the first of its key
 
 
 def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:

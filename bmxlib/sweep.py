@@ -335,6 +335,9 @@ def run_sweep(
             except runs.RunDirBusy as error:
                 skipped(point.name, error)
     else:
+        from .engine import warm_caches
+
+        warm_caches([p.config for p in todo])  # once here, not in every worker at once
         _run_pool(todo, jobs, finished, skipped)
     bar.close()
     write_tables(sweep_dir)

@@ -157,3 +157,12 @@ def test_a_point_run_after_another_in_one_process_equals_its_own_bmx_train(tmp_p
                 for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
     assert rows(second) == rows(alone / "coteaching")
+
+
+def test_parallel_workers_read_the_backbone_the_sweep_built_once(tmp_path, monkeypatch, capfd):
+    """With an empty cache, --jobs 2 pretrains the digits backbone once (in the sweep
+    process), not once per worker at the same time."""
+    monkeypatch.setenv("BMXLIB_CACHE", str(tmp_path / "cache"))
+    run_sweep(_write_sweep(tmp_path, "  method: [bce, mixup]\n"), jobs=2)
+    err = capfd.readouterr().err
+    assert err.count("pretraining the digits backbone") == 1
