@@ -16,6 +16,7 @@ mkdir -p "$RUNS_DIR"
 
 SWEEPS=(
     configs/digits_paper.yaml             # the paper's Tables 1-3: 8 methods x 6 settings x 3 seeds
+    configs/glyphs_coco_calibration.yaml  # glyphs-coco's regime, BCE alone, first pass (12 runs)
     configs/digits_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
     configs/digits_ablation.yaml          # Table 5 rows x clean / mislabel-40 / flip-40 / missing x 3 seeds
     configs/digits_missing_readings.yaml  # the missing setting under both readings of re-labeling to 0
