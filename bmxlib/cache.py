@@ -52,3 +52,19 @@ def cached(path: Path, *, read: Callable[[Path], T], build: Callable[[], T],
     value = build()
     write(path, value)
     return value
+
+
+def cached_arrays(path: Path, build: Callable[[], dict]) -> dict:
+    """``cached`` for a dict of NumPy arrays kept as one ``.npz`` (the generated embedded
+    datasets): read when readable, else ``build()`` and written atomically."""
+    import numpy as np
+
+    from .io import atomic_savez
+
+    def read(file: Path) -> dict:
+        with np.load(file) as data:
+            return {k: data[k] for k in data.files}
+
+    return cached(path, read=read, build=build,
+                  write=lambda file, arrays: atomic_savez(file, **arrays),
+                  unreadable=(OSError, ValueError, EOFError))

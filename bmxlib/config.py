@@ -269,19 +269,15 @@ def validate(config: Config) -> Config:
         else:
             config.pretrained = {"digits-lt": "digits", "glyphs-coco": "glyphs"}.get(
                 config.dataset, "none")
-    if config.pretrained == "digits" and (config.dataset != "digits-lt"
-                                          or config.arch != "small_cnn"):
+    # each small-CNN backbone was pretrained on its own dataset's sources
+    backbone_dataset = {"digits": "digits-lt", "glyphs": "glyphs-coco"}.get(config.pretrained)
+    if backbone_dataset and (config.dataset != backbone_dataset
+                             or config.arch != "small_cnn"):
         raise ConfigError(
-            f"config key 'pretrained': the digits backbone is a 1-channel small_cnn pretrained "
-            f"on digits-lt, not usable for dataset {config.dataset!r} with arch "
-            f"{config.arch!r}; set pretrained=imagenet (resnets) or pretrained=none"
-        )
-    if config.pretrained == "glyphs" and (config.dataset != "glyphs-coco"
-                                          or config.arch != "small_cnn"):
-        raise ConfigError(
-            f"config key 'pretrained': the glyphs backbone is a 1-channel small_cnn pretrained "
-            f"on glyphs-coco, not usable for dataset {config.dataset!r} with arch "
-            f"{config.arch!r}; set pretrained=imagenet (resnets) or pretrained=none"
+            f"config key 'pretrained': the {config.pretrained} backbone is a 1-channel "
+            f"small_cnn pretrained on {backbone_dataset}, not usable for dataset "
+            f"{config.dataset!r} with arch {config.arch!r}; set pretrained=imagenet (resnets) "
+            f"or pretrained=none"
         )
     if config.shot_many and config.shot_few and config.shot_few > config.shot_many:
         raise ConfigError(f"config key 'shot_few': {config.shot_few} exceeds shot_many "

@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cache import cache_path as cached_file
-from ..cache import cached
-from ..io import atomic_savez
+from ..cache import cached_arrays
 from .base import MultiLabelDataset
 
 CLASS_NAMES = [str(d) for d in range(10)]
@@ -153,16 +152,9 @@ def cache_path(seed: int, n_train: int, n_test: int) -> Path:
     return cached_file("digits-lt", key, suffix=".npz", digits=12)
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
-
-
 def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
-    return cached(cache_path(seed, n_train, n_test), read=_read_arrays,
-                  build=lambda: generate(seed=seed, n_train=n_train, n_test=n_test),
-                  write=lambda path, arrays: atomic_savez(path, **arrays),
-                  unreadable=(OSError, ValueError, EOFError))
+    return cached_arrays(cache_path(seed, n_train, n_test),
+                         lambda: generate(seed=seed, n_train=n_train, n_test=n_test))
 
 
 class DigitsLT(MultiLabelDataset):

@@ -43,8 +43,7 @@ import PIL
 import torch
 
 from ..cache import cache_path as cached_file
-from ..cache import cached
-from ..io import atomic_savez
+from ..cache import cached_arrays
 from .base import MultiLabelDataset
 from .coco_stats import coco_profile
 from .glyph_sources import CLASS_NAMES, GLYPH_SIZES, SOURCES_VERSION, source_pools
@@ -244,17 +243,10 @@ def cache_path(seed: int, n_train: int, n_test: int):
                        digits=12)
 
 
-def _read_arrays(path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
-
-
 def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
     # written atomically: concurrent loaders never see a half-written file
-    return cached(cache_path(seed, n_train, n_test), read=_read_arrays,
-                  build=lambda: generate(seed=seed, n_train=n_train, n_test=n_test),
-                  write=lambda path, arrays: atomic_savez(path, **arrays),
-                  unreadable=(OSError, ValueError, EOFError))
+    return cached_arrays(cache_path(seed, n_train, n_test),
+                         lambda: generate(seed=seed, n_train=n_train, n_test=n_test))
 
 
 class GlyphsCOCO(MultiLabelDataset):
