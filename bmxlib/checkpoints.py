@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed as dist
 from . import runs
 from .config import Config, ConfigError, from_dict, result_differences
 from .experiment import Setup
@@ -120,7 +121,11 @@ def restore_checkpoint(s: Setup, state: dict[str, Any], run_dir: Path) -> int:
 
 
 def load_checkpoint(s: Setup, run_dir: Path) -> int:
-    """Check and restore ``run_dir``'s checkpoint into ``s``; returns the finished epoch."""
+    """Check and restore ``run_dir``'s checkpoint into ``s``, and drop the metrics records
+    of the epochs after it (by rank 0); returns the finished epoch."""
     state = read_checkpoint(run_dir, device=s.device)
     check_resumable(state, s.config, run_dir)
-    return restore_checkpoint(s, state, run_dir)
+    epoch = restore_checkpoint(s, state, run_dir)
+    if dist.is_main():
+        runs.truncate_metrics(run_dir, max_epoch=epoch)
+    return epoch

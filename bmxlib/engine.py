@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from .metrics import confidence_vs_ap, noisy_label_fit
 from .models import BACKBONE_SOURCES
 from .passes import check_finite, evaluate, full_data_pass, relabel_views
 from .pretrain import pretrained_digits_backbone
-from .recorder import Recorder, write_run_header
+from .recorder import EpochRecord, Recorder, open_run, write_run_header
 from .reference import reference_confidence
 from .steps import seed_epoch, train_one_epoch
 
@@ -41,13 +41,6 @@ GROUP_AP = "group_ap"
 
 
 RunExistsError = runs.RunExistsError  # the run directory exists; see runs.check_writable
-
-
-class EpochRecord(NamedTuple):
-    """What one epoch produced: its metrics.jsonl record and its diagnostics arrays."""
-
-    metrics: dict[str, Any]
-    diagnostics: dict[str, np.ndarray]
 
 
 class EngineContext:
@@ -160,13 +153,6 @@ def warm_caches(configs: list[Config]) -> None:
             reference_confidence(config)  # a cache hit after the first of its key
 
 
-def prepare_run_dir(config: Config, *, resume: bool, overwrite: bool) -> Path:
-    """``out_dir/name`` after ``runs.check_writable`` (which writes nothing)."""
-    run_dir = Path(config.out_dir) / config.name
-    runs.check_writable(run_dir, resume=resume, overwrite=overwrite)
-    return run_dir
-
-
 def initial_pass(s: Setup) -> dict[str, np.ndarray]:
     """A method's full-data pass before the first epoch when it needs one; its
     diagnostics (written as epoch 0), else none."""
@@ -186,22 +172,12 @@ def start_run(s: Setup, run_dir: Path) -> int:
 
 
 def resume_run(s: Setup, run_dir: Path) -> int:
-    """Restore the checkpoint, drop metrics of unfinished epochs; returns the next epoch.
-
+    """Restore the checkpoint (metrics of unfinished epochs go); returns the next epoch.
     A run killed before its first checkpoint has nothing trained to keep: it starts again
-    at epoch 1 in place. Half-written files of the killed process are removed.
-    """
-    checkpoint = runs.checkpoint_path(run_dir)
-    if dist.is_main():
-        runs.remove_stale_temporaries(run_dir)
-    if not checkpoint.is_file():
-        if dist.is_main():
-            runs.truncate_metrics(run_dir, max_epoch=0)
+    at epoch 1 in place."""
+    if not runs.checkpoint_path(run_dir).is_file():
         return start_run(s, run_dir)
-    start = load_checkpoint(s, run_dir) + 1
-    if dist.is_main():
-        runs.truncate_metrics(run_dir, max_epoch=start - 1)
-    return start
+    return load_checkpoint(s, run_dir) + 1
 
 
 def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -217,23 +193,16 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
         Replace an existing run directory instead of refusing.
     """
     dist.init()
-    run_dir = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+    run_dir = Path(config.out_dir) / config.name
+    runs.check_writable(run_dir, resume=resume, overwrite=overwrite)  # before any work
     s = build_run(config)  # validates data and model before anything is written
-    # one writer per run directory (the lock is released by the OS if this process dies)
-    with runs.writer_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
-        if dist.is_main():  # check again, now locked; only then the old run goes
-            prepare_run_dir(config, resume=resume, overwrite=overwrite)
-            if overwrite and not resume:
-                runs.clear_dir(run_dir)
-        dist.barrier()
+    with open_run(run_dir, resume=resume, overwrite=overwrite):
         start = resume_run(s, run_dir) if resume else start_run(s, run_dir)
-        recorder = Recorder(run_dir, config, start_epoch=start)
-        try:
+        recorder = Recorder(run_dir, config, start_epoch=start,
+                            save_state=lambda path, epoch: save_checkpoint(s, path, epoch))
+        with contextlib.closing(recorder):
             for epoch in range(start, config.epochs + 1):
                 done = run_epoch(s, epoch)
-                recorder.write_epoch(done.metrics, done.diagnostics,
-                                     save_state=lambda path, at: save_checkpoint(s, path, at))
-        finally:
-            recorder.close()
+                recorder.write_epoch(done)
         recorder.finish()
     return run_dir

@@ -149,6 +149,10 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
     groups = shot_groups(positives, many=config.shot_many or train_raw.shot_many,
                          few=config.shot_few or train_raw.shot_few)
 
+    # the small CNN's pretrained features (trained on their own generator when not cached)
+    features_state = (pretrained_digits_backbone(width=config.width, seed=config.data_seed,
+                                                 source=config.pretrained)
+                      if config.pretrained in BACKBONE_SOURCES else None)
     torch.manual_seed(config.seed)  # model initialisation
     model = build_model(
         config.arch,
@@ -157,9 +161,7 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
         pretrained=config.pretrained,
         weights_path=config.weights_path,
         width=config.width,
-        features_state=(pretrained_digits_backbone(width=config.width, seed=config.data_seed,
-                                                   source=config.pretrained)
-                        if config.pretrained in BACKBONE_SOURCES else None),
+        features_state=features_state,
         head=config.head,
     ).to(device)
     if config.channels_last:

@@ -1,20 +1,23 @@
 """Where a run's epochs go: the run directory, TensorBoard and the console, in one place.
 
-``write_run_header`` writes what a run knows before its first epoch (config, provenance,
-labels, the dataset's facts, a method's initial-pass diagnostics as epoch 0); a
-:class:`Recorder` writes each epoch record the engine hands it, in the order that keeps a
-killed run whole (diagnostics, the metrics line, then the checkpoint), and the summary at
-the end. Only rank 0 writes; every rank waits for it.
+``open_run`` holds the run directory for one writer (it replaces an overwritten run's files
+and removes a killed run's half-written ones); ``write_run_header`` writes what a run knows
+before its first epoch (config, provenance, labels, the dataset's facts, a method's
+initial-pass diagnostics as epoch 0); a :class:`Recorder` writes each :class:`EpochRecord`
+the engine hands it, in the order that keeps a killed run whole (diagnostics, the metrics
+line, then the checkpoint), and the summary at the end. Only rank 0 writes; every rank
+waits for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,6 +31,33 @@ from .stats import imbalance
 from .tensorboard import EpochWriter
 
 MIN_FREE_BYTES = 256 << 20  # stop (keeping the last checkpoint) below this much free disk
+
+
+class EpochRecord(NamedTuple):
+    """What one epoch produced: its metrics.jsonl record and its diagnostics arrays."""
+
+    metrics: dict[str, Any]
+    diagnostics: dict[str, np.ndarray]
+
+
+@contextlib.contextmanager
+def open_run(run_dir: Path, *, resume: bool, overwrite: bool) -> Iterator[Path]:
+    """Hold ``run_dir`` for writing while inside; every rank enters once rank 0 is done.
+
+    Rank 0 takes the writer lock (``runs.writer_lock``: the OS releases it if the process
+    dies), checks again under it that the directory may be written
+    (``runs.check_writable``), then removes an overwritten run's files, or the half-written
+    files a killed run left when resuming.
+    """
+    with runs.writer_lock(run_dir) if dist.is_main() else contextlib.nullcontext():
+        if dist.is_main():
+            runs.check_writable(run_dir, resume=resume, overwrite=overwrite)
+            if resume:
+                runs.remove_stale_temporaries(run_dir)
+            elif overwrite:
+                runs.clear_dir(run_dir)
+        dist.barrier()
+        yield run_dir
 
 
 def dataset_facts(s: Setup) -> dict[str, Any]:
@@ -44,8 +74,8 @@ def dataset_facts(s: Setup) -> dict[str, Any]:
 
 def write_run_header(run_dir: Path, s: Setup, *,
                      initial_diagnostics: dict[str, np.ndarray] | None = None) -> None:
-    """The run header (config, provenance, labels, dataset facts) and a method's initial
-    pass's diagnostics (as epoch 0), by rank 0."""
+    """The run header (config, provenance, labels, dataset facts, no epochs yet) and a
+    method's initial pass's diagnostics (as epoch 0), by rank 0."""
     if not dist.is_main():
         return
     inputs = cached_inputs(s)
@@ -93,18 +123,21 @@ class Recorder:
         The run's config (``tensorboard``, ``name`` and ``epochs`` are read).
     start_epoch : int
         The first epoch this session writes (TensorBoard purges later events on resume).
+    save_state : callable
+        ``save_state(run_dir, epoch)`` writes the checkpoint of a finished epoch.
     """
 
-    def __init__(self, run_dir: Path, config: Config, *, start_epoch: int) -> None:
-        self.run_dir, self.config = run_dir, config
+    def __init__(self, run_dir: Path, config: Config, *, start_epoch: int,
+                 save_state: Callable[[Path, int], None]) -> None:
+        self.run_dir, self.config, self.save_state = run_dir, config, save_state
         self.board = EpochWriter(run_dir, enabled=config.tensorboard and dist.is_main(),
                                  start_epoch=start_epoch)
 
-    def write_epoch(self, record: dict[str, Any], diagnostics: dict[str, np.ndarray], *,
-                    save_state: Callable[[Path, int], None]) -> None:
-        """Diagnostics, the metrics line, then the checkpoint (``save_state(run_dir,
-        epoch)``): a kill leaves whole epochs. The record gets the run directory's size
-        after the diagnostics (``run_dir_bytes``)."""
+    def write_epoch(self, done: EpochRecord) -> None:
+        """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs.
+        The record gets the run directory's size after the diagnostics
+        (``run_dir_bytes``)."""
+        record, diagnostics = done
         epoch = record["epoch"]
         line = epoch_line(self.config, record)  # run_dir_bytes is not on the console
         if dist.is_main():
@@ -113,7 +146,7 @@ class Recorder:
                 runs.write_diagnostics(self.run_dir, epoch, diagnostics)
             record["run_dir_bytes"] = runs.directory_bytes(self.run_dir)
             runs.append_metrics(self.run_dir, record)
-            save_state(self.run_dir, epoch)
+            self.save_state(self.run_dir, epoch)
             self.board.write(record, diagnostics)
         dist.barrier()
         if dist.is_main():  # one summary line per epoch, whatever ``progress`` says

@@ -227,8 +227,10 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 def write_header(run_dir: str | Path, *, config_text: str, provenance: dict[str, Any],
                  labels: dict[str, np.ndarray], dataset: dict[str, Any]) -> None:
-    """Write what is known before the first epoch: config, provenance, labels, dataset."""
+    """Write what is known before the first epoch: config, provenance, labels, dataset,
+    and no epochs (a run restarted before its first checkpoint keeps none of its records)."""
     run_dir = Path(run_dir)
+    write_jsonl(run_dir / METRICS_FILE, [])
     atomic_write_text(config_path(run_dir), config_text)
     atomic_write_json(run_dir / PROVENANCE_FILE, provenance)
     atomic_savez(run_dir / LABELS_FILE, **labels)
