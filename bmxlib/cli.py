@@ -134,6 +134,13 @@ def _data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_regime(args: argparse.Namespace) -> int:
+    from .regime import regime_markdown, regime_rows
+
+    print(regime_markdown(regime_rows(args.sweep_dir)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench.registry import BENCHMARKS  # names only: no torch import
 
@@ -209,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--split", default="train")
     stats.add_argument("--root", help="data folder (coco / voc / manifest)")
     stats.set_defaults(func=_data_stats)
+    regime = data_sub.add_parser(
+        "regime", help="does BCE memorize the noise in a calibration sweep's settings "
+        "(docs/method.md §5 'Regime')")
+    regime.add_argument("sweep_dir", help="a sweep with a 'noise' axis (clean, mislabel-40, "
+                        "flip-40, missing) of BCE runs")
+    regime.set_defaults(func=_data_regime)
     return parser
 
 

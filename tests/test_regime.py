@@ -1,0 +1,87 @@
+"""bmxlib.regime: the regime check of docs/method.md §5 on hand-made sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bmxlib import regime
+from bmxlib.cli import main
+
+
+def test_plateau_movement_reads_the_seed_mean_over_the_last_fifth():
+    curves = [{70: 0.0, 80: 0.5, 90: 0.6, 100: 0.7},
+              {70: 0.9, 80: 0.7, 90: 0.6, 100: 0.7}]
+    # seed means over epochs >= 80: 0.6, 0.6, 0.7 (epoch 70 lies outside the tail)
+    assert regime.plateau_movement(curves, 100) == pytest.approx(0.1)
+    assert math.isnan(regime.plateau_movement([{90: 0.5}, {100: 0.5}], 100))  # no shared epoch
+    assert math.isnan(regime.plateau_movement([{10: 0.5}], 100))
+
+
+def _point(root: Path, name: str, labels: dict[str, str], curve: dict[int, float],
+           memorized: float | None) -> dict:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"method": labels.get("method", "bce")}))
+    (run / "metrics.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, "mAP": v}) + "\n" for e, v in sorted(curve.items())))
+    last = max(curve)
+    summary = {"epochs": last, "mAP": curve[last], "total_seconds": 100.0}
+    if memorized is not None:
+        summary["memorized_noisy"] = memorized
+    (run / "summary.json").write_text(json.dumps(summary))
+    return {"name": name, "labels": labels}
+
+
+@pytest.fixture
+def calibration_sweep(tmp_path) -> Path:
+    """Setting A meets every target; setting B memorizes too little; an ASL run is
+    ignored."""
+    root = tmp_path / "calibration"
+    finals = {"clean": (0.9, None), "mislabel-40": (0.75, 0.5), "flip-40": (0.6, 0.45),
+              "missing": (0.78, 1.0)}
+    points = []
+    for setting, memorized_scale in (("A", 1.0), ("B", 0.5)):
+        for noise, (final, memorized) in finals.items():
+            for seed, shift in (("0", 0.01), ("1", -0.01)):
+                curve = {80: final + shift - 0.002, 90: final + shift, 100: final + shift}
+                points.append(_point(
+                    root, f"setting={setting}__noise={noise}__seed={seed}",
+                    {"setting": setting, "noise": noise, "method": "bce", "seed": seed},
+                    curve, None if memorized is None else memorized * memorized_scale))
+    points.append(_point(root, "asl", {"setting": "A", "noise": "clean", "method": "asl",
+                                       "seed": "0"}, {100: 0.1}, None))
+    (root / "sweep.json").write_text(json.dumps({"source": "c.yaml", "points": points}))
+    return root
+
+
+def test_regime_rows_compute_drops_memorization_and_the_verdict(calibration_sweep):
+    a, b = regime.regime_rows(calibration_sweep)
+    assert (a["setting"], a["seeds"], a["epochs"]) == ("A", 2, 100)  # the ASL run is left out
+    assert a["clean"] == pytest.approx(0.9) and a["plateau"] == pytest.approx(0.002)
+    assert a["mislabel-40_drop"] == pytest.approx(0.15)
+    assert a["flip-40_drop"] == pytest.approx(0.30)
+    assert a["missing_drop"] == pytest.approx(0.12)
+    assert a["flip-40_memorized"] == pytest.approx(0.45) and a["seconds"] == 100.0
+    assert a["meets"] is True
+    assert b["mislabel-40_memorized"] == pytest.approx(0.25) and b["meets"] is False
+
+
+def test_regime_markdown_and_cli(calibration_sweep, capsys):
+    assert main(["data", "regime", str(calibration_sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "| A | 2 | 90.0 ± 1.4 | 0.20 | 75.0 ± 1.4 (-15.0)" in out
+    assert out.count("not met") == 1
+
+
+def test_regime_needs_a_noise_axis(tmp_path, capsys):
+    root = tmp_path / "s"
+    points = [_point(root, "p", {"method": "bce", "seed": "0"}, {10: 0.5}, None)]
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": points}))
+    assert main(["data", "regime", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'noise' axis" in err[0]
