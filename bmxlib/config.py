@@ -99,7 +99,10 @@ class CoreConfig:
     lr: float = 0.01  # initial learning rate, cosine-annealed per step to 0
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 1e-4  # SGD weight decay
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast on CUDA (on the CPU only with amp_cpu)
+    # bf16 autocast of the training step on the CPU as well: faster where the CPU has AMX /
+    # AVX-512 BF16 (docs/benchmarks.md), slower where it does not; changes float rounding
+    amp_cpu: bool = False
     channels_last: bool = True  # channels_last memory format for conv nets
     # --- augmentation (RandAugment for all methods) ---
     randaugment: bool = True  # RandAugment on training images

@@ -44,10 +44,11 @@ def show_bars(config: Config) -> bool:
     return bool(config.progress) and dist.is_main() and sys.stderr.isatty()
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, enabled: bool, *, cpu: bool = False):
+    """bf16 autocast when ``enabled``: on CUDA, and on the CPU only when ``cpu`` too (config
+    ``amp_cpu``); a no-op context elsewhere."""
+    if enabled and (device.type == "cuda" or (cpu and device.type == "cpu")):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -157,7 +158,7 @@ def predict_views(
     outputs = []
     for views in tqdm(loader, desc=desc, leave=False, disable=not show_bars(config)):
         images = to_device(views.flatten(0, 1), device, config.channels_last, per_batch)
-        with autocast(device, config.amp):
+        with autocast(device, config.amp, cpu=config.amp_cpu):
             logits = model(images).float()
         outputs.append(logits.view(len(views), n_views, -1))
     if not outputs:

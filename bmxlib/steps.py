@@ -99,7 +99,7 @@ def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, 
 # --------------------------------------------------------------------------------------
 def train_step(method: Method, model: torch.nn.Module, batch: Batch,
                optimizer: torch.optim.Optimizer, scheduler=None, *, amp: bool = True,
-               step: int = 0) -> dict[str, Any]:
+               amp_cpu: bool = False, step: int = 0) -> dict[str, Any]:
     """One optimisation step: the method's forward + loss, backward, SGD, schedule.
 
     Returns the method's output dict with ``loss`` (a detached float from here on).
@@ -107,7 +107,7 @@ def train_step(method: Method, model: torch.nn.Module, batch: Batch,
     when the loss is not finite or exceeds ``MAX_LOSS_PER_LABEL`` per label, so the
     weights stay those of the last finite step.
     """
-    with autocast(batch.x_r.device, amp):
+    with autocast(batch.x_r.device, amp, cpu=amp_cpu):
         out = method.training_step(model, batch)
     loss = out["loss"]
     value = float(loss.detach())
@@ -154,7 +154,7 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
             batch.x_m = to_device(second_part[0], device, c.channels_last, augment)
             batch.index_m = second_part[1].to(device)
         out = train_step(s.method, s.model, batch, s.optimizer, s.scheduler, amp=c.amp,
-                         step=step)
+                         amp_cpu=c.amp_cpu, step=step)
         total_loss += out["loss"]
         images += batch.x_r.shape[0]
         if step % 10 == 0:

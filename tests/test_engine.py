@@ -241,3 +241,28 @@ def test_instance_noise_trains_a_reference_and_saves_it_with_the_run(tiny_config
                                      "instance_reference_epochs=2", "seed=3")))
     assert np.array_equal(again.reference_confidence, reference)
     assert np.array_equal(again.noisy_labels, run.noisy_labels)
+
+
+def test_autocast_on_the_cpu_only_when_asked():
+    from bmxlib.passes import autocast
+
+    cpu = torch.device("cpu")
+    with autocast(cpu, True):
+        assert not torch.is_autocast_enabled("cpu")  # amp alone: CUDA only, as before
+    with autocast(cpu, False, cpu=True):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast(cpu, True, cpu=True):
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+@pytest.mark.parametrize("amp_cpu", [False, True], ids=["float32", "bf16"])
+def test_amp_cpu_runs_the_training_step_in_bf16(tiny_config, amp_cpu):
+    """The convolutions of the training step compute in bf16 exactly when amp_cpu is set."""
+    s = build(tiny_config("method=mixup", f"amp_cpu={str(amp_cpu).lower()}"))
+    conv = next(m for m in s.model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen: list[torch.dtype] = []
+    conv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    record = train_one_epoch(s, 1)
+    assert np.isfinite(record["train_loss"])
+    assert set(seen) == {torch.bfloat16 if amp_cpu else torch.float32}
