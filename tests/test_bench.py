@@ -49,8 +49,8 @@ def quick_report(tmp_path_factory):  # --quick runs with one torch thread
 
 def test_quick_bench_measures_everything(quick_report, capsys):
     results = quick_report["results"]
-    assert sorted(results) == ["ap", "breakdown", "epoch", "gmm", "label_management",
-                               "loader", "randaugment", "scaling"]
+    assert sorted(results) == ["amp_cpu", "ap", "breakdown", "epoch", "gmm",
+                               "label_management", "loader", "randaugment", "scaling"]
     scaling = results["scaling"]
     assert len(scaling["points"]) == 4 and scaling["max_labels_16gb_host"] > 0
     assert 0.3 < scaling["exponent_n"] < 3  # grows with N, not wildly
@@ -86,6 +86,16 @@ def test_breakdown_buckets_add_up_to_the_runs_wall_time(quick_report):
     # balancemix's end of epoch holds its full-data pass and its re-label views
     assert balancemix["end_of_epoch"] >= balancemix["full_data_pass"] > 0
     assert balancemix["relabel_views"] > 0 and bce["relabel_views"] == 0
+
+
+def test_amp_cpu_times_float32_against_bf16_runs(quick_report):
+    amp = quick_report["results"]["amp_cpu"]
+    assert set(amp["runs"]) == {"bce", "balancemix"}
+    for run in amp["runs"].values():
+        assert run["float32_wall"] >= run["float32_step"] > 0
+        assert run["bf16_wall"] >= run["bf16_step"] > 0
+        assert run["wall_ratio"] == pytest.approx(run["float32_wall"] / run["bf16_wall"])
+    assert set(amp["cpu_bf16_flags"]) <= {"amx_bf16", "avx512_bf16"}
 
 
 def test_every_registered_benchmark_has_a_runner_a_table_row_and_cli_help(capsys):

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .inputs import Sizes
@@ -116,6 +117,49 @@ def import_seconds() -> float:
     runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  check=True).stdout) for _ in range(2)]
     return min(runs)
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's bf16 instruction flags (``amx_bf16``, ``avx512_bf16``) from /proc/cpuinfo
+    (Linux; [] elsewhere): without them bf16 autocast on the CPU is emulated, and slow."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return sorted(f for f in set(flags) if f in ("amx_bf16", "avx512_bf16"))
+
+
+def bench_amp_cpu(sizes: Sizes, device: torch.device) -> dict[str, Any]:
+    """Float32 against bf16 autocast on the CPU (config ``amp_cpu``): the breakdown's whole
+    runs, float32 and bf16 alternating in one process (``sizes.amp_repeats`` pairs, so a
+    change of load hits both), for bce and balancemix; the ratio of the median walls and of
+    the median training steps (float32 / bf16: above 1 is faster)."""
+    if device.type != "cpu":
+        return {"skipped": "amp_cpu concerns the CPU only"}
+    overrides = list(sizes.breakdown)
+    threads = torch.get_num_threads()
+    result: dict[str, Any] = {"config": "configs/regime/base.yaml", "overrides": overrides,
+                              "cpu_bf16_flags": cpu_bf16_flags(), "runs": {}}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bmx-amp-cpu-") as out_dir:
+            for method in ("bce", "balancemix"):
+                timed = {"float32": [], "bf16": []}
+                for _ in range(sizes.amp_repeats):
+                    for mode, flag in (("float32", "false"), ("bf16", "true")):
+                        timed[mode].append(time_run(
+                            method, [*overrides, "device=cpu", f"amp_cpu={flag}"], out_dir))
+                median = {mode: {part: float(np.median([r[part] for r in runs]))
+                                 for part in ("wall", "step")} for mode, runs in timed.items()}
+                result["runs"][method] = {
+                    **{f"{mode}_{part}": value for mode, parts in median.items()
+                       for part, value in parts.items()},
+                    "wall_ratio": median["float32"]["wall"] / median["bf16"]["wall"],
+                    "step_ratio": median["float32"]["step"] / median["bf16"]["step"]}
+    finally:
+        torch.set_num_threads(threads)
+    return result
 
 
 def bench_breakdown(sizes: Sizes, device: torch.device) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Sizes:
     breakdown_methods: tuple[str, ...] = (
         "bce", "mixup", "balancemix", "coteaching", "asl", "t_estimator", "ll_r", "ll_ct")
     breakdown: tuple[str, ...] = ()
+    amp_repeats: int = 2  # (float32, bf16) pairs of whole runs per method, amp_cpu benchmark
 
 
 FULL = Sizes()
@@ -46,6 +47,7 @@ QUICK = Sizes(
     breakdown_methods=("bce", "balancemix"),
     breakdown=("n_train=200", "n_test=100", "width=8", "batch_size=32", "pretrained=none",
                "epochs=2", "warmup_epochs=1"),
+    amp_repeats=1,
 )
 
 

@@ -37,6 +37,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("breakdown", "breakdown", "bench_breakdown",
               "whole paper-regime runs of the eight methods, split into step, augmentation, "
               "loader, end-of-epoch passes, evaluation, writes and setup"),
+    Benchmark("amp_cpu", "breakdown", "bench_amp_cpu",
+              "whole paper-regime runs of bce and balancemix in float32 vs bf16 autocast on "
+              "the CPU (config amp_cpu), alternating in one process"),
     Benchmark("gpu", "training", "bench_gpu",
               "GMM and AP on the GPU, ResNet-50 448 bf16 training images/s", cuda_only=True),
 )}

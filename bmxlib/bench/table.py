@@ -97,6 +97,16 @@ def _breakdown_rows(r):
     return rows
 
 
+def _amp_cpu_rows(r):
+    if "skipped" in r:
+        return [("amp_cpu", "", "", "", r["skipped"])]
+    flags = ", ".join(r["cpu_bf16_flags"]) or "no bf16 instructions: emulated"
+    return [(f"run {method} bf16 vs float32", _seconds(run["bf16_wall"]),
+             _seconds(run["float32_wall"]), f"{run['wall_ratio']:.2f}x",
+             f"step {run['step_ratio']:.2f}x; CPU {flags}")
+            for method, run in r["runs"].items()]
+
+
 def _gpu_rows(r):
     t = r["throughput"]
     rates = ", ".join(f"{k} {v:.0f}" for k, v in t["images_per_s"].items())
@@ -108,7 +118,7 @@ def _gpu_rows(r):
 ROW_MAKERS = {"gmm": _gmm_rows, "ap": _ap_rows, "label_management": _label_rows,
               "loader": _loader_rows, "scaling": _scaling_rows,
               "randaugment": _randaugment_rows, "epoch": _epoch_rows,
-              "breakdown": _breakdown_rows, "gpu": _gpu_rows}
+              "breakdown": _breakdown_rows, "amp_cpu": _amp_cpu_rows, "gpu": _gpu_rows}
 
 
 def format_table(results: dict[str, Any], info: dict[str, Any]) -> str:
