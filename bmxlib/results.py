@@ -8,6 +8,8 @@ their renderings (Markdown, CSV, HTML) for sweeps, reports and notebooks.
 - ``long_table(directory)``: the tidy table, one row per (run, measure), that seaborn
   aggregates over seeds itself (``bmxlib.plots.map_by_setting``).
 - ``write_tables(sweep_dir)``: the sweep's ``results.csv`` and ``results.md``.
+- ``compare_sweeps(reference, candidate)``: two sweeps of one grid side by side, setting
+  by setting (mean ± std over seeds, difference, within the reference's seed std).
 - ``comparison_data(directory)``: everything the method_comparison notebook draws.
 - ``results_table_html`` / ``paper_table_html`` / ``ablation_table_html``: the tables of
   the notebook and the report's index.
@@ -301,6 +303,53 @@ def write_tables(sweep_dir: str | Path) -> tuple[Path, Path]:
     atomic_write_text(csv_path, results_csv(rows))
     atomic_write_text(md_path, results_markdown(sweep_dir.name, axes, rows))
     return csv_path, md_path
+
+
+def compare_sweeps(reference: str | Path, candidate: str | Path, *,
+                   measure: str = "mAP") -> list[dict[str, Any]]:
+    """Two sweeps of the same grid side by side, setting by setting (e.g. float32 against
+    bf16 autocast, or two implementations): one row per setting that finished in both.
+
+    Each row holds the setting's labels and, for ``measure``, ``reference`` /
+    ``reference_std`` / ``reference_seeds``, the same for ``candidate``, ``difference``
+    (candidate - reference) and ``within_std``: |difference| <= the reference's seed std
+    (the yardstick of a change that should only move the random stream or the rounding).
+    """
+    (axes, old), (_, new) = collect(reference), collect(candidate)
+    keys = setting_axes(axes)
+    found = {tuple(r[k] for k in keys): r for r in results_rows(axes, new)}
+    rows = []
+    for row in results_rows(axes, old):
+        other = found.get(tuple(row[k] for k in keys))
+        if other is None:
+            continue
+        difference = other[f"{measure}_mean"] - row[f"{measure}_mean"]
+        rows.append({**{k: row[k] for k in keys},
+                     "reference": row[f"{measure}_mean"], "reference_std": row[f"{measure}_std"],
+                     "reference_seeds": row["seeds"], "candidate": other[f"{measure}_mean"],
+                     "candidate_std": other[f"{measure}_std"], "candidate_seeds": other["seeds"],
+                     "difference": difference,
+                     "within_std": bool(abs(difference) <= row[f"{measure}_std"] + 1e-12)})
+    return rows
+
+
+def compare_markdown(rows: list[dict[str, Any]], *, reference: str = "reference",
+                     candidate: str = "candidate") -> str:
+    """The side-by-side table of :func:`compare_sweeps` (percent points)."""
+    if not rows:
+        return "(no setting finished in both sweeps)"
+    keys = [k for k in rows[0] if not k.startswith(("reference", "candidate", "difference",
+                                                    "within"))]
+    def cell(row: dict[str, Any], side: str) -> str:  # no std of one seed
+        seeds = row[f"{side}_seeds"]
+        std = row[f"{side}_std"] if seeds > 1 else None
+        return f"{format_percent(row[side], std)} ({seeds})"
+
+    body = [[*(str(r[k]) for k in keys), cell(r, "reference"), cell(r, "candidate"),
+             f"{100 * r['difference']:+.1f}", "yes" if r["within_std"] else "no"]
+            for r in rows]
+    return markdown_table([*keys, f"{reference} (seeds)", f"{candidate} (seeds)",
+                           "difference", "within the reference's seed std"], body)
 
 
 # ======================================================================================

@@ -108,3 +108,26 @@ def test_comparison_data_and_tables(tiny_report, bm_run):
     assert results.paper_table_html(data["rows"], ["method"]).startswith('<table class="results">')
     single = results.comparison_data(bm_run)
     assert single["axes"] == ["method"] and len(single["rows"]) == 1
+
+
+def test_compare_sweeps_puts_the_same_settings_side_by_side(tmp_path):
+    reference = _fake_sweep(tmp_path / "float32", {
+        "b0": ({"method": "bce", "seed": "0"}, _summary(0.70)),
+        "b1": ({"method": "bce", "seed": "1"}, _summary(0.72)),
+        "m0": ({"method": "mixup", "seed": "0"}, _summary(0.80)),
+        "m1": ({"method": "mixup", "seed": "1"}, _summary(0.80)),
+    })
+    candidate = _fake_sweep(tmp_path / "bf16", {
+        "b0": ({"method": "bce", "seed": "0"}, _summary(0.71)),
+        "b1": ({"method": "bce", "seed": "1"}, _summary(0.71)),
+        "m0": ({"method": "mixup", "seed": "0"}, _summary(0.85)),
+        "a0": ({"method": "asl", "seed": "0"}, _summary(0.9)),  # not in the reference
+    })
+    bce, mixup = results.compare_sweeps(reference, candidate)
+    assert (bce["method"], bce["reference_seeds"], bce["candidate_seeds"]) == ("bce", 2, 2)
+    assert bce["difference"] == pytest.approx(0.0) and bce["within_std"]
+    # the reference's seed std of bce: |0.70 - 0.72| / sqrt(2)
+    assert bce["reference_std"] == pytest.approx(0.02 / math.sqrt(2))
+    assert mixup["difference"] == pytest.approx(0.05) and not mixup["within_std"]
+    table = results.compare_markdown([bce, mixup], reference="float32", candidate="bf16")
+    assert "| mixup | 80.0 ± 0.0 (2) | 85.0 (1) | +5.0 | no |" in table
