@@ -5,8 +5,12 @@
 # RUNS_DIR/studies.log (what docs/results.md quotes).
 #
 #   scripts/studies.sh [RUNS_DIR [JOBS]]     # defaults: ~/bmx-runs, 2
+#   AMP_CPU=1 scripts/studies.sh ...          # bf16 autocast on the CPU: each sweep runs with
+#                                             # amp_cpu=true as <its name>_amp_cpu
 #
-# RUNS_DIR should live outside the work tree, so a fresh clone can resume it.
+# RUNS_DIR should live outside the work tree, so a fresh clone can resume it. AMP_CPU=1 pays
+# only on a CPU with AMX / AVX-512 BF16 (docs/benchmarks.md, "bf16 autocast on the CPU");
+# its sweeps are compared with the float32 ones by results.compare_sweeps.
 set -u
 cd "$(dirname "$0")/.."
 RUNS_DIR=${1:-$HOME/bmx-runs}
@@ -27,6 +31,10 @@ SWEEPS=(
 for sweep in "${SWEEPS[@]}"; do
     # shellcheck disable=SC2206  # BMX is split into words on purpose
     command=($BMX sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
+    if [ -n "${AMP_CPU:-}" ]; then
+        name=$(sed -n 's/^name: *//p' "$sweep")
+        command+=(--name "${name}_amp_cpu" amp_cpu=true)
+    fi
     start=$(date +%s)
     "${command[@]}"
     status=$?
