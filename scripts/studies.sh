@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The digits-lt studies of docs/results.md, one sweep after another. Re-running the script
+# The digits-lt studies of docs/results.md, one sweep after another (glyphs-coco's regime
+# calibration runs on its own: configs/glyphs_coco_calibration.yaml, each setting naming
+# its own precision). Re-running the script
 # resumes: `bmx sweep` skips finished points and resumes interrupted ones, so the studies
 # may span sessions. Each sweep's command, exit status and wall seconds go to
 # RUNS_DIR/studies.log (what docs/results.md quotes).
@@ -20,7 +22,6 @@ mkdir -p "$RUNS_DIR"
 
 SWEEPS=(
     configs/digits_paper.yaml             # the paper's Tables 1-3: 8 methods x 6 settings x 3 seeds
-    configs/glyphs_coco_calibration.yaml  # glyphs-coco's regime, BCE alone, first pass (12 runs)
     configs/digits_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
     configs/digits_ablation.yaml          # Table 5 rows x clean / mislabel-40 / flip-40 / missing x 3 seeds
     configs/digits_missing_readings.yaml  # the missing setting under both readings of re-labeling to 0
