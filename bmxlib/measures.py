@@ -66,6 +66,12 @@ ALL: tuple[Measure, ...] = (
     Measure("memorized_noisy", "memorized noisy", "lower", "share", "memorization",
             "noise/memorized_noisy"),
     Measure("fit_clean", "fit clean", "higher", "share", "memorization", "noise/fit_clean"),
+    # the two directions apart: with many classes most labels are negatives, and a model
+    # that predicts "absent" everywhere fits every hidden positive without learning anything
+    Measure("memorized_false_positives", "memorized false positives", "lower", "share",
+            "memorization", "noise/memorized_false_positives"),
+    Measure("memorized_false_negatives", "memorized false negatives", "lower", "share",
+            "memorization", "noise/memorized_false_negatives"),
 )
 BY_NAME: dict[str, Measure] = {m.name: m for m in ALL}
 

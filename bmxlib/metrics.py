@@ -183,8 +183,11 @@ def noisy_label_fit(logits, noisy_labels, corrupted) -> dict[str, float]:
     -------
     dict
         ``memorized_noisy``: share of corrupted labels fitted (in [0, 1]; high = the noise
-        is memorized), ``fit_clean``: share of uncorrupted labels fitted; NaN where there
-        are no such labels.
+        is memorized), ``fit_clean``: share of uncorrupted labels fitted;
+        ``memorized_false_positives`` / ``memorized_false_negatives``: the share fitted
+        among the corrupted labels given as 1 (the model says "present" where the class is
+        absent) / given as 0 (it says "absent" where the class is present). NaN where
+        there are no such labels.
     """
     logits = torch.as_tensor(logits).detach().cpu()
     noisy = torch.as_tensor(noisy_labels).detach().cpu().to(torch.bool)
@@ -193,12 +196,14 @@ def noisy_label_fit(logits, noisy_labels, corrupted) -> dict[str, float]:
         raise ValueError(f"logits {tuple(logits.shape)}, noisy_labels {tuple(noisy.shape)} and "
                          f"corrupted {tuple(mask.shape)} must share one (N, K) shape")
     agree = (logits > 0) == noisy
-    n_noisy = int(mask.sum())
-    n_clean = mask.numel() - n_noisy
-    return {
-        "memorized_noisy": int(agree[mask].sum()) / n_noisy if n_noisy else math.nan,
-        "fit_clean": int(agree[~mask].sum()) / n_clean if n_clean else math.nan,
-    }
+
+    def share(where: torch.Tensor) -> float:
+        count = int(where.sum())
+        return int(agree[where].sum()) / count if count else math.nan
+
+    return {"memorized_noisy": share(mask), "fit_clean": share(~mask),
+            "memorized_false_positives": share(mask & noisy),
+            "memorized_false_negatives": share(mask & ~noisy)}
 
 
 def selection_by_bins(selected, correct, score, *, bins: int = 5) -> dict[str, np.ndarray]:

@@ -227,10 +227,19 @@ def test_noisy_label_fit_by_hand():
     corrupted = np.array([[False, True], [False, False], [True, False]])
     # corrupted labels: (0,1) given 1, decided 0 -> not fitted; (2,0) given 0, decided 1 -> not
     # clean labels: (0,0) yes, (1,0) yes, (1,1) yes, (2,1) yes
-    assert noisy_label_fit(logits, noisy, corrupted) == {"memorized_noisy": 0.0, "fit_clean": 1.0}
+    assert noisy_label_fit(logits, noisy, corrupted) == {
+        "memorized_noisy": 0.0, "fit_clean": 1.0,
+        "memorized_false_positives": 0.0, "memorized_false_negatives": 0.0}
     corrupted_all = np.ones((3, 2), dtype=bool)
     out = noisy_label_fit(logits.numpy(), torch.as_tensor(noisy), corrupted_all)
     assert out["memorized_noisy"] == pytest.approx(4 / 6) and math.isnan(out["fit_clean"])
+    # given 1 at (0,0) (0,1) (2,1), decided 1 at (0,0) (2,1); given 0 at (1,0) (1,1) (2,0),
+    # decided 0 at (1,0) (1,1)
+    assert out["memorized_false_positives"] == pytest.approx(2 / 3)
+    assert out["memorized_false_negatives"] == pytest.approx(2 / 3)
+    only_given_one = np.array([[True, True], [False, False], [False, False]])
+    out = noisy_label_fit(logits, noisy, only_given_one)
+    assert out["memorized_false_positives"] == 0.5 and math.isnan(out["memorized_false_negatives"])
     with pytest.raises(ValueError, match="one \\(N, K\\) shape"):
         noisy_label_fit(logits, noisy[:2], corrupted[:2])
 
