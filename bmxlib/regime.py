@@ -13,7 +13,10 @@ of its other axes:
 - per noise setting, the last-epoch mAP and its **drop** against clean (seed means;
   targets ``TARGET_DROPS``);
 - per noise setting, the share of corrupted training labels BCE agrees with at the last
-  epoch (``memorized_noisy``, ``metrics.noisy_label_fit``; target ``TARGET_MEMORIZED``);
+  epoch (``memorized_noisy``, ``metrics.noisy_label_fit``; target ``TARGET_MEMORIZED``),
+  and, shown beside it, the share among the corrupted labels given as 1
+  (``memorized_false_positives``): with many classes a model that predicts "absent"
+  everywhere reaches ``memorized_noisy`` ≈ 0.5 under mislabeling without memorizing;
 - the mean wall seconds per run.
 
 ``bmx data regime SWEEP_DIR`` prints the table.
@@ -73,7 +76,8 @@ def regime_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
     Each row holds the setting's axis labels, ``seeds`` (clean runs), ``clean`` /
     ``clean_std``, ``plateau``, ``epochs``, and per noise label N of ``TARGET_DROPS``
-    that ran: ``N`` / ``N_std`` / ``N_seeds`` (mAP), ``N_drop``, ``N_memorized``;
+    that ran: ``N`` / ``N_std`` / ``N_seeds`` (mAP), ``N_drop``, ``N_memorized`` and
+    ``N_memorized_fp`` (of the corrupted labels given as 1 alone; nan when not recorded);
     ``seconds`` (mean per run) and ``meets`` (every target met by the means).
     """
     sweep_dir = Path(sweep_dir)
@@ -108,6 +112,8 @@ def regime_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 [r.get("mAP") for r in noisy])
             row[f"{noise}_drop"] = row["clean"] - row[noise]
             row[f"{noise}_memorized"] = mean_std([r.get("memorized_noisy") for r in noisy])[0]
+            row[f"{noise}_memorized_fp"] = mean_std(
+                [r.get("memorized_false_positives") for r in noisy])[0]
             meets = (meets and row[f"{noise}_drop"] >= target
                      and row[f"{noise}_memorized"] >= TARGET_MEMORIZED)
         row["seconds"] = mean_std([r.get("total_seconds") for r in members])[0]
@@ -123,7 +129,8 @@ def regime_markdown(rows: list[dict[str, Any]]) -> str:
         return "(no finished BCE runs)"
     keys = [k for k in rows[0] if k not in _ROW_FIELDS and not k.startswith(_NOISE_PREFIXES)]
     header = [*keys, "seeds", "clean", "plateau (points)",
-              *TARGET_DROPS, "memorized " + " / ".join(TARGET_DROPS), "s / run", "targets"]
+              *TARGET_DROPS, "memorized " + " / ".join(TARGET_DROPS),
+              "memorized false positives mislabel-40 / flip-40", "s / run", "targets"]
     def percent(row: dict[str, Any], key: str, seeds: int) -> str:  # no std of one seed
         return format_percent(row[key], row[f"{key}_std"] if seeds > 1 else None)
 
@@ -133,9 +140,12 @@ def regime_markdown(rows: list[dict[str, Any]]) -> str:
                  if n in row else "-" for n in TARGET_DROPS]
         memorized = " / ".join(f"{row[f'{n}_memorized']:.2f}" if n in row else "-"
                                for n in TARGET_DROPS)
+        false_positives = " / ".join(
+            f"{row[f'{n}_memorized_fp']:.2f}" if n in row and not math.isnan(
+                row[f"{n}_memorized_fp"]) else "-" for n in ("mislabel-40", "flip-40"))
         body.append([*(str(row[k]) for k in keys), str(row["seeds"]),
                      percent(row, "clean", row["seeds"]),
-                     f"{100 * row['plateau']:.2f}", *noisy, memorized,
+                     f"{100 * row['plateau']:.2f}", *noisy, memorized, false_positives,
                      f"{row['seconds']:.0f}", "met" if row["meets"] else "not met"])
     return markdown_table(header, body)
 

@@ -33,6 +33,7 @@ def _point(root: Path, name: str, labels: dict[str, str], curve: dict[int, float
     summary = {"epochs": last, "mAP": curve[last], "total_seconds": 100.0}
     if memorized is not None:
         summary["memorized_noisy"] = memorized
+        summary["memorized_false_positives"] = memorized / 4
     (run / "summary.json").write_text(json.dumps(summary))
     return {"name": name, "labels": labels}
 
@@ -69,12 +70,14 @@ def test_regime_rows_compute_drops_memorization_and_the_verdict(calibration_swee
     assert a["flip-40_memorized"] == pytest.approx(0.45) and a["seconds"] == 100.0
     assert a["meets"] is True
     assert b["mislabel-40_memorized"] == pytest.approx(0.25) and b["meets"] is False
+    assert a["flip-40_memorized_fp"] == pytest.approx(0.45 / 4)
 
 
 def test_regime_markdown_and_cli(calibration_sweep, capsys):
     assert main(["data", "regime", str(calibration_sweep)]) == 0
     out = capsys.readouterr().out
     assert "| A | 2 | 90.0 ± 1.4 | 0.20 | 75.0 ± 1.4 (-15.0)" in out
+    assert "| 0.50 / 0.45 / 1.00 | 0.12 / 0.11 |" in out  # all corrupted / false positives
     assert out.count("not met") == 1
 
 
