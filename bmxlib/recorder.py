@@ -27,7 +27,7 @@ from . import runs
 from .config import Config
 from .experiment import Setup, cached_inputs
 from .provenance import run_provenance
-from .stats import imbalance
+from .stats import dataset_facts
 from .tensorboard import EpochWriter
 
 MIN_FREE_BYTES = 256 << 20  # stop (keeping the last checkpoint) below this much free disk
@@ -60,18 +60,6 @@ def open_run(run_dir: Path, *, resume: bool, overwrite: bool) -> Iterator[Path]:
         yield run_dir
 
 
-def dataset_facts(s: Setup) -> dict[str, Any]:
-    """dataset.json: class names, split sizes, imbalance, shot groups, observed noise."""
-    stats = imbalance(s.train_set.labels)
-    return {"class_names": s.train_set.class_names, "n_train": len(s.train_set),
-            "n_test": len(s.test_set), "positives": stats["positives"],
-            "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
-            "shot_groups": s.groups,
-            "shot_thresholds": {"many": s.config.shot_many or s.train_set.shot_many,
-                                "few": s.config.shot_few or s.train_set.shot_few},
-            "noise_rate_observed": float(s.corrupted.mean())}
-
-
 def write_run_header(run_dir: Path, s: Setup, *,
                      initial_diagnostics: dict[str, np.ndarray] | None = None) -> None:
     """The run header (config, provenance, labels, dataset facts, no epochs yet) and a
@@ -80,7 +68,11 @@ def write_run_header(run_dir: Path, s: Setup, *,
         return
     inputs = cached_inputs(s)
     provenance = run_provenance(device=s.device, cached_inputs=inputs)
-    dataset = dataset_facts(s)
+    thresholds = {"many": s.config.shot_many or s.train_set.shot_many,
+                  "few": s.config.shot_few or s.train_set.shot_few}
+    dataset = dataset_facts(s.train_set.labels, class_names=s.train_set.class_names,
+                            n_test=len(s.test_set), groups=s.groups,
+                            shot_thresholds=thresholds, corrupted=s.corrupted)
     labels = {"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
               "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
               "shot_groups": s.groups.astype(str),
