@@ -222,7 +222,7 @@ def throughput(sizes: Sizes, device: torch.device, *, num_classes: int = 80) -> 
     including balancemix's end-of-epoch work.
     """
     from ..data import EvalPreset, TrainPreset
-    from ..experiment import IMAGENET_MEAN, IMAGENET_STD
+    from ..data.presets import IMAGENET_MEAN, IMAGENET_STD
     from ..models import build_model
 
     generator = torch.Generator().manual_seed(0)
