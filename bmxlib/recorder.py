@@ -4,8 +4,9 @@
 and removes a killed run's half-written ones); ``write_run_header`` writes what a run knows
 before its first epoch (config, provenance, labels, the dataset's facts, a method's
 initial-pass diagnostics as epoch 0); a :class:`Recorder` writes each :class:`EpochRecord`
-the engine hands it, in the order that keeps a killed run whole (diagnostics, the metrics
-line, then the checkpoint), and the summary at the end. Only rank 0 writes; every rank
+the engine hands it (TensorBoard's view, then the run directory's files in the order that
+keeps a killed run whole: diagnostics, the metrics line, the checkpoint), and the summary
+at the end. Only rank 0 writes; every rank
 waits for it.
 """
 
@@ -126,20 +127,21 @@ class Recorder:
                                  start_epoch=start_epoch)
 
     def write_epoch(self, done: EpochRecord) -> None:
-        """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs.
-        The record gets the run directory's size after the diagnostics
-        (``run_dir_bytes``)."""
+        """TensorBoard's view, then the run directory's files in the order that keeps a
+        killed run whole: diagnostics, the metrics line, the checkpoint (a resumed run
+        purges the events after its checkpoint). The metrics line gets the run directory's
+        size after the diagnostics (``run_dir_bytes``)."""
         record, diagnostics = done
         epoch = record["epoch"]
         line = epoch_line(self.config, record)  # run_dir_bytes is not on the console
         if dist.is_main():
             check_disk(self.run_dir, epoch)
+            self.board.write(record, diagnostics)
             if diagnostics:
                 runs.write_diagnostics(self.run_dir, epoch, diagnostics)
             record["run_dir_bytes"] = runs.directory_bytes(self.run_dir)
             runs.append_metrics(self.run_dir, record)
             self.save_state(self.run_dir, epoch)
-            self.board.write(record, diagnostics)
         dist.barrier()
         if dist.is_main():  # one summary line per epoch, whatever ``progress`` says
             tqdm.write(line, file=sys.stderr)
