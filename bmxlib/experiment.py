@@ -20,15 +20,12 @@ import torch
 
 from . import distributed as dist
 from .config import Config
-from .data import EvalPreset, MultiLabelDataset, TrainPreset, load_dataset
+from .data import MultiLabelDataset, dataset_presets, load_dataset
 from .methods import Method, TrainingData, build_method
 from .models import BACKBONE_SOURCES, build_model
 from .noise import inject
 from .pretrain import backbone_cache_path, pretrained_digits_backbone
 from .stats import shot_groups
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def select_device(name: str) -> torch.device:
@@ -85,26 +82,6 @@ def resolve_workers(config: Config, device: torch.device) -> int:
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
-def build_presets(config: Config, dataset: MultiLabelDataset, *,
-                  randaugment: bool | None = None) -> tuple[TrainPreset, EvalPreset]:
-    """(training preset, evaluation preset); ``randaugment`` overrides the config's switch
-    (the re-label views always use RandAugment, docs/method.md §1.4)."""
-    size = config.image_size or dataset.default_image_size
-    mean = getattr(dataset, "mean", IMAGENET_MEAN)
-    std = getattr(dataset, "std", IMAGENET_STD)
-    train = TrainPreset(
-        image_size=size,
-        mean=mean,
-        std=std,
-        randaugment=config.randaugment if randaugment is None else randaugment,
-        num_ops=config.randaugment_ops,
-        magnitude=config.randaugment_magnitude,
-        hflip=config.hflip,
-        augmentation=config.augmentation,
-    )
-    return train, EvalPreset(image_size=size, mean=mean, std=std)
-
-
 @dataclass
 class Setup:
     """Everything ``fit`` builds before the first epoch."""
@@ -137,8 +114,13 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
     device = select_device(config.device)
     config = dataclasses.replace(config, num_workers=resolve_workers(config, device))
     train_raw, test_raw = load_splits(config)
-    train_tf, eval_tf = build_presets(config, train_raw)
-    views_tf, _ = build_presets(config, train_raw, randaugment=True)
+    augmentation = {"image_size": config.image_size, "num_ops": config.randaugment_ops,
+                    "magnitude": config.randaugment_magnitude, "hflip": config.hflip,
+                    "augmentation": config.augmentation}
+    train_tf, eval_tf = dataset_presets(train_raw, randaugment=config.randaugment,
+                                        **augmentation)
+    # the re-label views always use RandAugment (docs/method.md §1.4)
+    views_tf, _ = dataset_presets(train_raw, randaugment=True, **augmentation)
     rate = config.noise_rate if config.noise in ("mislabel", "flip", "instance") else None
     if config.noise == "instance" and reference is None:
         raise ValueError("noise 'instance' needs the reference confidences "

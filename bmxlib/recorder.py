@@ -4,8 +4,9 @@
 and removes a killed run's half-written ones); ``write_run_header`` writes what a run knows
 before its first epoch (config, provenance, labels, the dataset's facts, a method's
 initial-pass diagnostics as epoch 0); a :class:`Recorder` writes each :class:`EpochRecord`
-the engine hands it, in the order that keeps a killed run whole (diagnostics, the metrics
-line, then the checkpoint), and the summary at the end. Only rank 0 writes; every rank
+the engine hands it (TensorBoard's view, then the run directory's files in the order that
+keeps a killed run whole: diagnostics, the metrics line, the checkpoint), and the summary
+at the end. Only rank 0 writes; every rank
 waits for it.
 """
 
@@ -27,7 +28,7 @@ from . import runs
 from .config import Config
 from .experiment import Setup, cached_inputs
 from .provenance import run_provenance
-from .stats import imbalance
+from .stats import dataset_facts
 from .tensorboard import EpochWriter
 
 MIN_FREE_BYTES = 256 << 20  # stop (keeping the last checkpoint) below this much free disk
@@ -60,18 +61,6 @@ def open_run(run_dir: Path, *, resume: bool, overwrite: bool) -> Iterator[Path]:
         yield run_dir
 
 
-def dataset_facts(s: Setup) -> dict[str, Any]:
-    """dataset.json: class names, split sizes, imbalance, shot groups, observed noise."""
-    stats = imbalance(s.train_set.labels)
-    return {"class_names": s.train_set.class_names, "n_train": len(s.train_set),
-            "n_test": len(s.test_set), "positives": stats["positives"],
-            "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
-            "shot_groups": s.groups,
-            "shot_thresholds": {"many": s.config.shot_many or s.train_set.shot_many,
-                                "few": s.config.shot_few or s.train_set.shot_few},
-            "noise_rate_observed": float(s.corrupted.mean())}
-
-
 def write_run_header(run_dir: Path, s: Setup, *,
                      initial_diagnostics: dict[str, np.ndarray] | None = None) -> None:
     """The run header (config, provenance, labels, dataset facts, no epochs yet) and a
@@ -80,7 +69,11 @@ def write_run_header(run_dir: Path, s: Setup, *,
         return
     inputs = cached_inputs(s)
     provenance = run_provenance(device=s.device, cached_inputs=inputs)
-    dataset = dataset_facts(s)
+    thresholds = {"many": s.config.shot_many or s.train_set.shot_many,
+                  "few": s.config.shot_few or s.train_set.shot_few}
+    dataset = dataset_facts(s.train_set.labels, class_names=s.train_set.class_names,
+                            n_test=len(s.test_set), groups=s.groups,
+                            shot_thresholds=thresholds, corrupted=s.corrupted)
     labels = {"clean": s.train_set.labels, "noisy": s.noisy, "corrupted": s.corrupted,
               "test": s.test_set.labels, "class_names": np.array(s.train_set.class_names),
               "shot_groups": s.groups.astype(str),
@@ -134,20 +127,21 @@ class Recorder:
                                  start_epoch=start_epoch)
 
     def write_epoch(self, done: EpochRecord) -> None:
-        """Diagnostics, the metrics line, then the checkpoint: a kill leaves whole epochs.
-        The record gets the run directory's size after the diagnostics
-        (``run_dir_bytes``)."""
+        """TensorBoard's view, then the run directory's files in the order that keeps a
+        killed run whole: diagnostics, the metrics line, the checkpoint (a resumed run
+        purges the events after its checkpoint). The metrics line gets the run directory's
+        size after the diagnostics (``run_dir_bytes``)."""
         record, diagnostics = done
         epoch = record["epoch"]
         line = epoch_line(self.config, record)  # run_dir_bytes is not on the console
         if dist.is_main():
             check_disk(self.run_dir, epoch)
+            self.board.write(record, diagnostics)
             if diagnostics:
                 runs.write_diagnostics(self.run_dir, epoch, diagnostics)
             record["run_dir_bytes"] = runs.directory_bytes(self.run_dir)
             runs.append_metrics(self.run_dir, record)
             self.save_state(self.run_dir, epoch)
-            self.board.write(record, diagnostics)
         dist.barrier()
         if dist.is_main():  # one summary line per epoch, whatever ``progress`` says
             tqdm.write(line, file=sys.stderr)

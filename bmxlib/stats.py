@@ -75,6 +75,32 @@ def shot_groups(positives, *, many: int = 10_000, few: int = 1_000) -> np.ndarra
     return groups
 
 
+def dataset_facts(labels, *, class_names, n_test: int, groups: np.ndarray,
+                  shot_thresholds: dict[str, int], corrupted: np.ndarray) -> dict:
+    """A run's dataset.json: class names, split sizes, imbalance, shot groups, observed noise.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape (N, K)
+        The clean training labels.
+    class_names : sequence of str, length K
+    n_test : int
+        Size of the test split.
+    groups : np.ndarray of str, shape (K,)
+        Shot group per class (:func:`shot_groups`).
+    shot_thresholds : dict
+        ``{"many": T_many, "few": T_few}`` the groups were cut at.
+    corrupted : np.ndarray of bool, shape (N, K)
+        Which training labels the injected noise flipped.
+    """
+    stats = imbalance(labels)
+    return {"class_names": class_names, "n_train": int(stats["n_instances"]),
+            "n_test": n_test, "positives": stats["positives"],
+            "class_imbalance": stats["class_imbalance"], "pos_neg": stats["pos_neg"],
+            "shot_groups": groups, "shot_thresholds": shot_thresholds,
+            "noise_rate_observed": float(np.mean(corrupted))}
+
+
 def format_stats(stats: dict, class_names, groups=None) -> str:
     """Plain-text report of :func:`imbalance` output (used by ``bmx data stats``).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -56,15 +56,25 @@ class _Subset(Sampler[int]):
         return (self.indices[i] for i in self.sampler)
 
 
-def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, MinoritySampler]:
-    """The random(-or-weighted) loader and the optional second loader of ``epoch``.
+class EpochLoaders(NamedTuple):
+    """The loaders of one epoch and the per-batch part of the training transform."""
+
+    first: DataLoader  # the random (or weighted) loader
+    second: DataLoader | None  # the method's second loader, if it has one
+    minority: MinoritySampler  # docs/method.md §1.2's minority sampler of this epoch
+    augment: Any  # the per-batch part of the transform, run on the device (or None)
+
+
+def epoch_loaders(s: Setup, epoch: int) -> EpochLoaders:
+    """The random(-or-weighted) loader and the optional second loader of ``epoch``, with
+    the per-batch part of the training transform (the loaders run the per-image part).
 
     Weighted draws (ROS's oversampling, docs/method.md §1.2's minority sampler) come from one global
     sequence per epoch that DDP ranks split, like the shuffled passes; a method's
     ``training_indices`` restrict the shuffled passes to a subset.
     """
     c, n = s.config, len(s.train_set)
-    per_image, _ = transform_parts(s.train_set.transform)
+    per_image, augment = transform_parts(s.train_set.transform)
     base = c.seed * 1_000_003 + epoch
     subset = s.method.training_indices()
     size = n if subset is None else len(subset)
@@ -91,7 +101,8 @@ def epoch_loaders(s: Setup, epoch: int) -> tuple[DataLoader, DataLoader | None, 
     make = lambda sampler: batch_loader(  # noqa: E731
         s.train_set, sampler, batch_size=c.batch_size, per_image=per_image,
         num_workers=c.num_workers, pin_memory=s.device.type == "cuda")
-    return make(first), (make(second) if second is not None else None), minority
+    return EpochLoaders(make(first), make(second) if second is not None else None, minority,
+                        augment)
 
 
 # --------------------------------------------------------------------------------------
@@ -128,12 +139,11 @@ def train_step(method: Method, model: torch.nn.Module, batch: Batch,
 def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     """One epoch of ``ceil(N / batch)`` steps; returns loss, lr, seconds, images/s."""
     c, device = s.config, s.device
-    first, second, _ = epoch_loaders(s, epoch)
+    first, second, _, augment = epoch_loaders(s, epoch)
     s.model.train()
     for module in s.method.extra_modules().values():
         module.train()
     s.method.start_epoch(epoch)
-    _, augment = transform_parts(s.train_set.transform)
     lam_generator = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch + 17)
     batches = zip(first, second) if second is not None else ((b, None) for b in first)
     bar = tqdm(

@@ -142,7 +142,7 @@ def _worker(out_dir: str) -> None:
             record[f"{key}_{epoch}"] = diagnostics[key]
     record["state_2"] = setup.method.managed.state.cpu().numpy()
     record["weight_2"] = setup.method.managed.weight.cpu().numpy()
-    _, _, minority = epoch_loaders(setup, 3)  # the sampler of the next epoch, new p
+    minority = epoch_loaders(setup, 3).minority  # the sampler of the next epoch, new p
     record["global_draws"] = minority.global_indices().numpy()
     record["my_draws"] = np.array(list(minority))
     params = torch.cat([p.detach().flatten() for p in setup.model.parameters()])
@@ -176,7 +176,7 @@ def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
         steps = []
         for epoch in (1, 2):
             seed_epoch(config.seed, epoch)
-            first, second, _ = epoch_loaders(setup, epoch)
+            first, second, _, _ = epoch_loaders(setup, epoch)
             steps += [len(first), len(second)]
             train_one_epoch(setup, epoch)
             setup.method.end_of_epoch(EngineContext(setup, epoch, False))
@@ -184,7 +184,7 @@ def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
         record[f"{method}_steps_match"] = np.array([s == setup.steps_per_epoch for s in steps])
         record[f"{method}_weights"] = _checksum(setup.model)
         if method == "ros":
-            first, _, _ = epoch_loaders(setup, 3)
+            first = epoch_loaders(setup, 3).first
             record["ros_global_draws"] = first.sampler.global_indices().numpy()
             record["ros_my_draws"] = np.array(list(first.sampler))
         if method == "coteaching":

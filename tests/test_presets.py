@@ -141,13 +141,11 @@ def test_batch_augment_on_cuda_matches_cpu_ops():
 @pytest.mark.parametrize("implementation", ["batched", "grouped"])
 def test_the_augmentation_key_reaches_the_training_preset(implementation):
     from bmxlib.config import load_config
-    from bmxlib.data import load_dataset
-    from bmxlib.experiment import build_presets
+    from bmxlib.experiment import build
 
     config = load_config(None, [f"augmentation={implementation}", "n_train=100",
-                                "n_test=20"])
-    train, _ = build_presets(config, load_dataset("digits-lt", "train", n_train=100,
-                                                  n_test=20))
+                                "n_test=20", "epochs=1"])
+    train = build(config).train_set.transform
     augment = train.per_batch.transforms[0]
     assert augment.implementation == implementation
 
@@ -157,3 +155,22 @@ def test_an_unknown_augmentation_is_refused_naming_the_key():
 
     with pytest.raises(ConfigError, match="augmentation"):
         load_config(None, ["augmentation=fast"])
+
+
+def test_dataset_presets_take_the_datasets_defaults_unless_overridden():
+    from types import SimpleNamespace
+
+    from bmxlib.data.presets import IMAGENET_MEAN, IMAGENET_STD, dataset_presets
+
+    def normalise_and_size(preset):
+        normalize = preset.per_batch.transforms[-1]
+        return tuple(normalize.mean), tuple(normalize.std), preset.per_image.transforms[0].size
+
+    plain = SimpleNamespace(default_image_size=32)  # names no statistics of its own
+    train, evaluation = dataset_presets(plain, randaugment=False)
+    assert normalise_and_size(train) == (IMAGENET_MEAN, IMAGENET_STD, [32, 32])
+    assert normalise_and_size(evaluation) == (IMAGENET_MEAN, IMAGENET_STD, [32, 32])
+    own = SimpleNamespace(default_image_size=32, mean=(0.5,), std=(0.25,))
+    train, evaluation = dataset_presets(own, image_size=48)
+    assert normalise_and_size(train) == ((0.5,), (0.25,), [48, 48])
+    assert normalise_and_size(evaluation) == ((0.5,), (0.25,), [48, 48])

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bmxlib.stats import format_stats, imbalance, shot_groups
+from bmxlib.stats import dataset_facts, format_stats, imbalance, shot_groups
 
 # 5 instances, 3 classes. Positives per class: [4, 1, 1], total 6 of 15 entries.
 HAND_LABELS = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0]])
@@ -91,3 +91,20 @@ def test_format_stats_lists_every_class():
     assert "group" not in format_stats(stats, ["a", "b", "c"])
     with pytest.raises(ValueError, match="class_names"):
         format_stats(stats, ["a"])
+
+
+def test_dataset_facts_by_hand():
+    groups = np.array(["many", "few", "few"])
+    corrupted = np.zeros_like(HAND_LABELS, dtype=bool)
+    corrupted[0, 1] = corrupted[4, 2] = True  # 2 of the 15 labels flipped
+    facts = dataset_facts(HAND_LABELS, class_names=["cat", "dog", "bird"], n_test=7,
+                          groups=groups, shot_thresholds={"many": 3, "few": 2},
+                          corrupted=corrupted)
+    assert facts["class_names"] == ["cat", "dog", "bird"]
+    assert (facts["n_train"], facts["n_test"]) == (5, 7)
+    np.testing.assert_array_equal(facts["positives"], [4, 1, 1])
+    assert facts["class_imbalance"] == pytest.approx(4.0)
+    assert facts["pos_neg"] == pytest.approx(9 / 6)
+    assert facts["shot_groups"] is groups
+    assert facts["shot_thresholds"] == {"many": 3, "few": 2}
+    assert facts["noise_rate_observed"] == pytest.approx(2 / 15)

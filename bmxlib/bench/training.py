@@ -51,11 +51,9 @@ def _timed_context_class():
 def _loading_seconds(setup, epoch: int) -> float:
     """Time to draw one epoch of training batches without the model: the loader plus the
     per-batch augmentation (RandAugment, float, normalise) that the engine applies."""
-    from ..passes import transform_parts
     from ..steps import epoch_loaders
 
-    _, augment = transform_parts(setup.train_set.transform)
-    first, second, _ = epoch_loaders(setup, epoch)
+    first, second, _, augment = epoch_loaders(setup, epoch)
     start = time.perf_counter()
     for batches in zip(first, second) if second is not None else ((b,) for b in first):
         for images, *_ in batches:  # (images, indices, ok)
@@ -224,7 +222,7 @@ def throughput(sizes: Sizes, device: torch.device, *, num_classes: int = 80) -> 
     including balancemix's end-of-epoch work.
     """
     from ..data import EvalPreset, TrainPreset
-    from ..experiment import IMAGENET_MEAN, IMAGENET_STD
+    from ..data.presets import IMAGENET_MEAN, IMAGENET_STD
     from ..models import build_model
 
     generator = torch.Generator().manual_seed(0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import IndexedDataset, MultiLabelDataset
-from .presets import EvalPreset, TrainPreset
+from .presets import EvalPreset, TrainPreset, dataset_presets
 
 DATASETS = ("digits-lt", "glyphs-coco", "coco", "voc", "manifest")
 
@@ -63,4 +63,4 @@ def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDatase
 
 
 __all__ = ["DATASETS", "EvalPreset", "IndexedDataset", "MultiLabelDataset", "TrainPreset",
-           "load_dataset"]
+           "dataset_presets", "load_dataset"]

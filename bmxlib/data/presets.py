@@ -182,6 +182,11 @@ CPU_BYTES_PER_CALL = 1 << 20
 MIN_GROUP_CALL = 16
 
 
+# Normalisation of datasets that name none of their own (torchvision's ImageNet statistics)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 def _images_per_call(images: torch.Tensor) -> int:
     if images.device.type != "cpu":
         return max(images.shape[0], 1)
@@ -251,3 +256,18 @@ class EvalPreset(_Preset):
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(mean), list(std)),
         ])
+
+
+def dataset_presets(dataset, *, image_size: int | None = None, randaugment: bool = True,
+                    num_ops: int = 2, magnitude: int = 9, hflip: bool = False,
+                    augmentation: str = "batched") -> tuple[TrainPreset, EvalPreset]:
+    """(training preset, evaluation preset) of ``dataset``: its ``default_image_size``
+    unless ``image_size`` is given, its own ``mean`` / ``std`` (ImageNet's when it has
+    none); the other options are :class:`TrainPreset`'s."""
+    size = image_size or dataset.default_image_size
+    mean = getattr(dataset, "mean", IMAGENET_MEAN)
+    std = getattr(dataset, "std", IMAGENET_STD)
+    train = TrainPreset(image_size=size, mean=mean, std=std, randaugment=randaugment,
+                        num_ops=num_ops, magnitude=magnitude, hflip=hflip,
+                        augmentation=augmentation)
+    return train, EvalPreset(image_size=size, mean=mean, std=std)
