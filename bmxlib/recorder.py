@@ -6,8 +6,7 @@ before its first epoch (config, provenance, labels, the dataset's facts, a metho
 initial-pass diagnostics as epoch 0); a :class:`Recorder` writes each :class:`EpochRecord`
 the engine hands it (TensorBoard's view, then the run directory's files in the order that
 keeps a killed run whole: diagnostics, the metrics line, the checkpoint), and the summary
-at the end. Only rank 0 writes; every rank
-waits for it.
+at the end. Only rank 0 writes; every rank waits for it.
 """
 
 from __future__ import annotations
