@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The digits-lt studies of docs/results.md, one sweep after another (glyphs-coco's regime
-# calibration runs on its own: configs/glyphs_coco_calibration.yaml, each setting naming
-# its own precision). Re-running the script
+# The studies of docs/results.md, one sweep after another: digits-lt's (the default) or
+# glyphs-coco's (STUDIES=glyphs-coco; its regime calibration runs on its own:
+# configs/glyphs_coco_calibration.yaml). Re-running the script
 # resumes: `bmx sweep` skips finished points and resumes interrupted ones, so the studies
 # may span sessions. Each sweep's command, exit status and wall seconds go to
 # RUNS_DIR/studies.log (what docs/results.md quotes).
@@ -9,6 +9,8 @@
 #   scripts/studies.sh [RUNS_DIR [JOBS]]     # defaults: ~/bmx-runs, 2
 #   AMP_CPU=1 scripts/studies.sh ...          # bf16 autocast on the CPU: each sweep runs with
 #                                             # amp_cpu=true as <its name>_amp_cpu
+#   STUDIES=glyphs-coco scripts/studies.sh ...  # glyphs-coco's studies (its regime names
+#                                             # its own precision: AMP_CPU does not apply)
 #
 # RUNS_DIR should live outside the work tree, so a fresh clone can resume it. AMP_CPU=1 pays
 # only on a CPU with AMX / AVX-512 BF16 (docs/benchmarks.md, "bf16 autocast on the CPU");
@@ -20,14 +22,24 @@ JOBS=${2:-2}
 BMX=${BMX:-.venv/bin/bmx}  # may be a command with arguments: "python -m bmxlib.cli"
 mkdir -p "$RUNS_DIR"
 
-SWEEPS=(
-    configs/digits_paper.yaml             # the paper's Tables 1-3: 8 methods x 6 settings x 3 seeds
-    configs/digits_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
-    configs/digits_ablation.yaml          # Table 5 rows x clean / mislabel-40 / flip-40 / missing x 3 seeds
-    configs/digits_missing_readings.yaml  # the missing setting under both readings of re-labeling to 0
-    configs/regime/instance.yaml          # instance-dependent noise, 6 methods x 2 rates x 3 seeds
-    configs/regime/sensitivity.yaml       # alpha, epsilon, warm-up x 3 settings x 3 seeds
-)
+case "${STUDIES:-digits-lt}" in
+    digits-lt) SWEEPS=(
+        configs/digits_paper.yaml             # the paper's Tables 1-3: 8 methods x 6 settings x 3 seeds
+        configs/digits_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
+        configs/digits_ablation.yaml          # Table 5 rows x clean / mislabel-40 / flip-40 / missing x 3 seeds
+        configs/digits_missing_readings.yaml  # the missing setting under both readings of re-labeling to 0
+        configs/regime/instance.yaml          # instance-dependent noise, 6 methods x 2 rates x 3 seeds
+        configs/regime/sensitivity.yaml       # alpha, epsilon, warm-up x 3 settings x 3 seeds
+    ) ;;
+    glyphs-coco) SWEEPS=(
+        configs/glyphs_coco_paper.yaml             # Tables 1-3, BCE's runs first (its 3-seed regime check)
+        configs/glyphs_coco_missing_readings.yaml  # the missing setting under both readings
+        configs/glyphs_coco_ablation.yaml          # Table 5 rows x 4 settings x 3 seeds
+        configs/glyphs_coco_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
+    )
+        AMP_CPU= ;;
+    *) echo "STUDIES must be digits-lt or glyphs-coco, not '$STUDIES'" >&2; exit 2 ;;
+esac
 
 for sweep in "${SWEEPS[@]}"; do
     # shellcheck disable=SC2206  # BMX is split into words on purpose

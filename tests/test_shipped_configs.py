@@ -1,0 +1,62 @@
+"""Every config the project ships under configs/ resolves and validates: a run config
+through ``load_config``, a sweep (a file with a ``grid``) through ``plan_sweep``, every
+point of it. A typo in a study's sweep file must fail here, not hours into a study.
+The paper configs (configs/paper/) also train a step: tests/test_paper_configs.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bmxlib.config import load_config, read_yaml
+from bmxlib.sweep import plan_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
+NAMES = [str(p.relative_to(ROOT / "configs")) for p in SHIPPED]
+
+
+def is_sweep(path: Path) -> bool:
+    return "grid" in read_yaml(path)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=NAMES)
+def test_each_shipped_config_validates(path, tmp_path):
+    if is_sweep(path):
+        sweep_dir, points = plan_sweep(path, [f"out_dir={tmp_path}"])
+        assert points, path
+        assert len({p.name for p in points}) == len(points)  # one run directory per point
+        assert sweep_dir.parent == tmp_path
+    else:
+        config = load_config(path)
+        assert config.name
+
+
+GLYPHS_STUDIES = ["glyphs_coco_paper.yaml", "glyphs_coco_paper_extras.yaml",
+                  "glyphs_coco_ablation.yaml", "glyphs_coco_missing_readings.yaml"]
+
+
+@pytest.mark.parametrize("name", GLYPHS_STUDIES)
+def test_glyphs_coco_studies_run_in_its_calibrated_regime(name):
+    """The glyphs-coco studies inherit the regime the BCE calibration chose
+    (configs/regime/glyphs_coco.yaml) and run at 3 seeds."""
+    _, points = plan_sweep(ROOT / "configs" / name)
+    regime = load_config(ROOT / "configs" / "regime" / "glyphs_coco.yaml")
+    keys = ("dataset", "n_train", "width", "lr", "epochs", "warmup_epochs", "amp_cpu",
+            "pretrained")
+    for point in points:
+        assert {k: getattr(point.config, k) for k in keys} == \
+            {k: getattr(regime, k) for k in keys}, point.name
+    assert {p.config.seed for p in points} == {0, 1, 2}
+
+
+def test_glyphs_coco_paper_grid_is_the_paper_structure_with_bce_first():
+    """Eight methods x six settings x 3 seeds; BCE's runs come first, so its 3-seed regime
+    check (`bmx data regime`) is readable after the first 18 runs."""
+    _, points = plan_sweep(ROOT / "configs" / "glyphs_coco_paper.yaml")
+    assert len(points) == 8 * 6 * 3
+    assert {p.config.method for p in points[:18]} == {"bce"}
+    settings = {(p.config.noise, p.config.noise_rate) for p in points}
+    assert settings == {("none", 0), ("mislabel", 0.2), ("mislabel", 0.4), ("flip", 0.2),
+                        ("flip", 0.4), ("missing", 0)}
