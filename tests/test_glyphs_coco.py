@@ -179,6 +179,25 @@ def test_label_profile_draws_cocos_counts_beside_the_dataset():
         plots.label_profile(positives, reference=coco_profile()[:10])
 
 
+def test_profiles_of_80_classes_stay_readable():
+    """80 class names stand rotated under the bars: the label profile leaves headroom for
+    its legend above the tallest bar; the noise profile stacks its two panels, and a clean
+    run's panels read 0-1% with a note instead of a scale around zero."""
+    from bmxlib import plots
+
+    positives = glyphs_coco.train_profile(2000)
+    fig = plots.label_profile(positives, reference=coco_profile(), shot_many=100, shot_few=35)
+    assert fig.axes[0].get_ylim()[1] >= 8 * positives.max()
+    clean = np.zeros((50, 80), dtype=np.uint8)
+    clean[np.arange(50), np.arange(50) % 80] = 1
+    fig = plots.noise_profile(clean, clean)
+    top, bottom = fig.axes[0].get_position(), fig.axes[1].get_position()
+    assert top.y0 > bottom.y1  # stacked, not side by side
+    for ax in fig.axes:
+        assert ax.get_ylim() == (0.0, 1.0)
+        assert any("no label changed" in t.get_text() for t in ax.texts)
+
+
 def test_config_accepts_the_dataset_and_its_backbone():
     from bmxlib.config import ConfigError, from_dict
     from bmxlib.pretrain import backbone_cache_key, backbone_cache_path

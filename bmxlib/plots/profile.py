@@ -37,8 +37,9 @@ def label_profile(positives, *, class_names: Sequence[str] | None = None,
     counts = as_array(positives, "positives", 1)
     names = class_labels(class_names, counts.size)
     order = np.argsort(-counts, kind="stable")
-    fig, axes = new_figure(1, 1, width=max(6.0, 0.28 * counts.size + 2), height=3.8,
-                           title=title)
+    many = counts.size > 20  # class names then stand rotated, and need room below the bars
+    fig, axes = new_figure(1, 1, width=max(6.0, (0.16 if many else 0.28) * counts.size + 2),
+                           height=5.2 if many else 3.8, title=title)
     ax = axes[0, 0]
     sns.barplot(x=[names[k] for k in order], y=np.maximum(counts[order], 0.5),
                 color=OKABE_ITO["blue"], saturation=1, ax=ax)
@@ -56,9 +57,11 @@ def label_profile(positives, *, class_names: Sequence[str] | None = None,
         ax.plot(np.arange(ref.size), np.maximum(ref * scale, 0.5), color=OKABE_ITO["black"],
                 marker=".", ms=3, lw=1, label=f"{reference_label} (× {scale:.3g})")
     if shot_many or shot_few or reference is not None:
+        top = max(counts.max(), ref.max() * scale if reference is not None else 0, 1)
+        ax.set_ylim(top=top * 8)  # headroom on the log axis: the legend sits above the bars
         ax.legend(fontsize=7, loc="upper right")
-    if counts.size > 20:
-        ax.tick_params(axis="x", labelrotation=90, labelsize=6)
+    if many:
+        ax.tick_params(axis="x", labelrotation=90)
     imbalance = counts.max() / max(counts.min(), 1)
     ratio = f", positive–negative ratio {pos_neg:.1f}" if pos_neg is not None else ""
     label_axes(ax, f"class imbalance ratio {imbalance:.0f}{ratio}", "class (most → least frequent)",
@@ -89,13 +92,25 @@ def noise_profile(clean, noisy, *, class_names: Sequence[str] | None = None,
     names = class_labels(class_names, clean.shape[1])
     order = np.argsort(-positives, kind="stable")
     labels = [names[k] for k in order]
-    fig, axes = new_figure(2, 1, width=max(4.5, 0.25 * len(labels) + 2), height=3.6, title=title)
+    many = len(labels) > 20  # then the panels stack, each as wide as the class names need
+    if many:
+        fig, axes = new_figure(1, 2, width=max(6.0, 0.16 * len(labels) + 2), height=4.4,
+                               title=title)
+        panels = (axes[0, 0], axes[1, 0])
+    else:
+        fig, axes = new_figure(2, 1, width=max(4.5, 0.25 * len(labels) + 2), height=3.6,
+                               title=title)
+        panels = (axes[0, 0], axes[0, 1])
     for ax, share, what, color in (
-            (axes[0, 0], dropped, "true positives given as 0", OKABE_ITO["vermillion"]),
-            (axes[0, 1], added, "true negatives given as 1", OKABE_ITO["blue"])):
+            (panels[0], dropped, "true positives given as 0", OKABE_ITO["vermillion"]),
+            (panels[1], added, "true negatives given as 1", OKABE_ITO["blue"])):
         sns.barplot(x=labels, y=100 * share[order], color=color, saturation=1, ax=ax)
-        if len(labels) > 20:
-            ax.tick_params(axis="x", labelrotation=90, labelsize=6)
+        ax.set_ylim(0, max(1.0, 110 * share.max()))  # a share, never below 0 (also when clean)
+        if not share.any():
+            ax.text(0.5, 0.5, "no label changed this way", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=9, color=OKABE_ITO["black"])
+        if many:
+            ax.tick_params(axis="x", labelrotation=90)
         label_axes(ax, f"{what} (mean {100 * share.mean():.1f}%)",
                    "class (most → least frequent)", "share of the class's labels (%)")
     return fig
