@@ -67,7 +67,8 @@ def _sweep(args: argparse.Namespace) -> int:
                              time_minutes=args.time, mem_gb=args.mem)
     try:
         out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name,
-                        launcher=args.launcher, cluster=cluster, max_points=args.max_points)
+                        launcher=args.launcher, cluster=cluster, max_points=args.max_points,
+                        reuse=args.reuse)
     except PointsFailed as err:
         print(f"bmx: {err}", file=sys.stderr)
         return 1
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sweep directory name under out_dir (default: the file's name)")
     sweep.add_argument("--max-points", type=int, default=10_000,
                        help="refuse grids with more points than this (default 10000)")
+    sweep.add_argument("--reuse", action="append", default=[], metavar="SWEEP_DIR",
+                       help="copy the finished runs of another sweep that computed exactly "
+                            "a point of this one, instead of running it (repeatable)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
     sweep.add_argument("--launcher", default="local",

@@ -21,13 +21,17 @@ NumPy objects. ``load_run`` and ``load_sweep`` give notebooks everything.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from . import measures
 from .io import (
@@ -86,8 +90,6 @@ def is_bmxlib_dir(path: str | Path) -> bool:
     """Whether ``path`` is recognisably a run or sweep directory that bmxlib wrote: a
     sweep.json, or a config.yaml holding a mapping with bmxlib's ``method`` and
     ``dataset`` keys (what ``--overwrite`` may replace; a user's own folder is not)."""
-    import yaml
-
     if is_sweep_dir(path):
         return True
     if not is_run_dir(path):
@@ -108,8 +110,6 @@ def has_content(path: str | Path) -> bool:
 def clear_dir(path: str | Path) -> None:
     """Remove everything in ``path`` but the lock file (held by the caller, who replaces
     the run: deleting the locked file would let a second writer lock a new one)."""
-    import shutil
-
     for child in Path(path).iterdir():
         if child.name == LOCK_FILE:
             continue
@@ -162,8 +162,6 @@ def writer_lock(run_dir: str | Path) -> Iterator[Path]:
     process (a sweep locks a point, then ``fit`` locks it again). Raises RunDirBusy, one
     line naming the directory and the holder's pid, when another process holds it.
     """
-    import fcntl
-
     run_dir = Path(run_dir)
     key = str(run_dir.resolve())
     if key in _HELD_LOCKS:
@@ -270,14 +268,27 @@ def write_summary(run_dir: str | Path) -> dict[str, Any]:
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     """summary.json as a mapping, or None while the run is not finished."""
-    import json
-
     path = Path(run_dir) / SUMMARY_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / SUMMARY_FILE).is_file()
+
+
+def copy_finished_run(source: str | Path, target: str | Path, *, config_text: str) -> None:
+    """Copy the finished run ``source`` to the new directory ``target`` under its own config
+    (the same experiment, named and placed anew), noting ``copied_from`` in its provenance.
+    Atomic: ``target`` appears whole or not at all."""
+    source, target = Path(source), Path(target)
+    temporary = target.with_name(f".{target.name}.copying")
+    shutil.rmtree(temporary, ignore_errors=True)  # a copy killed half-way
+    shutil.copytree(source, temporary, ignore=shutil.ignore_patterns(LOCK_FILE))
+    atomic_write_text(config_path(temporary), config_text)
+    provenance = _read_json(temporary / PROVENANCE_FILE)
+    atomic_write_json(temporary / PROVENANCE_FILE,
+                      {**provenance, "copied_from": str(source.resolve())})
+    os.replace(temporary, target)
 
 
 def directory_bytes(run_dir: str | Path) -> int:
@@ -349,8 +360,6 @@ def load_run(path: str | Path) -> Run:
     FileNotFoundError
         If ``path`` is not a run directory (no config.yaml).
     """
-    import yaml
-
     path = Path(path)
     if not is_run_dir(path):
         raise FileNotFoundError(f"{path} is not a run directory (no {CONFIG_FILE})")
@@ -379,8 +388,6 @@ def load_run(path: str | Path) -> Run:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -424,8 +431,6 @@ def write_sweep_manifest(sweep_dir: str | Path, *, source: str,
 
 def load_sweep(sweep_dir: str | Path) -> Sweep:
     """Read ``sweep.json`` of ``sweep_dir`` (FileNotFoundError when there is none)."""
-    import json
-
     sweep_dir = Path(sweep_dir)
     if not is_sweep_dir(sweep_dir):
         raise FileNotFoundError(f"{sweep_dir} is not a sweep directory (no {SWEEP_FILE})")

@@ -172,6 +172,45 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
                               f"{problem}; remove {run_dir} and re-run the sweep to redo it")
 
 
+def reusable_runs(sources: list[str | Path] | tuple = ()) -> list[tuple[Path, Config]]:
+    """The finished runs of the sweep directories ``sources``, each with its config (for
+    ``reuse_finished_points``). Raises ConfigError naming a source that is not a sweep."""
+    found = []
+    for source in sources:
+        source = Path(source)
+        if not runs.is_sweep_dir(source):
+            raise ConfigError(f"--reuse {source}: not a sweep directory (no {runs.SWEEP_FILE})")
+        for run_dir in runs.run_dirs(source):
+            if runs.is_finished(run_dir):
+                saved = runs.config_path(run_dir)
+                found.append((run_dir, from_dict(runs.read_config(run_dir), source=str(saved))))
+    return found
+
+
+def reuse_finished_points(sweep_dir: Path, points: list[Point],
+                          candidates: list[tuple[Path, Config]]) -> list[tuple[str, Path]]:
+    """Copy into ``sweep_dir`` each finished run of ``candidates`` (``reusable_runs``) that
+    computed exactly what a missing point would (no difference outside the bookkeeping
+    keys, as ``check_existing_points`` reads it), e.g. the ablation's BCE, Mixup and
+    BalanceMix rows from the paper grid. A point already present is left alone, and a
+    candidate whose metrics do not hold each epoch once is not used.
+
+    Returns (point name, source run directory) per copy.
+    """
+    copies = []
+    for point in points:
+        target = sweep_dir / point.name
+        if runs.has_content(target):
+            continue
+        for run_dir, config in candidates:
+            if not result_differences(config, point.config) and not \
+                    runs.epochs_recorded_once(run_dir, config.epochs):
+                runs.copy_finished_run(run_dir, target, config_text=point.config.to_yaml())
+                copies.append((point.name, run_dir))
+                break
+    return copies
+
+
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: leave when the sweep process ``parent`` is gone (a SIGKILL of
     the sweep must not leave workers training into run directories that a restarted sweep
@@ -281,6 +320,7 @@ def run_sweep(
     launcher: str = "local",
     cluster: ClusterOptions | None = None,
     max_points: int = MAX_POINTS,
+    reuse: list[str | Path] | tuple = (),
 ) -> Path:
     """Run every unfinished point of a sweep, then write the results tables.
 
@@ -291,7 +331,9 @@ def run_sweep(
     SLURM job through submitit instead (resources from ``cluster``) and waits for them;
     ``"submitit-local"`` takes the same path with submitit's local executor. The restart
     rules — skip finished points, resume interrupted ones, refuse changed settings — are
-    applied before anything is submitted, whatever the launcher.
+    applied before anything is submitted, whatever the launcher. ``reuse`` names other
+    sweep directories whose finished runs stand for identical points of this one
+    (``reuse_finished_points``): copied, not re-run.
     """
     if not isinstance(max_points, int) or max_points < 1:
         raise ConfigError(f"--max-points must be an integer >= 1, got {max_points!r}")
@@ -303,9 +345,13 @@ def run_sweep(
         raise ConfigError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
     check_launcher(launcher)
     check_existing_points(sweep_dir, points)
+    reusable = reusable_runs(reuse)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])
+    for name_, source in reuse_finished_points(sweep_dir, points, reusable):
+        print(f"[sweep {sweep_dir.name}] {name_}: copied from {source} (same config)",
+              file=sys.stderr, flush=True)
     todo = [p for p in points if not runs.is_finished(sweep_dir / p.name)]
     bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",
                disable=not sys.stderr.isatty())

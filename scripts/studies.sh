@@ -3,8 +3,10 @@
 # glyphs-coco's (STUDIES=glyphs-coco; its regime calibration runs on its own:
 # configs/glyphs_coco_calibration.yaml). Re-running the script
 # resumes: `bmx sweep` skips finished points and resumes interrupted ones, so the studies
-# may span sessions. Each sweep's command, exit status and wall seconds go to
-# RUNS_DIR/studies.log (what docs/results.md quotes).
+# may span sessions. A point identical to one of an earlier sweep of the list (the
+# ablation's BCE / Mixup / BalanceMix rows, the missing setting's default reading) is
+# copied from it (`bmx sweep --reuse`). Each sweep's command, exit status and wall seconds
+# go to RUNS_DIR/studies.log (what docs/results.md quotes).
 #
 #   scripts/studies.sh [RUNS_DIR [JOBS]]     # defaults: ~/bmx-runs, 2
 #   AMP_CPU=1 scripts/studies.sh ...          # bf16 autocast on the CPU: each sweep runs with
@@ -41,13 +43,18 @@ case "${STUDIES:-digits-lt}" in
     *) echo "STUDIES must be digits-lt or glyphs-coco, not '$STUDIES'" >&2; exit 2 ;;
 esac
 
+earlier=()  # the sweep directories run before: their identical points are copied, not re-run
 for sweep in "${SWEEPS[@]}"; do
+    name=$(sed -n 's/^name: *//p' "$sweep")
     # shellcheck disable=SC2206  # BMX is split into words on purpose
     command=($BMX sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
     if [ -n "${AMP_CPU:-}" ]; then
-        name=$(sed -n 's/^name: *//p' "$sweep")
-        command+=(--name "${name}_amp_cpu" amp_cpu=true)
+        name="${name}_amp_cpu"
+        command+=(--name "$name" amp_cpu=true)
     fi
+    for dir in "${earlier[@]}"; do
+        [ -f "$dir/sweep.json" ] && command+=(--reuse "$dir")
+    done
     start=$(date +%s)
     "${command[@]}"
     status=$?
@@ -55,4 +62,5 @@ for sweep in "${SWEEPS[@]}"; do
         "$(( $(date +%s) - start ))" "$(git rev-parse --short HEAD 2>/dev/null)" \
         >> "$RUNS_DIR/studies.log"
     [ "$status" -eq 0 ] || exit "$status"
+    earlier+=("$RUNS_DIR/$name")
 done

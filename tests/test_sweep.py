@@ -166,3 +166,42 @@ def test_parallel_workers_read_the_backbone_the_sweep_built_once(tmp_path, monke
     run_sweep(_write_sweep(tmp_path, "  method: [bce, mixup]\n"), jobs=2)
     err = capfd.readouterr().err
     assert err.count("pretraining the digits backbone") == 1
+
+
+def test_reuse_copies_identical_finished_points_and_runs_the_rest(tmp_path, monkeypatch):
+    """An ablation-like sweep reuses the paper-like sweep's identical run (bookkeeping keys
+    aside) and trains only what differs; the copy carries its own name and its source."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first_dir = run_sweep(_write_sweep(tmp_path / "a", "  method: [bce]\n  seed: [0]\n"))
+    source = first_dir / "method=bce__seed=0"
+    grid = ("  variant:\n    - {label: 0-bce, method: bce}\n"
+            "    - {label: 0-bce-lr, method: bce, lr: 0.02}\n  seed: [0]\n")
+    path = _write_sweep(tmp_path / "b", grid)
+
+    import bmxlib.engine as engine
+
+    trained = []
+    real_fit = engine.fit
+    monkeypatch.setattr(engine, "fit", lambda config, *a, **k: (
+        trained.append(config.name), real_fit(config, *a, **k))[1])
+    second_dir = run_sweep(path, reuse=[first_dir])
+    assert trained == ["variant=0-bce-lr__seed=0"]  # the identical point was not trained
+    copy = second_dir / "variant=0-bce__seed=0"
+    assert (copy / "metrics.jsonl").read_text() == (source / "metrics.jsonl").read_text()
+    assert json.loads((copy / "provenance.json").read_text())["copied_from"] == \
+        str(source.resolve())
+    from bmxlib.runs import read_config
+    assert read_config(copy)["name"] == "variant=0-bce__seed=0"
+    assert read_config(copy)["out_dir"] == str(second_dir)
+    assert "0-bce" in (second_dir / "results.md").read_text()
+    assert not list(second_dir.glob(".*copying"))
+
+
+def test_reuse_of_a_directory_that_is_no_sweep_exits_2(tmp_path, capsys):
+    path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0]\n")
+    code = main(["sweep", "--config", path, "--reuse", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--reuse" in err and "nowhere" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "s").exists()  # refused before the sweep was written
