@@ -192,15 +192,16 @@ def reuse_finished_points(sweep_dir: Path, points: list[Point],
     """Copy into ``sweep_dir`` each finished run of ``candidates`` (``reusable_runs``) that
     computed exactly what a missing point would (no difference outside the bookkeeping
     keys, as ``check_existing_points`` reads it), e.g. the ablation's BCE, Mixup and
-    BalanceMix rows from the paper grid. A point already present is left alone, and a
-    candidate whose metrics do not hold each epoch once is not used.
+    BalanceMix rows from the paper grid. A point whose directory exists is left to the
+    sweep (even one holding only a killed writer's lock), and a candidate whose metrics
+    do not hold each epoch once is not used.
 
     Returns (point name, source run directory) per copy.
     """
     copies = []
     for point in points:
         target = sweep_dir / point.name
-        if runs.has_content(target):
+        if target.exists():
             continue
         for run_dir, config in candidates:
             if not result_differences(config, point.config) and not \
@@ -349,8 +350,8 @@ def run_sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])
-    for name_, source in reuse_finished_points(sweep_dir, points, reusable):
-        print(f"[sweep {sweep_dir.name}] {name_}: copied from {source} (same config)",
+    for point_name, source in reuse_finished_points(sweep_dir, points, reusable):
+        print(f"[sweep {sweep_dir.name}] {point_name}: copied from {source} (same config)",
               file=sys.stderr, flush=True)
     todo = [p for p in points if not runs.is_finished(sweep_dir / p.name)]
     bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",

@@ -43,7 +43,7 @@ case "${STUDIES:-digits-lt}" in
     *) echo "STUDIES must be digits-lt or glyphs-coco, not '$STUDIES'" >&2; exit 2 ;;
 esac
 
-earlier=()  # the sweep directories run before: their identical points are copied, not re-run
+earlier=()  # the sweeps finished before: their identical points are copied, not re-run
 for sweep in "${SWEEPS[@]}"; do
     name=$(sed -n 's/^name: *//p' "$sweep")
     # shellcheck disable=SC2206  # BMX is split into words on purpose
@@ -53,7 +53,7 @@ for sweep in "${SWEEPS[@]}"; do
         command+=(--name "$name" amp_cpu=true)
     fi
     for dir in "${earlier[@]}"; do
-        [ -f "$dir/sweep.json" ] && command+=(--reuse "$dir")
+        command+=(--reuse "$dir")
     done
     start=$(date +%s)
     "${command[@]}"

@@ -205,3 +205,19 @@ def test_reuse_of_a_directory_that_is_no_sweep_exits_2(tmp_path, capsys):
     assert code == 2 and "--reuse" in err and "nowhere" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "s").exists()  # refused before the sweep was written
+
+
+def test_reuse_leaves_a_point_begun_here_to_the_sweep(tmp_path):
+    """A point whose directory exists (here only a killed writer's lock file) is not
+    replaced by a copy: the sweep runs it in place."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first_dir = run_sweep(_write_sweep(tmp_path / "a", "  method: [bce]\n  seed: [0]\n"))
+    path = _write_sweep(tmp_path / "b", "  method: [bce]\n  seed: [0]\n")
+    begun = tmp_path / "b" / "out" / "s" / "method=bce__seed=0"
+    begun.mkdir(parents=True)
+    from bmxlib.runs import LOCK_FILE
+    (begun / LOCK_FILE).write_text("12345\n")
+    run_sweep(path, reuse=[first_dir])
+    assert "copied_from" not in json.loads((begun / "provenance.json").read_text())
+    assert (begun / "summary.json").is_file()

@@ -48,17 +48,18 @@ def label_profile(positives, *, class_names: Sequence[str] | None = None,
                                 (shot_few, "few-shot threshold", OKABE_ITO["orange"])):
         if value:
             ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{label} ({value:,})")
+    tallest = counts.max()
     if reference is not None:
         ref = np.sort(as_array(reference, "reference", 1).astype(float))[::-1]
         if ref.size != counts.size or ref.sum() <= 0:
             raise ValueError(f"reference must hold {counts.size} non-negative counts with a "
                              f"positive sum, got {ref.size}")
         scale = counts.sum() / ref.sum()
+        tallest = max(tallest, ref.max() * scale)
         ax.plot(np.arange(ref.size), np.maximum(ref * scale, 0.5), color=OKABE_ITO["black"],
                 marker=".", ms=3, lw=1, label=f"{reference_label} (× {scale:.3g})")
     if shot_many or shot_few or reference is not None:
-        top = max(counts.max(), ref.max() * scale if reference is not None else 0, 1)
-        ax.set_ylim(top=top * 8)  # headroom on the log axis: the legend sits above the bars
+        ax.set_ylim(top=max(tallest, 1) * 8)  # log-axis headroom: the legend sits above the bars
         ax.legend(fontsize=7, loc="upper right")
     if many:
         ax.tick_params(axis="x", labelrotation=90)
@@ -93,17 +94,12 @@ def noise_profile(clean, noisy, *, class_names: Sequence[str] | None = None,
     order = np.argsort(-positives, kind="stable")
     labels = [names[k] for k in order]
     many = len(labels) > 20  # then the panels stack, each as wide as the class names need
-    if many:
-        fig, axes = new_figure(1, 2, width=max(6.0, 0.16 * len(labels) + 2), height=4.4,
-                               title=title)
-        panels = (axes[0, 0], axes[1, 0])
-    else:
-        fig, axes = new_figure(2, 1, width=max(4.5, 0.25 * len(labels) + 2), height=3.6,
-                               title=title)
-        panels = (axes[0, 0], axes[0, 1])
+    shape, per_class, least, height = ((1, 2), 0.16, 6.0, 4.4) if many else ((2, 1), 0.25, 4.5, 3.6)
+    fig, axes = new_figure(*shape, width=max(least, per_class * len(labels) + 2), height=height,
+                           title=title)
     for ax, share, what, color in (
-            (panels[0], dropped, "true positives given as 0", OKABE_ITO["vermillion"]),
-            (panels[1], added, "true negatives given as 1", OKABE_ITO["blue"])):
+            (axes.flat[0], dropped, "true positives given as 0", OKABE_ITO["vermillion"]),
+            (axes.flat[1], added, "true negatives given as 1", OKABE_ITO["blue"])):
         sns.barplot(x=labels, y=100 * share[order], color=color, saturation=1, ax=ax)
         ax.set_ylim(0, max(1.0, 110 * share.max()))  # a share, never below 0 (also when clean)
         if not share.any():
