@@ -45,17 +45,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
-    return getattr(model, "module", model)
-
-
 def save_checkpoint(s: Setup, run_dir: Path, epoch: int) -> None:
     state = {
         "epoch": epoch,
         "config": s.config.to_dict(),
-        "model": unwrap(s.model).state_dict(),
-        "extra_modules": {k: unwrap(m).state_dict()
+        "model": dist.unwrap(s.model).state_dict(),
+        "extra_modules": {k: dist.unwrap(m).state_dict()
                           for k, m in s.method.extra_modules().items()},
         "optimizer": s.optimizer.state_dict(),
         "scheduler": s.scheduler.state_dict(),
@@ -106,9 +101,9 @@ def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> int
 def restore_checkpoint(s: Setup, state: dict[str, Any], run_dir: Path) -> int:
     """Load a checked checkpoint ``state`` into ``s``; returns the finished epoch."""
     try:
-        unwrap(s.model).load_state_dict(state["model"])
+        dist.unwrap(s.model).load_state_dict(state["model"])
         for key, module in s.method.extra_modules().items():
-            unwrap(module).load_state_dict(state["extra_modules"][key])
+            dist.unwrap(module).load_state_dict(state["extra_modules"][key])
         s.optimizer.load_state_dict(state["optimizer"])
         s.scheduler.load_state_dict(state["scheduler"])
         s.method.load_state_dict(state["method"])

@@ -20,6 +20,11 @@ def is_initialized() -> bool:
     return td.is_available() and td.is_initialized()
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return getattr(model, "module", model)
+
+
 def init() -> None:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
     if is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:

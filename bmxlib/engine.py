@@ -25,11 +25,12 @@ import torch
 from . import distributed as dist
 from . import runs
 from .checkpoints import load_checkpoint, save_checkpoint
+from .compute import check_finite
 from .config import Config
 from .experiment import Setup, build, load_splits
 from .metrics import confidence_vs_ap, noisy_label_fit
 from .models import BACKBONE_SOURCES
-from .passes import check_finite, evaluate, full_data_pass, relabel_views
+from .passes import evaluate, full_data_pass, relabel_views
 from .pretrain import pretrained_digits_backbone
 from .recorder import EpochRecord, Recorder, open_run, write_run_header
 from .reference import reference_confidence

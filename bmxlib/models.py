@@ -12,6 +12,8 @@ seconds and is cached (``bmxlib.pretrain``).
 from __future__ import annotations
 
 import copy
+import itertools
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -178,6 +180,27 @@ def inference_copy(model: nn.Module) -> nn.Module:
         return fuse(traced, inplace=True, no_trace=True)
 
     return fold(copy.deepcopy(model).eval())
+
+
+_FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weights_version(model: torch.nn.Module) -> tuple[int, ...]:
+    """Changes whenever a parameter or buffer of ``model`` is written (the optimiser's
+    in-place step, a batch norm's running statistics, ``load_state_dict``)."""
+    return tuple(t._version for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def folded_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """``inference_copy(model)``, folded once per state of the weights: the passes
+    at the end of an epoch (full-data pass, re-label views, evaluation) share one copy
+    instead of tracing and folding the model for each (~16 ms each on the small CNN)."""
+    version = _weights_version(model)
+    cached = _FOLDED.get(model)
+    if cached is None or cached[0] != version:
+        cached = (version, inference_copy(model))
+        _FOLDED[model] = cached
+    return cached[1]
 
 
 def build_model(

@@ -20,10 +20,11 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from . import distributed as dist
+from .compute import TrainingDiverged, autocast, show_bars, to_device
 from .data.batches import batch_loader
+from .data.presets import transform_parts
 from .experiment import Setup
 from .methods import Batch, Method
-from .passes import TrainingDiverged, autocast, show_bars, to_device, transform_parts
 from .sampling import MinoritySampler
 
 # A step whose loss per label exceeds this is diverging (BCE of a logit 100 on the wrong
@@ -148,7 +149,7 @@ def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     batches = zip(first, second) if second is not None else ((b, None) for b in first)
     bar = tqdm(
         batches, total=len(first), desc=f"epoch {epoch}/{c.epochs}", leave=False,
-        disable=not show_bars(c), dynamic_ncols=True,
+        disable=not show_bars(c.progress), dynamic_ncols=True,
     )
     total_loss, images, skipped, start = 0.0, 0, 0, time.perf_counter()
     for step, loaded in enumerate(bar):

@@ -64,9 +64,6 @@ def test_a_run_through_in_memory_batches_is_the_dataloader_run(tiny_config, monk
     common = (f"method={method}", "noise=mislabel", "noise_rate=0.4", "tensorboard=false")
     fast = fit(tiny_config(*common, "name=fast"))
     monkeypatch.setattr(batches_module, "images_in_memory", lambda *a, **k: None)
-    import bmxlib.passes as passes
-
-    monkeypatch.setattr(passes, "images_in_memory", lambda *a, **k: None)
     slow = fit(tiny_config(*common, "name=slow"))
     rows = [[json.loads(line) for line in open(d / "metrics.jsonl")] for d in (fast, slow)]
     assert len(rows[0]) == len(rows[1]) == 2
@@ -81,8 +78,7 @@ def test_a_run_through_in_memory_batches_is_the_dataloader_run(tiny_config, monk
 
 
 def test_folded_copy_is_shared_until_the_weights_change():
-    from bmxlib.models import SmallCNN
-    from bmxlib.passes import folded_copy
+    from bmxlib.models import SmallCNN, folded_copy
 
     torch.manual_seed(0)
     model = SmallCNN(10, width=8)

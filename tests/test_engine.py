@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import bmxlib.engine as engine
+from bmxlib.compute import TrainingDiverged
 from bmxlib.engine import fit
 from bmxlib.experiment import build
 from bmxlib.methods import REGISTRY
-from bmxlib.passes import TrainingDiverged, predict_views
+from bmxlib.passes import predict_views
 from bmxlib.runs import load_run
 from bmxlib.steps import train_one_epoch
 
@@ -244,7 +245,7 @@ def test_instance_noise_trains_a_reference_and_saves_it_with_the_run(tiny_config
 
 
 def test_autocast_on_the_cpu_only_when_asked():
-    from bmxlib.passes import autocast
+    from bmxlib.compute import autocast
 
     cpu = torch.device("cpu")
     with autocast(cpu, True):

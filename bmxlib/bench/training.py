@@ -149,8 +149,8 @@ class InMemoryContext:
 
     @torch.no_grad()
     def _logits(self, images: torch.Tensor, transform) -> torch.Tensor:
+        from ..compute import autocast, to_device
         from ..models import inference_copy
-        from ..passes import autocast, to_device
 
         model, device = inference_copy(self.model), images.device
         outputs = []
@@ -186,8 +186,8 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     ``images`` are uint8 on the device; each batch gets the training preset's per-batch part
     (per-image RandAugment, float, normalise) on the device, as in ``steps.train_one_epoch``.
     """
+    from ..compute import to_device
     from ..methods import Batch
-    from ..passes import to_device
     from ..steps import train_step
 
     train_tf, eval_tf = presets

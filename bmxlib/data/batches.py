@@ -19,9 +19,9 @@ import math
 from collections.abc import Iterable, Iterator
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from .base import IndexedDataset, MultiLabelDataset
+from .base import IndexedDataset, MultiLabelDataset, load_or_blank
 
 
 def images_in_memory(dataset: MultiLabelDataset, transform=None) -> torch.Tensor | None:
@@ -89,4 +89,49 @@ def batch_loader(dataset: MultiLabelDataset, sampler: Iterable[int], *, batch_si
                       persistent_workers=False)
 
 
-__all__ = ["InMemoryBatches", "batch_loader", "images_in_memory"]
+class _Views(Dataset):
+    """Item i: ``n_views`` copies of image ``rows[i]`` after the per-image transform."""
+
+    def __init__(self, dataset: MultiLabelDataset, rows: list[int], transform, n_views: int):
+        self.dataset, self.rows, self.transform, self.n_views = dataset, rows, transform, n_views
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        image, _ = load_or_blank(self.dataset, self.rows[i])  # a bad file: black
+        if self.transform is not None:
+            image = self.transform(image)
+        return torch.stack([image] * self.n_views)
+
+
+class _ViewBatches:
+    """``n_views`` copies of every image of in-memory batches, (B, n_views, C, H, W)."""
+
+    def __init__(self, batches: InMemoryBatches, n_views: int) -> None:
+        self.batches, self.n_views = batches, n_views
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return (images.unsqueeze(1).expand(-1, self.n_views, -1, -1, -1)
+                for images, _, _ in iter(self.batches))
+
+
+def view_loader(dataset: MultiLabelDataset, rows: list[int], *, n_views: int, batch_size: int,
+                per_image=None, num_workers: int = 0,
+                pin_memory: bool = False) -> Iterable[torch.Tensor]:
+    """Batches of uint8 (B, n_views, C, H, W): ``n_views`` copies of each image of
+    ``dataset`` at ``rows``, in that order, each image loaded and put through ``per_image``
+    once for all its copies (the no-grad passes augment the copies on the device). From
+    memory when :func:`batch_loader` would gather from memory, else a ``DataLoader``
+    (an unreadable image comes as a black one)."""
+    images = images_in_memory(dataset, per_image) if num_workers == 0 else None
+    if images is not None:  # the same batches as the DataLoader below, gathered at once
+        return _ViewBatches(InMemoryBatches(images, rows, batch_size=batch_size), n_views)
+    return DataLoader(_Views(dataset, rows, per_image, n_views), batch_size=batch_size,
+                      shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
+
+
+__all__ = ["InMemoryBatches", "batch_loader", "images_in_memory", "view_loader"]

@@ -25,6 +25,7 @@ part of the batch step, in one of two implementations:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchvision.transforms import v2
@@ -256,6 +257,19 @@ class EvalPreset(_Preset):
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(mean), list(std)),
         ])
+
+
+def transform_parts(transform) -> tuple[Any, Any]:
+    """(per-image part, per-batch part) of a dataset transform.
+
+    The presets of this module split into the resize (run per image in the
+    data loader, so images can be stacked) and the rest (run by the engine on the stacked
+    uint8 batch, on the device, with per-image random ops). Any other callable runs per
+    image in the loader.
+    """
+    if hasattr(transform, "per_image") and hasattr(transform, "per_batch"):
+        return transform.per_image, transform.per_batch
+    return transform, None
 
 
 def dataset_presets(dataset, *, image_size: int | None = None, randaugment: bool = True,

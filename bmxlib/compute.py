@@ -1,0 +1,52 @@
+"""Where and how a batch computes, for every training step and no-grad pass: the move to
+the device with the per-batch transform, bf16 autocast, whether progress bars show, and the
+divergence checks (:class:`TrainingDiverged`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import torch
+
+from . import distributed as dist
+
+
+class TrainingDiverged(ValueError):
+    """A training step produced a non-finite or exploding loss, or a pass non-finite
+    outputs (the message names the epoch, and the step)."""
+
+
+def show_bars(progress: bool) -> bool:
+    """Progress bars when ``progress`` (config ``progress``) and only for an interactive
+    terminal: in a log file, a cluster job or a ``--jobs`` worker they would be one long line
+    of carriage returns. The per-epoch summary lines are printed either way."""
+    return bool(progress) and dist.is_main() and sys.stderr.isatty()
+
+
+def autocast(device: torch.device, enabled: bool, *, cpu: bool = False):
+    """bf16 autocast when ``enabled``: on CUDA, and on the CPU only when ``cpu`` too (config
+    ``amp_cpu``); a no-op context elsewhere."""
+    if enabled and (device.type == "cuda" or (cpu and device.type == "cpu")):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(x: torch.Tensor, device, channels_last: bool, batch_transform=None) -> torch.Tensor:
+    """Move a batch to ``device``, apply the per-batch transform there, set channels_last."""
+    x = x.to(device, non_blocking=True)
+    if batch_transform is not None:
+        x = batch_transform(x)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch.Tensor:
+    """Raise :class:`TrainingDiverged` when a no-grad pass produced inf / NaN outputs."""
+    if not bool(torch.isfinite(logits).all()):
+        when = f" after epoch {epoch}" if epoch is not None else ""
+        raise TrainingDiverged(f"training diverged: the model's {what} outputs are not "
+                               f"finite{when}; the last good checkpoint is kept")
+    return logits
