@@ -207,6 +207,23 @@ def selection_by_hardness(run: runs.Run, *, bins: int = 5,
     return selection_by_bins(selected, correct, hardness, bins=bins)
 
 
+def minority_oversampling(run: runs.Run, *, epoch: int | None = None) -> dict[str, float]:
+    """``stats.group_oversampling`` of a BalanceMix run's minority sampler at ``epoch``
+    (default: the last epoch whose diagnostics hold the draw shares): per shot group, its
+    positive labels per minority draw over those per random draw."""
+    from .methods.balancemix import DRAW_SHARE, NATURAL_SHARE
+    from .stats import group_oversampling
+
+    epochs = [e for e in run.diagnostic_epochs if DRAW_SHARE in run.diagnostics_keys(e)]
+    if not epochs or run.shot_groups is None:
+        raise ValueError(f"run {run.name} has no minority-sampler draw shares or shot groups")
+    if epoch is not None and epoch not in epochs:
+        raise ValueError(f"epoch {epoch} of run {run.name} has no draw shares; available: "
+                         f"{epochs}")
+    data = run.diagnostics(epochs[-1] if epoch is None else epoch)
+    return group_oversampling(data[DRAW_SHARE], data[NATURAL_SHARE], run.shot_groups)
+
+
 # ======================================================================================
 # formatting
 # ======================================================================================

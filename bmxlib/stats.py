@@ -75,6 +75,41 @@ def shot_groups(positives, *, many: int = 10_000, few: int = 1_000) -> np.ndarra
     return groups
 
 
+def group_oversampling(draw_share, natural_share, groups) -> dict[str, float]:
+    """How much more often the minority sampler (docs/method.md §1.2) draws each shot
+    group's positive labels than the random sampler does.
+
+    Parameters
+    ----------
+    draw_share : array-like of float, shape (K,)
+        Expected positive labels of class k per minority draw, Σ_n p(n)·Ỹ[n, k].
+    natural_share : array-like of float, shape (K,)
+        The same per uniform draw, mean_n Ỹ[n, k].
+    groups : array-like of str, shape (K,)
+        Shot group per class (:func:`shot_groups`).
+
+    Returns
+    -------
+    dict
+        Group name → Σ_{k∈g} draw_share[k] / Σ_{k∈g} natural_share[k], for the groups of
+        ``GROUP_NAMES`` present; 1.0 means drawn as often as at random, NaN where the
+        group's classes have no observed positive.
+    """
+    draw = np.asarray(draw_share, dtype=np.float64)
+    natural = np.asarray(natural_share, dtype=np.float64)
+    group_of = np.asarray(groups)
+    if not (draw.ndim == natural.ndim == group_of.ndim == 1
+            and len(draw) == len(natural) == len(group_of)):
+        raise ValueError("draw_share, natural_share and groups must be 1-D of one length K")
+    factors = {}
+    for name in GROUP_NAMES:
+        members = group_of == name
+        if members.any():
+            base = natural[members].sum()
+            factors[name] = float(draw[members].sum() / base) if base > 0 else float("nan")
+    return factors
+
+
 def dataset_facts(labels, *, class_names, n_test: int, groups: np.ndarray,
                   shot_thresholds: dict[str, int], corrupted: np.ndarray) -> dict:
     """A run's dataset.json: class names, split sizes, imbalance, shot groups, observed noise.

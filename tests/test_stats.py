@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bmxlib.stats import dataset_facts, format_stats, imbalance, shot_groups
+from bmxlib.stats import dataset_facts, format_stats, group_oversampling, imbalance, shot_groups
 
 # 5 instances, 3 classes. Positives per class: [4, 1, 1], total 6 of 15 entries.
 HAND_LABELS = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0]])
@@ -108,3 +108,41 @@ def test_dataset_facts_by_hand():
     assert facts["shot_groups"] is groups
     assert facts["shot_thresholds"] == {"many": 3, "few": 2}
     assert facts["noise_rate_observed"] == pytest.approx(2 / 15)
+
+
+# --------------------------------------------------------------------------------------
+# group_oversampling: the minority sampler's draws per shot group
+# --------------------------------------------------------------------------------------
+def test_group_oversampling_by_hand():
+    # many: (0.4 + 0.2) / (0.5 + 0.3); few: 0.2 / 0.05; medium: 0.2 / 0.15
+    factors = group_oversampling([0.4, 0.2, 0.2, 0.2], [0.5, 0.3, 0.05, 0.15],
+                                 ["many", "many", "few", "medium"])
+    assert factors == pytest.approx({"many": 0.75, "few": 4.0, "medium": 0.2 / 0.15})
+
+
+def test_group_oversampling_of_the_samplers_own_shares():
+    # draw_share = Yᵀp and natural_share = mean of Y, as BalanceMix writes them: a uniform
+    # p gives 1 in every group; all mass on the one instance holding the rare class gives
+    # 1/mean for it
+    labels = np.array([[1, 0, 0], [1, 1, 0], [1, 1, 0], [0, 1, 1]], dtype=float)
+    groups = np.array(["many", "medium", "few"])
+    natural = labels.mean(axis=0)
+    uniform = group_oversampling(labels.T @ np.full(4, 0.25), natural, groups)
+    assert uniform == pytest.approx({"many": 1.0, "medium": 1.0, "few": 1.0})
+    rare = group_oversampling(labels.T @ np.array([0.0, 0.0, 0.0, 1.0]), natural, groups)
+    assert rare == pytest.approx({"many": 0.0, "medium": 1 / 0.75, "few": 4.0})
+
+
+def test_group_oversampling_skips_empty_groups_and_marks_unobserved_ones():
+    factors = group_oversampling([0.1, 0.0], [0.2, 0.0], ["many", "few"])
+    assert factors["many"] == pytest.approx(0.5) and "medium" not in factors
+    assert math.isnan(factors["few"])
+
+
+@pytest.mark.parametrize("draw, natural, groups", [
+    ([0.1, 0.2], [0.1], ["many", "few"]),
+    ([[0.1, 0.2]], [[0.1, 0.2]], [["many", "few"]]),
+], ids=["lengths differ", "not 1-D"])
+def test_group_oversampling_rejects_mismatched_shapes(draw, natural, groups):
+    with pytest.raises(ValueError, match="1-D of one length K"):
+        group_oversampling(draw, natural, groups)
