@@ -41,9 +41,6 @@ GROUP_CONFIDENCE = "group_confidence"
 GROUP_AP = "group_ap"
 
 
-RunExistsError = runs.RunExistsError  # the run directory exists; see runs.check_writable
-
-
 class EngineContext:
     """The engine's :class:`bmxlib.methods.EpochContext`: passes through data loaders."""
 

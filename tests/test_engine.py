@@ -88,7 +88,7 @@ def test_every_method_trains(tiny_config, method):
 
 
 def test_existing_run_is_not_overwritten(tiny_config):
-    from bmxlib.engine import RunExistsError
+    from bmxlib.runs import RunExistsError
 
     fit(tiny_config("name=once", "epochs=1"))
     with pytest.raises(RunExistsError, match="once"):
