@@ -161,8 +161,8 @@ def _checksum(module) -> np.ndarray:
 
 def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
     """ROS, co-teaching and T-estimator under DDP: what every rank must agree on."""
-    from bmxlib.distributed import unwrap
     from bmxlib.config import load_config
+    from bmxlib.distributed import unwrap
     from bmxlib.engine import EngineContext
     from bmxlib.experiment import build
     from bmxlib.steps import epoch_loaders, seed_epoch, train_one_epoch
