@@ -147,7 +147,7 @@ def test_minority_oversampling_reads_the_last_draw_shares(balancemix_run):
         results.minority_oversampling(run, epoch=99)
 
 
-def test_minority_oversampling_needs_a_minority_sampler(tmp_path, tiny_config):
+def test_minority_oversampling_needs_a_minority_sampler(tiny_config):
     from bmxlib.engine import fit
 
     run = load_run(fit(tiny_config("name=bce", "method=bce", "epochs=1")))
