@@ -76,6 +76,15 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive(args: argparse.Namespace) -> int:
+    from .sweep import archive_sweep
+
+    added, total = archive_sweep(args.sweep_dir, args.archive_dir)
+    print(f"{added} runs archived now, {total} finished runs in {args.archive_dir} "
+          f"(bmx sweep --reuse {args.archive_dir} copies them)")
+    return 0
+
+
 def _config_list(args: argparse.Namespace) -> int:
     from .config import describe_keys
 
@@ -186,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--time", type=int, default=24 * 60, help="minutes per point (slurm)")
     sweep.add_argument("--mem", type=int, default=64, help="GB of memory per point (slurm)")
     sweep.set_defaults(func=_sweep)
+
+    archive = sub.add_parser(
+        "archive", help="copy a sweep's finished runs, without checkpoints, to commit them",
+        description="Copy the finished runs of SWEEP_DIR into ARCHIVE_DIR without checkpoints "
+                    "and TensorBoard logs (a directory small enough to commit); "
+                    "`bmx sweep --reuse ARCHIVE_DIR` on another machine copies them instead "
+                    "of re-running them.")
+    archive.add_argument("sweep_dir", help="a sweep directory (bmx sweep's output)")
+    archive.add_argument("archive_dir", help="where the archive goes (created if missing)")
+    archive.set_defaults(func=_archive)
 
     report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")
     report.add_argument("dir", help="run directory or sweep directory")

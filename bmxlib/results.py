@@ -191,14 +191,15 @@ def selection_by_hardness(run: runs.Run, *, bins: int = 5,
     ``epoch``: the full-diagnostics epoch whose label states are read (default: the last).
     """
     from .labels import LabelState
+    from .methods.balancemix import STATE
     from .metrics import selection_by_bins
 
     if run.reference_confidence is None or run.clean_labels is None:
         raise ValueError(f"run {run.name} has no reference confidences (not instance noise)")
-    full = [e for e in run.diagnostic_epochs if "state" in run.diagnostics_keys(e)]
+    full = [e for e in run.diagnostic_epochs if STATE in run.diagnostics_keys(e)]
     if not full:
         raise ValueError(f"run {run.name} has no label states (no full-diagnostics epoch)")
-    state = run.diagnostics(epoch if epoch is not None else full[-1])["state"]
+    state = run.diagnostics(epoch if epoch is not None else full[-1])[STATE]
     truth = run.clean_labels.astype(bool)
     confidence = run.reference_confidence.astype(np.float64)
     hardness = np.where(truth, 1.0 - confidence, confidence)

@@ -14,12 +14,18 @@
 #   STUDIES=glyphs-coco scripts/studies.sh ...  # glyphs-coco's studies (its regime names
 #                                             # its own precision: AMP_CPU does not apply)
 #
+# Run folders do not outlive the machine: after each sweep its finished runs are archived
+# into studies/<name> (`bmx archive`: no checkpoints, diagnostics thinned; commit it), and a
+# sweep copies the finished runs of its archive (--reuse) instead of re-running them. Before
+# a machine goes mid-sweep: `bmx archive RUNS_DIR/<name> studies/<name>` and commit.
+#
 # RUNS_DIR should live outside the work tree, so a fresh clone can resume it. AMP_CPU=1 pays
 # only on a CPU with AMX / AVX-512 BF16 (docs/benchmarks.md, "bf16 autocast on the CPU");
 # its sweeps are compared with the float32 ones by results.compare_sweeps.
 set -u
 cd "$(dirname "$0")/.."
 RUNS_DIR=${1:-$HOME/bmx-runs}
+ARCHIVE=${ARCHIVE:-studies}  # committed archives of finished runs, one folder per sweep
 JOBS=${2:-2}
 BMX=${BMX:-.venv/bin/bmx}  # may be a command with arguments: "python -m bmxlib.cli"
 mkdir -p "$RUNS_DIR"
@@ -52,6 +58,7 @@ for sweep in "${SWEEPS[@]}"; do
         name="${name}_amp_cpu"
         command+=(--name "$name" amp_cpu=true)
     fi
+    [ -d "$ARCHIVE/$name" ] && command+=(--reuse "$ARCHIVE/$name")
     for dir in "${earlier[@]}"; do
         command+=(--reuse "$dir")
     done
@@ -61,6 +68,7 @@ for sweep in "${SWEEPS[@]}"; do
     printf '%s\t%s\texit %s\t%s s\t%s\n' "$(date -u +%FT%TZ)" "${command[*]}" "$status" \
         "$(( $(date +%s) - start ))" "$(git rev-parse --short HEAD 2>/dev/null)" \
         >> "$RUNS_DIR/studies.log"
+    $BMX archive "$RUNS_DIR/$name" "$ARCHIVE/$name"
     [ "$status" -eq 0 ] || exit "$status"
     earlier+=("$RUNS_DIR/$name")
 done

@@ -221,3 +221,76 @@ def test_reuse_leaves_a_point_begun_here_to_the_sweep(tmp_path):
     run_sweep(path, reuse=[first_dir])
     assert "copied_from" not in json.loads((begun / "provenance.json").read_text())
     assert (begun / "summary.json").is_file()
+
+
+def test_archive_keeps_results_without_checkpoints_and_reuse_restores_them(tmp_path,
+                                                                         monkeypatch):
+    """A sweep archived on one machine (no checkpoints, no TensorBoard logs) stands for its
+    finished points on another: the same sweep file in a fresh out_dir trains nothing and
+    tabulates the same numbers; archiving again adds nothing."""
+    from bmxlib import runs
+    from bmxlib.sweep import archive_sweep
+
+    path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0, 1]\n")
+    sweep_dir = run_sweep(path)
+    run_dir = sweep_dir / "method=bce__seed=0"
+    assert runs.checkpoint_path(run_dir).is_file()
+    archive = tmp_path / "archive" / "s"
+    assert archive_sweep(sweep_dir, archive) == (2, 2)
+    archived = archive / run_dir.name
+    assert not runs.checkpoint_path(archived).exists()
+    assert not runs.tensorboard_dir(archived).exists()
+    assert (archived / "metrics.jsonl").read_text() == (run_dir / "metrics.jsonl").read_text()
+    assert runs.is_sweep_dir(archive) and (archive / "results.md").is_file()
+    assert not list(archive.glob(".*copying"))
+    assert archive_sweep(sweep_dir, archive) == (0, 2)
+
+    import bmxlib.engine as engine
+
+    trained = []
+    monkeypatch.setattr(engine, "fit", lambda config, *a, **k: trained.append(config.name))
+    elsewhere = run_sweep(path, overrides=[f"out_dir={tmp_path / 'other-machine'}"],
+                          reuse=[archive])
+    assert trained == []
+    assert (elsewhere / "results.md").read_text() == (sweep_dir / "results.md").read_text()
+
+
+def test_archive_refuses_a_directory_of_another_sweep_with_one_line(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run_sweep(_write_sweep(tmp_path / "a", "  method: [bce]\n  seed: [0]\n"))
+    other = tmp_path / "b" / "other.yaml"
+    other.write_text(Path(_write_sweep(tmp_path / "b", "  seed: [0]\n")).read_text())
+    second = run_sweep(str(other), overrides=["epochs=1"])
+    assert main(["archive", str(first), str(tmp_path / "arch")]) == 0
+    capsys.readouterr()
+    code = main(["archive", str(second), str(tmp_path / "arch")])
+    err = capsys.readouterr().err
+    assert code == 2 and "arch" in err and len(err.strip().splitlines()) == 1
+
+
+def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_readings(tmp_path):
+    """BalanceMix writes small arrays every epoch and per-label arrays every
+    diagnostics_every: the archive keeps epochs 2, 4 (full) and 5 (last), the per-label
+    arrays at the last only, and what the results read at the last epoch is unchanged."""
+    import numpy as np
+
+    from bmxlib import results, runs
+    from bmxlib.methods.balancemix import CONFIDENCES, DRAW_SHARE, STATE
+    from bmxlib.sweep import archive_sweep
+
+    grid = "  method: [balancemix]\n  seed: [0]\n"
+    path = _write_sweep(tmp_path, grid)
+    sweep_dir = run_sweep(path, overrides=["epochs=5", "diagnostics_every=2", "noise=mislabel",
+                                           "noise_rate=0.4"])
+    archive_sweep(sweep_dir, tmp_path / "archive")
+    original = runs.load_run(sweep_dir / "method=balancemix__seed=0")
+    archived = runs.load_run(tmp_path / "archive" / "method=balancemix__seed=0")
+    assert original.diagnostic_epochs == [1, 2, 3, 4, 5]  # (no initial pass: no epoch 0)
+    assert archived.diagnostic_epochs == [2, 4, 5]
+    assert STATE in original.diagnostics_keys(4) and STATE not in archived.diagnostics_keys(4)
+    assert DRAW_SHARE in archived.diagnostics_keys(4)
+    for key in (STATE, CONFIDENCES, DRAW_SHARE):
+        np.testing.assert_array_equal(archived.diagnostics(5)[key], original.diagnostics(5)[key])
+    assert results.minority_oversampling(archived) == results.minority_oversampling(original)
+    assert archived.metrics == original.metrics
