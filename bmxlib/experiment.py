@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import distributed as dist
+from .compute import warn_if_emulated_bf16
 from .config import Config
 from .data import MultiLabelDataset, dataset_presets, load_dataset
 from .methods import Method, TrainingData, build_method
@@ -112,6 +113,7 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
+    warn_if_emulated_bf16(device, config.amp_cpu)
     config = dataclasses.replace(config, num_workers=resolve_workers(config, device))
     train_raw, test_raw = load_splits(config)
     augmentation = {"image_size": config.image_size, "num_ops": config.randaugment_ops,

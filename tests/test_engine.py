@@ -267,3 +267,33 @@ def test_amp_cpu_runs_the_training_step_in_bf16(tiny_config, amp_cpu):
     record = train_one_epoch(s, 1)
     assert np.isfinite(record["train_loss"])
     assert set(seen) == {torch.bfloat16 if amp_cpu else torch.float32}
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("fpu avx avx2 fma", False),
+    ("fpu avx2 avx512f avx512_bf16", True),
+    ("fpu avx2 amx_bf16 amx_tile", True),
+], ids=["avx2-only", "avx512-bf16", "amx"])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, expected):
+    from bmxlib.compute import cpu_has_native_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n\n"
+                       f"processor\t: 1\nflags\t\t: {flags}\n")
+    assert cpu_has_native_bf16(str(cpuinfo)) is expected
+    assert cpu_has_native_bf16(str(tmp_path / "absent")) is None
+    (tmp_path / "noflags").write_text("processor\t: 0\n")
+    assert cpu_has_native_bf16(str(tmp_path / "noflags")) is None
+
+
+@pytest.mark.parametrize("native", [False, True, None], ids=["emulated", "native", "unknown"])
+def test_amp_cpu_warns_once_only_where_bf16_is_emulated(tiny_config, monkeypatch, capsys,
+                                                       native):
+    import bmxlib.compute as compute
+
+    monkeypatch.setattr(compute, "cpu_has_native_bf16", lambda: native)
+    build(tiny_config("amp_cpu=true"))
+    err = capsys.readouterr().err
+    assert err.count("amp_cpu=true on a CPU without AMX") == (1 if native is False else 0)
+    build(tiny_config("amp_cpu=false"))
+    assert "amp_cpu" not in capsys.readouterr().err
