@@ -33,8 +33,9 @@ def test_each_shipped_config_validates(path, tmp_path):
         assert config.name
 
 
-GLYPHS_STUDIES = ["glyphs_coco_paper.yaml", "glyphs_coco_paper_extras.yaml",
-                  "glyphs_coco_ablation.yaml", "glyphs_coco_missing_readings.yaml"]
+GLYPHS_STUDIES = ["glyphs_coco_regime_check.yaml", "glyphs_coco_paper.yaml",
+                  "glyphs_coco_paper_extras.yaml", "glyphs_coco_ablation.yaml",
+                  "glyphs_coco_missing_readings.yaml"]
 
 
 @pytest.mark.parametrize("name", GLYPHS_STUDIES)
@@ -51,12 +52,22 @@ def test_glyphs_coco_studies_run_in_its_calibrated_regime(name):
     assert {p.config.seed for p in points} == {0, 1, 2}
 
 
-def test_glyphs_coco_paper_grid_is_the_paper_structure_with_bce_first():
-    """Eight methods x six settings x 3 seeds; BCE's runs come first, so its 3-seed regime
-    check (`bmx data regime`) is readable after the first 18 runs."""
+def test_glyphs_coco_paper_grid_is_the_paper_structure_seed_major_after_bce_check():
+    """Eight methods x six settings x 3 seeds, seed 0 of every cell first (a one-seed
+    table early in a study that spans sessions); BCE's 18 points are the regime check's
+    (run first), identical but for bookkeeping, so `bmx sweep --reuse` copies them."""
+    from bmxlib.config import result_differences
+
     _, points = plan_sweep(ROOT / "configs" / "glyphs_coco_paper.yaml")
     assert len(points) == 8 * 6 * 3
-    assert {p.config.method for p in points[:18]} == {"bce"}
+    assert {p.config.seed for p in points[:48]} == {0}
+    assert {p.config.method for p in points[:48]} == {"bce", "mixup", "balancemix", "coteaching",
+                                                      "asl", "t_estimator", "ll_r", "ll_ct"}
     settings = {(p.config.noise, p.config.noise_rate) for p in points}
     assert settings == {("none", 0), ("mislabel", 0.2), ("mislabel", 0.4), ("flip", 0.2),
                         ("flip", 0.4), ("missing", 0)}
+    _, check = plan_sweep(ROOT / "configs" / "glyphs_coco_regime_check.yaml")
+    assert len(check) == 18 and {p.config.method for p in check} == {"bce"}
+    bce = [p for p in points if p.config.method == "bce"]
+    for point in bce:
+        assert any(not result_differences(c.config, point.config) for c in check), point.name
