@@ -85,6 +85,15 @@ def _archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tables(args: argparse.Namespace) -> int:
+    from .paper_tables import grid_markdown, measure_markdown
+
+    print(grid_markdown(args.sweep_dir))
+    for measure in args.measure:
+        print(measure_markdown(args.sweep_dir, measure))
+    return 0
+
+
 def _config_list(args: argparse.Namespace) -> int:
     from .config import describe_keys
 
@@ -205,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("sweep_dir", help="a sweep directory (bmx sweep's output)")
     archive.add_argument("archive_dir", help="where the archive goes (created if missing)")
     archive.set_defaults(func=_archive)
+
+    tables = sub.add_parser(
+        "tables", help="a sweep's method x setting tables beside the paper's COCO numbers",
+        description="Markdown: last-epoch mAP (mean ± std over seeds [the paper's COCO "
+                    "number]) per method (or ablation variant) and noise setting, the first "
+                    "row's drop against clean paired by seed, and the ranks; then one table "
+                    "per --measure.")
+    tables.add_argument("sweep_dir", help="a sweep directory with method (or variant), "
+                                          "noise and seed axes")
+    tables.add_argument("--measure", action="append", default=[], metavar="NAME",
+                        help="also tabulate this summary measure, e.g. mAP_few, "
+                             "memorized_noisy, selection_precision (repeatable)")
+    tables.set_defaults(func=_tables)
 
     report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")
     report.add_argument("dir", help="run directory or sweep directory")

@@ -134,13 +134,6 @@ def long_table(directory: str | Path):
     return pd.DataFrame(rows, columns=[*keys, "seed", "run", "measure", "value"])
 
 
-#: the paper's sensitivity numbers (docs/method.md §11, COCO, last-epoch mAP all %): Table 8 for α
-#: under mislabel-40, Table 7 for ε under mislabel-40 and single positive labels
-PAPER_SENSITIVITY = {
-    "alpha": {"mislabel-40": [(1, 80.3), (2, 81.1), (4, 81.6), (8, 81.3)]},
-    "epsilon": {"mislabel-40": [(1.0, 77.8), (0.975, 81.4), (0.95, 81.5), (0.9, 81.3)],
-                "missing": [(0.55, 77.4), (0.6, 77.3), (0.7, 76.8), (0.9, 76.3)]},
-}
 #: sensitivity factors: (setting-label prefix, config key, axis label)
 SENSITIVITY_FACTORS = (("alpha", "mix_alpha", "mixing α"),
                        ("epsilon", "relabel_epsilon", "re-labeling ε"),

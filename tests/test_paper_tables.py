@@ -1,0 +1,99 @@
+"""bmxlib.paper_tables: the paper's COCO numbers and the method x setting tables beside them,
+checked on a hand-made sweep whose cells are computed by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bmxlib import paper_tables
+from bmxlib.cli import main
+
+
+def _sweep(root: Path, values: dict[tuple[str, str, int], float], *, axis: str = "method",
+           extra: dict[str, float] | None = None) -> Path:
+    """A finished sweep: one run per (row, noise, seed) with last-epoch mAP ``value``."""
+    points = []
+    for (row, noise, seed), value in values.items():
+        name = f"{axis}={row}__noise={noise}__seed={seed}"
+        (root / name).mkdir(parents=True)
+        method = row if axis == "method" else "balancemix"
+        (root / name / "config.yaml").write_text(yaml.safe_dump({"method": method}))
+        summary = {"mAP": value, "mAP_many": value, "mAP_medium": value, "mAP_few": value / 2,
+                   **(extra or {})}
+        (root / name / "summary.json").write_text(json.dumps(summary))
+        points.append({"name": name, "labels": {axis: row, "noise": noise, "seed": str(seed)}})
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": points}))
+    return root
+
+
+VALUES = {
+    ("bce", "clean", 0): 0.80, ("bce", "clean", 1): 0.70, ("bce", "clean", 2): 0.75,
+    ("bce", "mislabel-40", 0): 0.50, ("bce", "mislabel-40", 1): 0.40,
+    ("balancemix", "clean", 0): 0.90, ("balancemix", "mislabel-40", 0): 0.60,
+}
+
+
+def test_grid_cells_hold_each_seed_of_each_cell(tmp_path):
+    cells = paper_tables.grid_cells(_sweep(tmp_path / "s", VALUES))
+    assert cells[("bce", "clean")] == {0: 0.80, 1: 0.70, 2: 0.75}
+    assert cells[("balancemix", "mislabel-40")] == {0: 0.60}
+
+
+def test_grid_markdown_cells_drop_and_ranks_by_hand(tmp_path):
+    text = paper_tables.grid_markdown(_sweep(tmp_path / "s", VALUES))
+    lines = text.splitlines()
+    assert lines[0] == "| method | clean | mislabel-40 |"
+    # bce clean: mean 75.0, sample std 5.0, 3 seeds; mislabel-40: 45.0 ± 7.1 from 2 seeds
+    assert lines[2] == "| bce | 75.0 ± 5.0 [83.4] | 45.0 ± 7.1 ⁽²⁾ [63.8] |"
+    assert lines[3] == "| balancemix | 90.0 ⁽¹⁾ [85.2] | 60.0 ⁽¹⁾ [81.6] |"
+    # paired by seed: (50 - 80, 40 - 70) -> -30.0; the paper's 63.8 - 83.4 = -19.6
+    assert lines[4] == "| *bce: drop vs clean* |  | −30.0 [−19.6] |"
+    ranks = text.split("Rank per column")[1].splitlines()
+    assert "| bce | 2 | 2 |" in ranks and "| balancemix | 1 | 1 |" in ranks
+
+
+def test_an_ablation_sweep_is_read_by_variant_beside_table_5(tmp_path):
+    values = {("0-bce", "clean", 0): 0.8, ("5+ambiguous-weighting", "clean", 0): 0.9}
+    text = paper_tables.grid_markdown(_sweep(tmp_path / "s", values, axis="variant"))
+    assert "| 0-bce | 80.0 ⁽¹⁾ [83.4] |" in text
+    assert "| 5+ambiguous-weighting | 90.0 ⁽¹⁾ [85.3] |" in text
+
+
+def test_measure_markdown_means_a_share_over_seeds(tmp_path):
+    sweep = _sweep(tmp_path / "s", {("bce", "mislabel-40", 0): 0.5, ("bce", "mislabel-40", 1):
+                                    0.4}, extra={"memorized_noisy": 0.25})
+    text = paper_tables.measure_markdown(sweep, "memorized_noisy")
+    assert "| bce | 0.250 |" in text
+    assert "| bce | 22.5 |" in paper_tables.measure_markdown(sweep, "mAP_few")
+    with pytest.raises(ValueError, match="nonsense"):
+        paper_tables.measure_markdown(sweep, "nonsense")
+
+
+def test_the_papers_numbers_are_those_of_docs_method_11():
+    """A few cells read off the paper's tables (docs/method.md §11), one per table."""
+    assert paper_tables.PAPER_MAIN["balancemix"]["mislabel-40"] == 81.6  # Table 1
+    assert paper_tables.PAPER_MAIN["coteaching"]["flip-40"] == 43.6  # Table 2
+    assert paper_tables.PAPER_MAIN["t_estimator"]["missing"] == 16.8  # Table 3
+    assert paper_tables.PAPER_ABLATION["3+clean-labels"]["flip-40"] == 74.9  # Table 5
+    assert set(paper_tables.PAPER_MAIN["bce"]) == set(paper_tables.SETTINGS)
+
+
+def test_bmx_tables_prints_the_grid_and_refuses_a_run_without_axes_in_one_line(tmp_path,
+                                                                                capsys):
+    sweep = _sweep(tmp_path / "s", VALUES)
+    assert main(["tables", str(sweep), "--measure", "mAP_few"]) == 0
+    out = capsys.readouterr().out
+    assert "| bce | 75.0 ± 5.0 [83.4]" in out and "| few |" in out
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "sweep.json").write_text(json.dumps({"source": "t.yaml", "points": [
+        {"name": "lr=0.1", "labels": {"lr": "0.1"}}]}))
+    (tmp_path / "t" / "lr=0.1").mkdir()
+    (tmp_path / "t" / "lr=0.1" / "config.yaml").write_text("method: bce\n")
+    (tmp_path / "t" / "lr=0.1" / "summary.json").write_text(json.dumps({"mAP": 0.5}))
+    assert main(["tables", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "'noise'" in err and len(err.strip().splitlines()) == 1
