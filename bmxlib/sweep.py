@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -40,7 +41,7 @@ from tqdm.auto import tqdm
 
 from . import runs
 from .config import Config, ConfigError, from_dict, read_yaml, result_differences
-from .io import atomic_write_text
+from .io import atomic_write_json, atomic_write_text
 from .results import write_tables
 
 
@@ -236,6 +237,21 @@ def archive_diagnostics(run_dir: Path, target: Path) -> None:
         atomic_savez(path, **arrays)
 
 
+def locate_in_archive(run_dir: Path, archive_dir: Path) -> None:
+    """The archived run ``run_dir`` names the archive as its place (``out_dir``, as given,
+    e.g. relative to the repository) and the run it was copied from, if any, by sweep and
+    run name only: no path of the machine that ran it goes into the archive."""
+    config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
+    atomic_write_text(runs.config_path(run_dir),
+                      dataclasses.replace(config, out_dir=str(archive_dir)).to_yaml())
+    provenance_path = run_dir / runs.PROVENANCE_FILE
+    provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
+    if "copied_from" in provenance:
+        source = Path(provenance["copied_from"])
+        provenance["copied_from"] = f"{source.parent.name}/{source.name}"
+        atomic_write_json(provenance_path, provenance)
+
+
 def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, int]:
     """Copy the finished runs of ``sweep_dir`` into ``archive_dir``, thinned to what the
     results and the figures read: a sweep directory small enough to commit, which ``bmx
@@ -274,6 +290,7 @@ def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, 
         shutil.rmtree(target, ignore_errors=True)  # an unfinished run archived by hand
         shutil.copytree(run_dir, temporary, ignore=left_out)
         archive_diagnostics(run_dir, temporary)
+        locate_in_archive(temporary, archive_dir)
         os.replace(temporary, target)
         added += 1
     atomic_write_text(archived_manifest, manifest)

@@ -242,6 +242,7 @@ def test_archive_keeps_results_without_checkpoints_and_reuse_restores_them(tmp_p
     assert not runs.tensorboard_dir(archived).exists()
     assert (archived / "metrics.jsonl").read_text() == (run_dir / "metrics.jsonl").read_text()
     assert runs.is_sweep_dir(archive) and (archive / "results.md").is_file()
+    assert runs.read_config(archived)["out_dir"] == str(archive)  # no path of the machine
     assert not list(archive.glob(".*copying"))
     assert archive_sweep(sweep_dir, archive) == (0, 2)
 
@@ -253,6 +254,11 @@ def test_archive_keeps_results_without_checkpoints_and_reuse_restores_them(tmp_p
                           reuse=[archive])
     assert trained == []
     assert (elsewhere / "results.md").read_text() == (sweep_dir / "results.md").read_text()
+    # archived again from there: the copy names its source by sweep and run only
+    assert archive_sweep(elsewhere, tmp_path / "archive2" / "s") == (2, 2)
+    provenance = json.loads((tmp_path / "archive2" / "s" / run_dir.name /
+                             "provenance.json").read_text())
+    assert provenance["copied_from"] == f"s/{run_dir.name}"
 
 
 def test_archive_refuses_a_directory_of_another_sweep_with_one_line(tmp_path, capsys):
