@@ -86,11 +86,13 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from .paper_tables import grid_markdown, measure_markdown
+    from .paper_tables import grid_markdown, measure_markdown, oversampling_markdown
 
     print(grid_markdown(args.sweep_dir))
     for measure in args.measure:
         print(measure_markdown(args.sweep_dir, measure))
+    if args.oversampling:
+        print(oversampling_markdown(args.sweep_dir))
     return 0
 
 
@@ -226,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--measure", action="append", default=[], metavar="NAME",
                         help="also tabulate this summary measure, e.g. mAP_few, "
                              "memorized_noisy, selection_precision (repeatable)")
+    tables.add_argument("--oversampling", action="store_true",
+                        help="also the minority sampler's draw of each shot group relative "
+                             "to a shuffle (runs with draw shares)")
     tables.set_defaults(func=_tables)
 
     report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")

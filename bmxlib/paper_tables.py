@@ -10,6 +10,8 @@ from the sweep directory (or its archive under studies/) instead of typed.
   per column.
 - ``measure_markdown(directory, measure)``: the same grid for any measure of
   ``bmxlib.measures`` (shot-group mAP, memorization, selection quality), means only.
+- ``oversampling_markdown(directory)``: the minority sampler's draw of each shot group
+  relative to a shuffle (``results.minority_oversampling``).
 
 ``bmx tables SWEEP_DIR`` prints them.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from . import measures, runs
 from .results import collect, format_percent, format_share, markdown_table, mean_std
@@ -64,26 +67,34 @@ FULL_SEEDS = 3  # the paper's runs per cell; fewer are marked ⁽ⁿ⁾
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def grid_cells(directory: str | Path, measure: str = "mAP", *, rows: str | None = None,
-               columns: str = "noise") -> dict[tuple[str, str], dict[int, float]]:
-    """{(row label, column label): {seed: value}} over the finished runs of a sweep.
+def grid_points(directory: str | Path, *, rows: str | None = None,
+                columns: str = "noise") -> list[tuple[str, str, int, dict[str, Any]]]:
+    """(row label, column label, seed, record) of each finished run of a sweep, where the
+    record is ``results.collect``'s (axis labels, ``run``, the summary).
 
     ``rows``: the axis of the table's rows; by default ``method``, else ``variant`` (an
-    ablation), else each run's configured method (a sweep of one method). ``measure`` is a
-    summary key (``bmxlib.measures``). Raises ValueError naming the axis a sweep lacks.
+    ablation), else each run's configured method (a sweep of one method). Raises
+    ValueError naming the axis a sweep lacks.
     """
     axes, records = collect(directory)
     rows = rows or next((a for a in ("method", "variant") if a in axes), None)
     for axis in (rows or "method", columns, "seed"):
         if axis not in axes and not (axis == "method" and rows is None):
             raise ValueError(f"{directory}: no {axis!r} axis (axes: {', '.join(axes)})")
+    return [(str(record[rows] if rows else
+                 runs.read_config(Path(directory) / record["run"])["method"]),
+             str(record[columns]), int(record["seed"]), record) for record in records]
+
+
+def grid_cells(directory: str | Path, measure: str = "mAP", *, rows: str | None = None,
+               columns: str = "noise") -> dict[tuple[str, str], dict[int, float]]:
+    """{(row label, column label): {seed: value of the summary ``measure``}} over the
+    finished runs that recorded it (``grid_points``)."""
     cells: dict[tuple[str, str], dict[int, float]] = {}
-    for record in records:
+    for row, column, seed, record in grid_points(directory, rows=rows, columns=columns):
         value = record.get(measure)
-        row = record[rows] if rows else runs.read_config(Path(directory) / record["run"])["method"]
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            cell = cells.setdefault((str(row), str(record[columns])), {})
-            cell[int(record["seed"])] = float(value)
+            cells.setdefault((row, column), {})[seed] = float(value)
     return cells
 
 
@@ -156,6 +167,31 @@ def measure_markdown(directory: str | Path, measure: str, *, rows: str | None = 
                         format_percent(mean) if percent else format_share(mean))
         body.append(line)
     return markdown_table([known[measure].label, *columns], body)
+
+
+def oversampling_markdown(directory: str | Path, *, rows: str | None = None) -> str:
+    """The minority sampler's draw of each shot group relative to a shuffle
+    (``results.minority_oversampling`` at each run's last epoch), mean over seeds per row ×
+    setting, "many / medium / few"; only rows whose runs record draw shares (BalanceMix
+    with its minority sampler)."""
+    from .results import minority_oversampling
+    from .stats import GROUP_NAMES
+
+    factors: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for row, column, _, record in grid_points(directory, rows=rows):
+        try:
+            factor = minority_oversampling(runs.load_run(Path(directory) / record["run"]))
+        except ValueError:  # no draw shares: not a minority-sampler run
+            continue
+        factors.setdefault((row, column), []).append(factor)
+    if not factors:
+        return "No run with minority-sampler draw shares.\n"
+    row_labels = ordered((r for r, _ in factors), PAPER_MAIN)
+    columns = ordered((c for _, c in factors), SETTINGS)
+    body = [[row, *(" / ".join(f"{mean_std([f[g] for f in factors[(row, c)]])[0]:.2f}"
+                                for g in GROUP_NAMES) if (row, c) in factors else "–"
+                    for c in columns)] for row in row_labels]
+    return markdown_table([f"drawn vs a shuffle ({' / '.join(GROUP_NAMES)})", *columns], body)
 
 
 def cell_text(values: list[float], paper: float | None) -> str:

@@ -97,3 +97,24 @@ def test_bmx_tables_prints_the_grid_and_refuses_a_run_without_axes_in_one_line(t
     assert main(["tables", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert "'noise'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_oversampling_markdown_by_hand(tmp_path):
+    """Draw shares (0.5, 0.3, 0.2) against natural shares (0.5, 0.3, 0.1) of a many, a
+    medium and a few-shot class: drawn 1.00 / 1.00 / 2.00 times as often as by a shuffle;
+    a run without draw shares (BCE) is left out."""
+    import numpy as np
+
+    from bmxlib import runs
+    from bmxlib.methods.balancemix import DRAW_SHARE, NATURAL_SHARE
+
+    sweep = _sweep(tmp_path / "s", {("balancemix", "clean", 0): 0.9, ("bce", "clean", 0): 0.8})
+    for name in ("method=balancemix__noise=clean__seed=0", "method=bce__noise=clean__seed=0"):
+        np.savez(sweep / name / runs.LABELS_FILE,
+                 shot_groups=np.array(["many", "medium", "few"]))
+    path = runs.diagnostics_path(sweep / "method=balancemix__noise=clean__seed=0", 5)
+    path.parent.mkdir()
+    np.savez(path, **{DRAW_SHARE: np.array([0.5, 0.3, 0.2]),
+                      NATURAL_SHARE: np.array([0.5, 0.3, 0.1])})
+    text = paper_tables.oversampling_markdown(sweep)
+    assert "| balancemix | 1.00 / 1.00 / 2.00 |" in text and "| bce |" not in text
