@@ -88,11 +88,12 @@ def _archive(args: argparse.Namespace) -> int:
 def _tables(args: argparse.Namespace) -> int:
     from .paper_tables import grid_markdown, measure_markdown, oversampling_markdown
 
-    print(grid_markdown(args.sweep_dir))
-    for measure in args.measure:
-        print(measure_markdown(args.sweep_dir, measure))
+    # every table built before any is printed: bad input prints nothing but its one line
+    tables = [grid_markdown(args.sweep_dir)]
+    tables += [measure_markdown(args.sweep_dir, measure) for measure in args.measure]
     if args.oversampling:
-        print(oversampling_markdown(args.sweep_dir))
+        tables.append(oversampling_markdown(args.sweep_dir))
+    print("\n".join(tables))
     return 0
 
 

@@ -97,6 +97,9 @@ def test_bmx_tables_prints_the_grid_and_refuses_a_run_without_axes_in_one_line(t
     assert main(["tables", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert "'noise'" in err and len(err.strip().splitlines()) == 1
+    assert main(["tables", str(sweep), "--measure", "bogus"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "'bogus'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_oversampling_markdown_by_hand(tmp_path):
