@@ -138,7 +138,7 @@ def grid_markdown(directory: str | Path, *, reference: dict[str, dict[str, float
         drops.append("" if column == "clean" or not paired else
                      signed(100 * mean_std(paired)[0]) +
                      (f" [{signed(paper_drop)}]" if paper_drop is not None else ""))
-    body.append(drops)
+    body.insert(row_labels.index(drop_of) + 1, drops)  # right below its row
     table = markdown_table(header, body)
     ranks = rank_rows(cells, row_labels, columns)
     return table + "\n\nRank per column (1 = highest mean):\n\n" + markdown_table(

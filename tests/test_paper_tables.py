@@ -49,9 +49,9 @@ def test_grid_markdown_cells_drop_and_ranks_by_hand(tmp_path):
     assert lines[0] == "| method | clean | mislabel-40 |"
     # bce clean: mean 75.0, sample std 5.0, 3 seeds; mislabel-40: 45.0 ± 7.1 from 2 seeds
     assert lines[2] == "| bce | 75.0 ± 5.0 [83.4] | 45.0 ± 7.1 ⁽²⁾ [63.8] |"
-    assert lines[3] == "| balancemix | 90.0 ⁽¹⁾ [85.2] | 60.0 ⁽¹⁾ [81.6] |"
     # paired by seed: (50 - 80, 40 - 70) -> -30.0; the paper's 63.8 - 83.4 = -19.6
-    assert lines[4] == "| *bce: drop vs clean* |  | −30.0 [−19.6] |"
+    assert lines[3] == "| *bce: drop vs clean* |  | −30.0 [−19.6] |"
+    assert lines[4] == "| balancemix | 90.0 ⁽¹⁾ [85.2] | 60.0 ⁽¹⁾ [81.6] |"
     ranks = text.split("Rank per column")[1].splitlines()
     assert "| bce | 2 | 2 |" in ranks and "| balancemix | 1 | 1 |" in ranks
 
