@@ -77,7 +77,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from .sweep import archive_sweep
+    from .archive import archive_sweep
 
     added, total = archive_sweep(args.sweep_dir, args.archive_dir)
     print(f"{added} runs archived now, {total} finished runs in {args.archive_dir} "

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import multiprocessing
 import os
@@ -41,7 +40,6 @@ from tqdm.auto import tqdm
 
 from . import runs
 from .config import Config, ConfigError, from_dict, read_yaml, result_differences
-from .io import atomic_write_json, atomic_write_text
 from .results import write_tables
 
 
@@ -212,92 +210,6 @@ def reuse_finished_points(sweep_dir: Path, points: list[Point],
                 copies.append((point.name, run_dir))
                 break
     return copies
-
-
-def archive_diagnostics(run_dir: Path, target: Path) -> None:
-    """The diagnostics ``archive_sweep`` keeps of the finished run ``run_dir``, written
-    under ``target``: the full-diagnostics epochs, epoch 0 and the last, with the
-    per-label arrays at the last epoch only."""
-    import numpy as np
-
-    from .engine import is_full_diagnostics_epoch
-    from .io import atomic_savez
-
-    run = runs.load_run(run_dir)
-    config = from_dict(run.config, source=str(runs.config_path(run_dir)))
-    label_shape = None if run.noisy_labels is None else run.noisy_labels.shape
-    kept = [e for e in run.diagnostic_epochs
-            if e == 0 or is_full_diagnostics_epoch(config, e)]
-    for epoch in kept:
-        arrays = run.diagnostics(epoch)
-        if epoch != run.diagnostic_epochs[-1]:
-            arrays = {k: v for k, v in arrays.items() if np.shape(v) != label_shape}
-        path = runs.diagnostics_path(target, epoch)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_savez(path, **arrays)
-
-
-def locate_in_archive(run_dir: Path, archive_dir: Path) -> None:
-    """The archived run ``run_dir`` names the archive as its place (``out_dir``, as given,
-    e.g. relative to the repository) and the run it was copied from, if any, by sweep and
-    run name only: no path of the machine that ran it goes into the archive."""
-    config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
-    atomic_write_text(runs.config_path(run_dir),
-                      dataclasses.replace(config, out_dir=str(archive_dir)).to_yaml())
-    provenance_path = run_dir / runs.PROVENANCE_FILE
-    provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
-    if "copied_from" in provenance:
-        source = Path(provenance["copied_from"])
-        provenance["copied_from"] = f"{source.parent.name}/{source.name}"
-        atomic_write_json(provenance_path, provenance)
-
-
-def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, int]:
-    """Copy the finished runs of ``sweep_dir`` into ``archive_dir``, thinned to what the
-    results and the figures read: a sweep directory small enough to commit, which ``bmx
-    sweep --reuse ARCHIVE_DIR`` copies from on another machine instead of re-running (run
-    folders do not outlive a machine; the repository does). Left out: checkpoints,
-    TensorBoard logs, the diagnostics of epochs between the full-diagnostics epochs
-    (``diagnostics_every``; epoch 0 and the last are kept) and, at all but the last epoch,
-    the per-label arrays (shaped like the label matrix: confidences, p_clean, states,
-    targets). Every metric of every epoch stays (metrics.jsonl). The manifest and the
-    results tables come along, so ``bmx report`` reads the archive alone. A run already
-    archived is left as it is; each copy is atomic.
-
-    Returns (runs archived now, finished runs in the archive). Raises ConfigError when
-    ``sweep_dir`` is no sweep or ``archive_dir`` is a run or another sweep.
-    """
-    sweep_dir, archive_dir = Path(sweep_dir), Path(archive_dir)
-    if not runs.is_sweep_dir(sweep_dir):
-        raise ConfigError(f"{sweep_dir}: not a sweep directory (no {runs.SWEEP_FILE})")
-    manifest = (sweep_dir / runs.SWEEP_FILE).read_text()
-    archived_manifest = archive_dir / runs.SWEEP_FILE
-    source = Path(runs.load_sweep(sweep_dir).source).name  # the sweep file's name
-    if runs.is_run_dir(archive_dir) or (archived_manifest.is_file() and
-                                        Path(runs.load_sweep(archive_dir).source).name != source):
-        raise ConfigError(f"{archive_dir}: holds another run or sweep; archive "
-                          f"{sweep_dir.name} into its own directory")
-    archive_dir.mkdir(parents=True, exist_ok=True)
-    left_out = shutil.ignore_patterns(runs.LOCK_FILE, runs.TENSORBOARD_DIR,
-                                      Path(runs.CHECKPOINT_FILE).parts[0], runs.DIAGNOSTICS_DIR)
-    added = 0
-    for run_dir in runs.run_dirs(sweep_dir):
-        target = archive_dir / run_dir.name
-        if not runs.is_finished(run_dir) or runs.is_finished(target):
-            continue
-        temporary = target.with_name(f".{target.name}.copying")
-        shutil.rmtree(temporary, ignore_errors=True)  # a copy killed half-way
-        shutil.rmtree(target, ignore_errors=True)  # an unfinished run archived by hand
-        shutil.copytree(run_dir, temporary, ignore=left_out)
-        archive_diagnostics(run_dir, temporary)
-        locate_in_archive(temporary, archive_dir)
-        os.replace(temporary, target)
-        added += 1
-    atomic_write_text(archived_manifest, manifest)
-    for table in runs.results_paths(sweep_dir):
-        if table.is_file():
-            atomic_write_text(archive_dir / table.name, table.read_text())
-    return added, sum(runs.is_finished(d) for d in runs.run_dirs(archive_dir))
 
 
 def _exit_with_parent(parent: int) -> None:

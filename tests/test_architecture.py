@@ -60,8 +60,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("experiment", ("experiment", "checkpoints", "passes", "steps", "reference", "recorder")),
     ("engine", ("engine",)),
     ("results and plots", ("results", "paper_tables", "regime", "plots", "plots.*")),
-    ("report and tools", ("notebook_specs", "report", "sweep", "demo", "bench", "bench.*",
-                          "cli", "train", "")),
+    ("report and tools", ("notebook_specs", "report", "sweep", "archive", "demo", "bench",
+                          "bench.*", "cli", "train", "")),
 )
 #: layers whose modules import only those listed before them (no sideways imports)
 ORDERED = {

@@ -229,7 +229,7 @@ def test_archive_keeps_results_without_checkpoints_and_reuse_restores_them(tmp_p
     finished points on another: the same sweep file in a fresh out_dir trains nothing and
     tabulates the same numbers; archiving again adds nothing."""
     from bmxlib import runs
-    from bmxlib.sweep import archive_sweep
+    from bmxlib.archive import archive_sweep
 
     path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0, 1]\n")
     sweep_dir = run_sweep(path)
@@ -282,8 +282,8 @@ def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_reading
     import numpy as np
 
     from bmxlib import results, runs
+    from bmxlib.archive import archive_sweep
     from bmxlib.methods.balancemix import CONFIDENCES, DRAW_SHARE, STATE
-    from bmxlib.sweep import archive_sweep
 
     grid = "  method: [balancemix]\n  seed: [0]\n"
     path = _write_sweep(tmp_path, grid)
