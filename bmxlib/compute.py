@@ -37,18 +37,25 @@ def autocast(device: torch.device, enabled: bool, *, cpu: bool = False):
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
-    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16), read from the flags
-    of ``cpuinfo``; None where they cannot be read (not Linux). Without it, bf16 autocast
-    on the CPU is emulated: 7.9x slower than float32 per glyphs-coco epoch on an AVX2-only
-    AMD EPYC (2026-12-04)."""
+def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str] | None:
+    """The CPU's bf16 instruction flags (of ``NATIVE_BF16_FLAGS``, sorted) read from
+    ``cpuinfo``; None where the flags cannot be read (not Linux)."""
     try:
         with open(cpuinfo) as f:
             flags = next((line.split(":", 1)[1].split() for line in f
                           if line.startswith("flags")), None)
     except OSError:
         return None
-    return None if flags is None else any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return None if flags is None else sorted(set(flags) & set(NATIVE_BF16_FLAGS))
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
+    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16), from
+    ``cpu_bf16_flags``; None where the flags cannot be read. Without it, bf16 autocast
+    on the CPU is emulated: 7.9x slower than float32 per glyphs-coco epoch on an AVX2-only
+    AMD EPYC (2026-12-04)."""
+    flags = cpu_bf16_flags(cpuinfo)
+    return None if flags is None else bool(flags)
 
 
 def warn_if_emulated_bf16(device: torch.device, amp_cpu: bool) -> None:

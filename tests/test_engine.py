@@ -275,12 +275,13 @@ def test_amp_cpu_runs_the_training_step_in_bf16(tiny_config, amp_cpu):
     ("fpu avx2 amx_bf16 amx_tile", True),
 ], ids=["avx2-only", "avx512-bf16", "amx"])
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, expected):
-    from bmxlib.compute import cpu_has_native_bf16
+    from bmxlib.compute import cpu_bf16_flags, cpu_has_native_bf16
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n\n"
                        f"processor\t: 1\nflags\t\t: {flags}\n")
     assert cpu_has_native_bf16(str(cpuinfo)) is expected
+    assert cpu_bf16_flags(str(cpuinfo)) == sorted(f for f in flags.split() if "bf16" in f)
     assert cpu_has_native_bf16(str(tmp_path / "absent")) is None
     (tmp_path / "noflags").write_text("processor\t: 0\n")
     assert cpu_has_native_bf16(str(tmp_path / "noflags")) is None

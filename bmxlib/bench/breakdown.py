@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..compute import cpu_bf16_flags
 from .inputs import Sizes
 
 REGIME = Path(__file__).resolve().parents[2] / "configs" / "regime" / "base.yaml"
@@ -119,18 +120,6 @@ def import_seconds() -> float:
     return min(runs)
 
 
-def cpu_bf16_flags() -> list[str]:
-    """The CPU's bf16 instruction flags (``amx_bf16``, ``avx512_bf16``) from /proc/cpuinfo
-    (Linux; [] elsewhere): without them bf16 autocast on the CPU is emulated, and slow."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return sorted(f for f in set(flags) if f in ("amx_bf16", "avx512_bf16"))
-
-
 def bench_amp_cpu(sizes: Sizes, device: torch.device) -> dict[str, Any]:
     """Float32 against bf16 autocast on the CPU (config ``amp_cpu``): the breakdown's whole
     runs, float32 and bf16 alternating in one process (``sizes.amp_repeats`` pairs, so a
@@ -141,7 +130,7 @@ def bench_amp_cpu(sizes: Sizes, device: torch.device) -> dict[str, Any]:
     overrides = list(sizes.breakdown)
     threads = torch.get_num_threads()
     result: dict[str, Any] = {"config": "configs/regime/base.yaml", "overrides": overrides,
-                              "cpu_bf16_flags": cpu_bf16_flags(), "runs": {}}
+                              "cpu_bf16_flags": cpu_bf16_flags() or [], "runs": {}}
     try:
         with tempfile.TemporaryDirectory(prefix="bmx-amp-cpu-") as out_dir:
             for method in ("bce", "balancemix"):
