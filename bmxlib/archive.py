@@ -13,21 +13,20 @@ import shutil
 from pathlib import Path
 
 from . import runs
-from .config import ConfigError, from_dict
+from .config import Config, ConfigError, from_dict
 from .io import atomic_write_json, atomic_write_text
 
 
-def archive_diagnostics(run_dir: Path, target: Path) -> None:
-    """The diagnostics ``archive_sweep`` keeps of the finished run ``run_dir``, written
-    under ``target``: the full-diagnostics epochs, epoch 0 and the last, with the
-    per-label arrays at the last epoch only."""
+def archive_diagnostics(run_dir: Path, target: Path, config: Config) -> None:
+    """The diagnostics ``archive_sweep`` keeps of the finished run ``run_dir`` (run with
+    ``config``), written under ``target``: the full-diagnostics epochs, epoch 0 and the
+    last, with the per-label arrays at the last epoch only."""
     import numpy as np
 
     from .engine import is_full_diagnostics_epoch
     from .io import atomic_savez
 
     run = runs.load_run(run_dir)
-    config = from_dict(run.config, source=str(runs.config_path(run_dir)))
     label_shape = None if run.noisy_labels is None else run.noisy_labels.shape
     kept = [e for e in run.diagnostic_epochs
             if e == 0 or is_full_diagnostics_epoch(config, e)]
@@ -40,11 +39,11 @@ def archive_diagnostics(run_dir: Path, target: Path) -> None:
         atomic_savez(path, **arrays)
 
 
-def locate_in_archive(run_dir: Path, archive_dir: Path) -> None:
-    """The archived run ``run_dir`` names the archive as its place (``out_dir``, as given,
-    e.g. relative to the repository) and the run it was copied from, if any, by sweep and
-    run name only: no path of the machine that ran it goes into the archive."""
-    config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
+def locate_in_archive(run_dir: Path, archive_dir: Path, config: Config) -> None:
+    """The archived run ``run_dir`` (run with ``config``) names the archive as its place
+    (``out_dir``, as given, e.g. relative to the repository) and the run it was copied
+    from, if any, by sweep and run name only: no path of the machine that ran it goes into
+    the archive."""
     atomic_write_text(runs.config_path(run_dir),
                       dataclasses.replace(config, out_dir=str(archive_dir)).to_yaml())
     provenance_path = run_dir / runs.PROVENANCE_FILE
@@ -91,9 +90,10 @@ def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, 
         temporary = target.with_name(f".{target.name}.copying")
         shutil.rmtree(temporary, ignore_errors=True)  # a copy killed half-way
         shutil.rmtree(target, ignore_errors=True)  # an unfinished run archived by hand
+        config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
         shutil.copytree(run_dir, temporary, ignore=left_out)
-        archive_diagnostics(run_dir, temporary)
-        locate_in_archive(temporary, archive_dir)
+        archive_diagnostics(run_dir, temporary, config)
+        locate_in_archive(temporary, archive_dir, config)
         os.replace(temporary, target)
         added += 1
     atomic_write_text(archived_manifest, manifest)

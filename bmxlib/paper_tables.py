@@ -90,8 +90,14 @@ def grid_cells(directory: str | Path, measure: str = "mAP", *, rows: str | None 
                columns: str = "noise") -> dict[tuple[str, str], dict[int, float]]:
     """{(row label, column label): {seed: value of the summary ``measure``}} over the
     finished runs that recorded it (``grid_points``)."""
+    return cells_of(grid_points(directory, rows=rows, columns=columns), measure)
+
+
+def cells_of(points: list[tuple[str, str, int, dict[str, Any]]],
+             measure: str) -> dict[tuple[str, str], dict[int, float]]:
+    """``grid_cells`` of points already read (``grid_points``)."""
     cells: dict[tuple[str, str], dict[int, float]] = {}
-    for row, column, seed, record in grid_points(directory, rows=rows, columns=columns):
+    for row, column, seed, record in points:
         value = record.get(measure)
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             cells.setdefault((row, column), {})[seed] = float(value)
@@ -152,8 +158,9 @@ def measure_markdown(directory: str | Path, measure: str, *, rows: str | None = 
     known = {m.name: m for m in measures.ALL if m.summary}
     if measure not in known:
         raise ValueError(f"unknown measure {measure!r}; one of {', '.join(known)}")
-    frame = grid_cells(directory, rows=rows)  # the runs with an mAP: the table's rows, columns
-    cells = grid_cells(directory, measure, rows=rows)
+    points = grid_points(directory, rows=rows)
+    frame = cells_of(points, "mAP")  # the runs with an mAP: the table's rows and columns
+    cells = cells_of(points, measure)
     row_labels = ordered((r for r, _ in frame), PAPER_MAIN)
     columns = ordered((c for _, c in frame), SETTINGS)
     percent = known[measure].format == "percent"
