@@ -58,10 +58,11 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
     return None if flags is None else bool(flags)
 
 
-def warn_if_emulated_bf16(device: torch.device, amp_cpu: bool) -> None:
-    """One stderr line when ``amp_cpu`` asks for bf16 autocast on a CPU without native
-    bf16: the run stays as configured (its numbers follow its config), only slower."""
-    if amp_cpu and device.type == "cpu" and cpu_has_native_bf16() is False:
+def warn_if_emulated_bf16() -> None:
+    """One stderr line when this CPU has no native bf16; call it where bf16 autocast on the
+    CPU is asked for (``amp_cpu``): the run stays as configured (its numbers follow its
+    config), only slower."""
+    if cpu_has_native_bf16() is False:
         print("bmxlib: warning: amp_cpu=true on a CPU without AMX / AVX-512 BF16: bf16 is "
               "emulated there, several times slower than float32 (amp_cpu=false)",
               file=sys.stderr, flush=True)

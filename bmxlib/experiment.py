@@ -113,7 +113,8 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
-    warn_if_emulated_bf16(device, config.amp_cpu)
+    if config.amp_cpu and device.type == "cpu":
+        warn_if_emulated_bf16()
     config = dataclasses.replace(config, num_workers=resolve_workers(config, device))
     train_raw, test_raw = load_splits(config)
     augmentation = {"image_size": config.image_size, "num_ops": config.randaugment_ops,
