@@ -86,13 +86,26 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from .paper_tables import grid_markdown, measure_markdown, oversampling_markdown
+    from .paper_tables import (
+        grid_markdown,
+        measure_markdown,
+        oversampling_markdown,
+        relabeling_markdown,
+    )
 
     # every table built before any is printed: bad input prints nothing but its one line
-    tables = [grid_markdown(args.sweep_dir)]
+    try:
+        tables = [grid_markdown(args.sweep_dir)]
+    except ValueError:
+        if args.measure or args.oversampling or not args.relabeling:
+            raise
+        # the relabeling table reads any sweep (the missing readings have no noise axis)
+        tables = []
     tables += [measure_markdown(args.sweep_dir, measure) for measure in args.measure]
     if args.oversampling:
         tables.append(oversampling_markdown(args.sweep_dir))
+    if args.relabeling:
+        tables.append(relabeling_markdown(args.sweep_dir))
     print("\n".join(tables))
     return 0
 
@@ -232,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--oversampling", action="store_true",
                         help="also the minority sampler's draw of each shot group relative "
                              "to a shuffle (runs with draw shares)")
+    tables.add_argument("--relabeling", action="store_true",
+                        help="also what label management did to the positives per shot "
+                             "group (runs with label states); on a sweep without the grid's "
+                             "axes, this table alone")
     tables.set_defaults(func=_tables)
 
     report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")

@@ -379,3 +379,74 @@ def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict
         ),
     }
     return result
+
+
+#: the outcomes :func:`relabel_outcomes` measures (name → what share of which labels)
+RELABEL_OUTCOMES = {
+    "correct_positives_to_zero": "correct positives re-labeled to 0",
+    "correct_positives_ambiguous": "correct positives set ambiguous",
+    "wrong_positives_to_zero": "wrong positives re-labeled to 0",
+    "hidden_positives_to_one": "hidden positives re-labeled to 1",
+    "to_one_precision": "labels re-labeled to 1 that are positive",
+}
+
+
+def relabel_outcomes(state, noisy_labels, true_labels, refined_targets, *,
+                     classes=None) -> dict[str, float]:
+    """What label management (docs/method.md §1.4) did to each kind of given label, when
+    the true labels are known: the shares of :data:`RELABEL_OUTCOMES`.
+
+    Where :func:`selection_quality` asks how well labels are sorted, this asks what
+    happened to the positives: correct positives lost to 0 or down-weighted as ambiguous,
+    wrong positives corrected to 0, hidden (given as 0) positives recovered as 1, and how
+    many of the labels turned to 1 are truly positive. A correct positive is given 1 and
+    truly 1, a wrong positive given 1 and truly 0, a hidden positive given 0 and truly 1;
+    "re-labeled to v" is state RELABELED with refined target v.
+
+    Parameters
+    ----------
+    state : (N, K) uint8 :class:`LabelState` values
+    noisy_labels, true_labels : (N, K) values in {0, 1}
+    refined_targets : (N, K) values in {0, 1} (``ManagedLabels.targets``)
+        Torch tensors (any device) or numpy arrays.
+    classes : (K,) bool, optional
+        Count only these classes (e.g. one shot group); default all.
+
+    Returns
+    -------
+    dict
+        Outcome name → share in [0, 1], NaN where no label of the named kind exists
+        (e.g. wrong positives without synthetic noise).
+    """
+    state = as_tensor(state, "state", "cpu")
+    noisy = as_tensor(noisy_labels, "noisy_labels", "cpu")
+    truth = as_tensor(true_labels, "true_labels", "cpu")
+    refined = as_tensor(refined_targets, "refined_targets", "cpu")
+    _check_same_shape(
+        state, "state", noisy_labels=noisy, true_labels=truth, refined_targets=refined
+    )
+    for tensor, name in ((noisy, "noisy_labels"), (truth, "true_labels"),
+                         (refined, "refined_targets")):
+        check_binary(tensor, name)
+    given, true, target = noisy.bool(), truth.bool(), refined.bool()
+    if classes is not None:
+        keep = torch.as_tensor(np.asarray(classes, dtype=bool))
+        if keep.shape != (given.shape[1],):
+            raise ValueError(f"classes must be a bool mask of shape ({given.shape[1]},), "
+                             f"got {tuple(keep.shape)}")
+        state, given, true, target = state[:, keep], given[:, keep], true[:, keep], target[:, keep]
+    relabeled = state == int(RELABELED)
+    to_zero, to_one = relabeled & ~target, relabeled & target
+    correct_positive, wrong_positive, hidden = given & true, given & ~true, ~given & true
+
+    def share(part: torch.Tensor, whole: torch.Tensor) -> float:
+        return float(_ratio(torch.count_nonzero(part), torch.count_nonzero(whole)))
+
+    return {
+        "correct_positives_to_zero": share(correct_positive & to_zero, correct_positive),
+        "correct_positives_ambiguous": share(correct_positive & (state == int(AMBIGUOUS)),
+                                             correct_positive),
+        "wrong_positives_to_zero": share(wrong_positive & to_zero, wrong_positive),
+        "hidden_positives_to_one": share(hidden & to_one, hidden),
+        "to_one_precision": share(~given & to_one & true, ~given & to_one),
+    }

@@ -11,7 +11,9 @@ from the sweep directory (or its archive under studies/) instead of typed.
 - ``measure_markdown(directory, measure)``: the same grid for any measure of
   ``bmxlib.measures`` (shot-group mAP, memorization, selection quality), means only.
 - ``oversampling_markdown(directory)``: the minority sampler's draw of each shot group
-  relative to a shuffle (``results.minority_oversampling``).
+  relative to a shuffle (``management.minority_oversampling``).
+- ``relabeling_markdown(directory)``: what label management did to the positives, per
+  setting of any sweep's axes (``management.relabel_outcomes``).
 
 ``bmx tables SWEEP_DIR`` prints them.
 """
@@ -23,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from . import measures, runs
-from .results import collect, format_percent, format_share, markdown_table, mean_std
+from .results import (
+    collect,
+    format_percent,
+    format_share,
+    markdown_table,
+    mean_std,
+    setting_axes,
+)
 
 #: Tables 1–3 (Mixup: Table 5's "+ random sampler" row), COCO, last-epoch mAP all (%)
 PAPER_MAIN: dict[str, dict[str, float]] = {
@@ -178,10 +187,10 @@ def measure_markdown(directory: str | Path, measure: str, *, rows: str | None = 
 
 def oversampling_markdown(directory: str | Path, *, rows: str | None = None) -> str:
     """The minority sampler's draw of each shot group relative to a shuffle
-    (``results.minority_oversampling`` at each run's last epoch), mean over seeds per row ×
+    (``management.minority_oversampling`` at each run's last epoch), mean over seeds per row ×
     setting, "many / medium / few"; only rows whose runs record draw shares (BalanceMix
     with its minority sampler)."""
-    from .results import minority_oversampling
+    from .management import minority_oversampling
     from .stats import GROUP_NAMES
 
     factors: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -199,6 +208,42 @@ def oversampling_markdown(directory: str | Path, *, rows: str | None = None) -> 
                                 for g in GROUP_NAMES) if (row, c) in factors else "–"
                     for c in columns)] for row in row_labels]
     return markdown_table([f"drawn vs a shuffle ({' / '.join(GROUP_NAMES)})", *columns], body)
+
+
+def relabeling_markdown(directory: str | Path) -> str:
+    """What label management did to the labels (``management.relabel_outcomes`` at each
+    run's last label states), one row per setting of the sweep's axes but the seed, mean
+    over seeds: each cell "all (many / medium / few)" in %, "–" where no label of the kind
+    exists; only runs that record label states and clean labels. Works on any sweep (the
+    paper grid, the ablation, the missing readings)."""
+    from .labels import RELABEL_OUTCOMES
+    from .management import relabel_outcomes
+    from .stats import GROUP_NAMES
+
+    axes, records = collect(directory)
+    keys = setting_axes(axes)
+    found: dict[tuple[str, ...], list[dict[str, dict[str, float]]]] = {}
+    for record in records:
+        try:
+            outcome = relabel_outcomes(runs.load_run(Path(directory) / record["run"]))
+        except ValueError:  # no label management (or no clean labels) in this run
+            continue
+        found.setdefault(tuple(str(record[k]) for k in keys), []).append(outcome)
+    if not found:
+        return "No run with label states and clean labels.\n"
+
+    def percent(outcomes: list[dict[str, dict[str, float]]], group: str, name: str) -> str:
+        values = [o[group][name] for o in outcomes
+                  if group in o and not math.isnan(o[group][name])]
+        return f"{100 * mean_std(values)[0]:.1f}" if values else "–"
+
+    body = [[*setting, str(len(outcomes)),
+             *(f"{percent(outcomes, 'all', name)} "
+               f"({' / '.join(percent(outcomes, g, name) for g in GROUP_NAMES)})"
+               for name in RELABEL_OUTCOMES)]
+            for setting, outcomes in found.items()]
+    note = "% of the labels named, all classes (many / medium / few), mean over seeds:\n\n"
+    return note + markdown_table([*keys, "seeds", *RELABEL_OUTCOMES.values()], body)
 
 
 def cell_text(values: list[float], paper: float | None) -> str:

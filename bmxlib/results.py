@@ -174,50 +174,6 @@ def stable_region(table, *, tolerance: float = 0.01) -> dict[tuple[str, str], li
     return region
 
 
-def selection_by_hardness(run: runs.Run, *, bins: int = 5,
-                          epoch: int | None = None) -> dict[str, np.ndarray]:
-    """Clean-label selection precision / recall of a BalanceMix run under instance noise,
-    per quantile bin of hardness — the reference model's error on each label's *true*
-    value (1 − c for true positives, c for true negatives): does small-loss selection still
-    separate clean from corrupted labels when the noise follows what is hard?
-
-    ``epoch``: the full-diagnostics epoch whose label states are read (default: the last).
-    """
-    from .labels import LabelState
-    from .methods.balancemix import STATE
-    from .metrics import selection_by_bins
-
-    if run.reference_confidence is None or run.clean_labels is None:
-        raise ValueError(f"run {run.name} has no reference confidences (not instance noise)")
-    full = [e for e in run.diagnostic_epochs if STATE in run.diagnostics_keys(e)]
-    if not full:
-        raise ValueError(f"run {run.name} has no label states (no full-diagnostics epoch)")
-    state = run.diagnostics(epoch if epoch is not None else full[-1])[STATE]
-    truth = run.clean_labels.astype(bool)
-    confidence = run.reference_confidence.astype(np.float64)
-    hardness = np.where(truth, 1.0 - confidence, confidence)
-    selected = state == LabelState.CLEAN
-    correct = run.noisy_labels == run.clean_labels
-    return selection_by_bins(selected, correct, hardness, bins=bins)
-
-
-def minority_oversampling(run: runs.Run, *, epoch: int | None = None) -> dict[str, float]:
-    """``stats.group_oversampling`` of a BalanceMix run's minority sampler at ``epoch``
-    (default: the last epoch whose diagnostics hold the draw shares): per shot group, its
-    positive labels per minority draw over those per random draw."""
-    from .methods.balancemix import DRAW_SHARE, NATURAL_SHARE
-    from .stats import group_oversampling
-
-    epochs = [e for e in run.diagnostic_epochs if DRAW_SHARE in run.diagnostics_keys(e)]
-    if not epochs or run.shot_groups is None:
-        raise ValueError(f"run {run.name} has no minority-sampler draw shares or shot groups")
-    if epoch is not None and epoch not in epochs:
-        raise ValueError(f"epoch {epoch} of run {run.name} has no draw shares; available: "
-                         f"{epochs}")
-    data = run.diagnostics(epochs[-1] if epoch is None else epoch)
-    return group_oversampling(data[DRAW_SHARE], data[NATURAL_SHARE], run.shot_groups)
-
-
 # ======================================================================================
 # formatting
 # ======================================================================================

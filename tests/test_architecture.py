@@ -59,7 +59,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("run directory", ("runs", "provenance", "tensorboard")),
     ("experiment", ("experiment", "checkpoints", "passes", "steps", "reference", "recorder")),
     ("engine", ("engine",)),
-    ("results and plots", ("results", "paper_tables", "regime", "plots", "plots.*")),
+    ("results and plots", ("results", "management", "paper_tables", "regime", "plots", "plots.*")),
     ("report and tools", ("notebook_specs", "report", "sweep", "archive", "demo", "bench",
                           "bench.*", "cli", "train", "")),
 )

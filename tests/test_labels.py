@@ -9,10 +9,12 @@ import torch
 from bmxlib.labels import (
     AMBIGUOUS,
     CLEAN,
+    RELABEL_OUTCOMES,
     RELABELED,
     LabelState,
     manage_labels,
     managed_bce_loss,
+    relabel_outcomes,
     selection_quality,
 )
 
@@ -206,3 +208,45 @@ def test_cuda_inputs():
     assert loss.device.type == "cuda"
     quality = selection_quality(managed.state, GIVEN.cuda(), GIVEN.cuda(), managed.targets)
     assert quality["precision"] == 1.0
+
+
+def test_relabel_outcomes_by_hand():
+    # truth   noisy   state    refined
+    # [1, 0]  [1, 1]  [R, C]   [0, 1]   (0,0) correct positive -> 0; (0,1) wrong positive kept
+    # [1, 1]  [1, 0]  [A, R]   [1, 1]   (1,0) correct positive ambiguous; (1,1) hidden -> 1
+    # [0, 0]  [1, 0]  [R, R]   [0, 1]   (2,0) wrong positive -> 0; (2,1) true negative -> 1
+    # [1, 0]  [1, 0]  [C, C]   [1, 0]   (3,0) correct positive kept; (3,1) negative kept
+    truth = np.array([[1, 0], [1, 1], [0, 0], [1, 0]])
+    noisy = np.array([[1, 1], [1, 0], [1, 0], [1, 0]])
+    state = np.array([[R, C], [A, R], [R, R], [C, C]], dtype=np.uint8)
+    refined = np.array([[0, 1], [1, 1], [0, 1], [1, 0]])
+    # correct positives (0,0) (1,0) (3,0): one to 0, one ambiguous; wrong positives (0,1)
+    # (2,0): one to 0; hidden (1,1): recovered; turned to 1: (1,1) right, (2,1) wrong
+    assert relabel_outcomes(state, noisy, truth, refined) == pytest.approx({
+        "correct_positives_to_zero": 1 / 3, "correct_positives_ambiguous": 1 / 3,
+        "wrong_positives_to_zero": 1 / 2, "hidden_positives_to_one": 1.0,
+        "to_one_precision": 1 / 2})
+    assert tuple(relabel_outcomes(state, noisy, truth, refined)) == tuple(RELABEL_OUTCOMES)
+    first = relabel_outcomes(state, noisy, truth, refined, classes=[True, False])
+    assert first == pytest.approx({
+        "correct_positives_to_zero": 1 / 3, "correct_positives_ambiguous": 1 / 3,
+        "wrong_positives_to_zero": 1.0, "hidden_positives_to_one": NAN,
+        "to_one_precision": NAN}, nan_ok=True)
+    second = relabel_outcomes(torch.from_numpy(state), torch.from_numpy(noisy),
+                              torch.from_numpy(truth), torch.from_numpy(refined).float(),
+                              classes=np.array([False, True]))
+    assert second == pytest.approx({
+        "correct_positives_to_zero": NAN, "correct_positives_ambiguous": NAN,
+        "wrong_positives_to_zero": 0.0, "hidden_positives_to_one": 1.0,
+        "to_one_precision": 1 / 2}, nan_ok=True)
+
+
+def test_relabel_outcomes_rejects_bad_input():
+    state = np.zeros((2, 2), dtype=np.uint8)
+    ones = np.ones((2, 2))
+    with pytest.raises(ValueError, match="classes must be a bool mask of shape"):
+        relabel_outcomes(state, ones, ones, ones, classes=[True])
+    with pytest.raises(ValueError, match="refined_targets"):
+        relabel_outcomes(state, ones, ones, np.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match="shape"):
+        relabel_outcomes(state, ones, ones, np.ones((3, 2)))

@@ -121,3 +121,75 @@ def test_oversampling_markdown_by_hand(tmp_path):
                       NATURAL_SHARE: np.array([0.5, 0.3, 0.1])})
     text = paper_tables.oversampling_markdown(sweep)
     assert "| balancemix | 1.00 / 1.00 / 2.00 |" in text and "| bce |" not in text
+
+
+def _label_states(run_dir: Path, state, targets, *, clean, noisy) -> None:
+    """labels.npz (clean, noisy, a many / medium / few class) and the last epoch's label
+    states of a hand-made run."""
+    import numpy as np
+
+    from bmxlib import runs
+    from bmxlib.methods.balancemix import STATE, TARGETS
+
+    np.savez(run_dir / runs.LABELS_FILE, clean=np.array(clean), noisy=np.array(noisy),
+             shot_groups=np.array(["many", "medium", "few"]))
+    path = runs.diagnostics_path(run_dir, 5)
+    path.parent.mkdir()
+    np.savez(path, **{STATE: np.array(state, dtype=np.uint8),
+                      TARGETS: np.array(targets, dtype=np.uint8)})
+
+
+def test_relabeling_markdown_by_hand(tmp_path, capsys):
+    """Clean labels [[1, 1, 1], [1, 0, 0]] (classes many, medium, few). Seed 0 re-labels
+    the many-shot positive (0, 0) to 0 and sets the medium one (0, 1) ambiguous; seed 1
+    keeps everything. Correct positives: all 4, many 2, medium 1, few 1 -> to 0: 1/4, 1/2,
+    0, 0 at seed 0, nothing at seed 1 -> means 12.5 (25.0 / 0.0 / 0.0); ambiguous 12.5
+    (0.0 / 50.0 / 0.0). No wrong or hidden positive, nothing turned to 1: "–". BCE (no
+    label states) is left out."""
+    from bmxlib.labels import AMBIGUOUS, CLEAN, RELABELED
+
+    clean = [[1, 1, 1], [1, 0, 0]]
+    sweep = _sweep(tmp_path / "s", {("balancemix", "clean", 0): 0.9,
+                                    ("balancemix", "clean", 1): 0.9, ("bce", "clean", 0): 0.8})
+    _label_states(sweep / "method=balancemix__noise=clean__seed=0",
+                  [[RELABELED, AMBIGUOUS, CLEAN], [CLEAN] * 3], [[0, 1, 1], [1, 0, 0]],
+                  clean=clean, noisy=clean)
+    _label_states(sweep / "method=balancemix__noise=clean__seed=1", [[CLEAN] * 3] * 2, clean,
+                  clean=clean, noisy=clean)
+    text = paper_tables.relabeling_markdown(sweep)
+    lines = text.splitlines()
+    assert lines[2].startswith("| method | noise | seeds | correct positives re-labeled to 0 |")
+    row = "| balancemix | clean | 2 | 12.5 (25.0 / 0.0 / 0.0) | 12.5 (0.0 / 50.0 / 0.0) |"
+    assert lines[4] == row + " – (– / – / –) |" * 3
+    assert len(lines) == 5  # no bce row
+
+    assert main(["tables", str(sweep), "--relabeling"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | clean |" in out and row in out  # the grid, then the relabeling table
+
+
+def test_relabeling_alone_reads_a_sweep_without_noise_axis(tmp_path, capsys):
+    """The missing readings are a sweep of ``reading`` x ``seed``: the relabeling table
+    reads it; the grid tables refuse it in one line."""
+    from bmxlib.labels import CLEAN, RELABELED
+
+    root = tmp_path / "readings"
+    points = []
+    for reading, state in (("relabel-to-zero", RELABELED), ("keep-positives", CLEAN)):
+        name = f"reading={reading}__seed=0"
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text(yaml.safe_dump({"method": "balancemix"}))
+        (root / name / "summary.json").write_text(json.dumps({"mAP": 0.5}))
+        # one observed positive per row (single positive labels), a hidden one in row 0
+        _label_states(root / name, [[state, CLEAN, CLEAN], [CLEAN] * 3],
+                      [[0 if state == RELABELED else 1, 0, 0], [0, 1, 0]],
+                      clean=[[1, 1, 0], [0, 1, 0]], noisy=[[1, 0, 0], [0, 1, 0]])
+        points.append({"name": name, "labels": {"reading": reading, "seed": "0"}})
+    (root / "sweep.json").write_text(json.dumps({"source": "r.yaml", "points": points}))
+    assert main(["tables", str(root), "--relabeling"]) == 0
+    out = capsys.readouterr().out
+    assert "| reading | seeds |" in out
+    assert "| relabel-to-zero | 1 | 50.0 (100.0 / 0.0 / –) |" in out
+    assert "| keep-positives | 1 | 0.0 (0.0 / 0.0 / –) |" in out
+    assert main(["tables", str(root)]) == 2
+    assert "no 'noise' axis" in capsys.readouterr().err

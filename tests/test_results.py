@@ -131,25 +131,3 @@ def test_compare_sweeps_puts_the_same_settings_side_by_side(tmp_path):
     assert mixup["difference"] == pytest.approx(0.05) and not mixup["within_std"]
     table = results.compare_markdown([bce, mixup], reference="float32", candidate="bf16")
     assert "| mixup | 80.0 ± 0.0 (2) | 85.0 (1) | +5.0 | no |" in table
-
-
-def test_minority_oversampling_reads_the_last_draw_shares(balancemix_run):
-    from bmxlib.methods.balancemix import DRAW_SHARE, NATURAL_SHARE
-    from bmxlib.stats import group_oversampling
-
-    run = load_run(balancemix_run)
-    last = [e for e in run.diagnostic_epochs if DRAW_SHARE in run.diagnostics_keys(e)][-1]
-    data = run.diagnostics(last)
-    got = results.minority_oversampling(run)
-    assert got == group_oversampling(data[DRAW_SHARE], data[NATURAL_SHARE], run.shot_groups)
-    assert set(got) == set(run.shot_groups)
-    with pytest.raises(ValueError, match="no draw shares"):
-        results.minority_oversampling(run, epoch=99)
-
-
-def test_minority_oversampling_needs_a_minority_sampler(tiny_config):
-    from bmxlib.engine import fit
-
-    run = load_run(fit(tiny_config("name=bce", "method=bce", "epochs=1")))
-    with pytest.raises(ValueError, match="no minority-sampler draw shares"):
-        results.minority_oversampling(run)

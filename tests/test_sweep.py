@@ -281,7 +281,7 @@ def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_reading
     arrays at the last only, and what the results read at the last epoch is unchanged."""
     import numpy as np
 
-    from bmxlib import results, runs
+    from bmxlib import management, runs
     from bmxlib.archive import archive_sweep
     from bmxlib.methods.balancemix import CONFIDENCES, DRAW_SHARE, STATE
 
@@ -298,5 +298,5 @@ def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_reading
     assert DRAW_SHARE in archived.diagnostics_keys(4)
     for key in (STATE, CONFIDENCES, DRAW_SHARE):
         np.testing.assert_array_equal(archived.diagnostics(5)[key], original.diagnostics(5)[key])
-    assert results.minority_oversampling(archived) == results.minority_oversampling(original)
+    assert management.minority_oversampling(archived) == management.minority_oversampling(original)
     assert archived.metrics == original.metrics

@@ -1,0 +1,88 @@
+"""What BalanceMix's minority sampler and label management did in a run, read back from
+its run directory (docs/method.md §1.2, §1.4; the diagnostics of §7):
+
+- ``minority_oversampling(run)``: per shot group, the minority sampler's draw of its
+  positive labels relative to a shuffle.
+- ``relabel_outcomes(run)``: per shot group, the shares of correct positives re-labeled to 0
+  or set ambiguous, of wrong positives corrected to 0, of hidden positives recovered as 1
+  (``labels.relabel_outcomes``).
+- ``selection_by_hardness(run)``: clean-label selection per bin of hardness, under
+  instance-dependent noise.
+
+Each raises ``ValueError`` (one line naming the run) for a run that did not record what it
+reads: a method without a minority sampler or label management, a run without clean labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import labels, runs
+from .methods.balancemix import DRAW_SHARE, NATURAL_SHARE, STATE, TARGETS
+from .metrics import selection_by_bins
+from .stats import GROUP_NAMES, group_oversampling
+
+
+def relabel_outcomes(run: runs.Run, *, epoch: int | None = None) -> dict[str, dict[str, float]]:
+    """``labels.relabel_outcomes`` of a label-managing run at ``epoch`` (default: the last
+    epoch whose diagnostics hold the label states), per shot group and over all classes.
+
+    Returns
+    -------
+    dict
+        ``"all"`` and each shot group of ``stats.GROUP_NAMES`` the run has → outcome name
+        (``labels.RELABEL_OUTCOMES``) → share in [0, 1] (NaN where no label of the kind).
+    """
+    full = [e for e in run.diagnostic_epochs if STATE in run.diagnostics_keys(e)]
+    if not full or run.clean_labels is None:
+        raise ValueError(f"run {run.name} has no label states or no clean labels to "
+                         "compare them with")
+    if epoch is not None and epoch not in full:
+        raise ValueError(f"epoch {epoch} of run {run.name} has no label states; available: "
+                         f"{full}")
+    data = run.diagnostics(full[-1] if epoch is None else epoch)
+    arrays = (data[STATE], run.noisy_labels, run.clean_labels, data[TARGETS])
+    result = {"all": labels.relabel_outcomes(*arrays)}
+    if run.shot_groups is not None:
+        groups = np.asarray(run.shot_groups)
+        for name in GROUP_NAMES:
+            if (groups == name).any():
+                result[name] = labels.relabel_outcomes(*arrays, classes=groups == name)
+    return result
+
+
+def selection_by_hardness(run: runs.Run, *, bins: int = 5,
+                          epoch: int | None = None) -> dict[str, np.ndarray]:
+    """Clean-label selection precision / recall of a BalanceMix run under instance noise,
+    per quantile bin of hardness — the reference model's error on each label's *true*
+    value (1 − c for true positives, c for true negatives): does small-loss selection still
+    separate clean from corrupted labels when the noise follows what is hard?
+
+    ``epoch``: the full-diagnostics epoch whose label states are read (default: the last).
+    """
+    if run.reference_confidence is None or run.clean_labels is None:
+        raise ValueError(f"run {run.name} has no reference confidences (not instance noise)")
+    full = [e for e in run.diagnostic_epochs if STATE in run.diagnostics_keys(e)]
+    if not full:
+        raise ValueError(f"run {run.name} has no label states (no full-diagnostics epoch)")
+    state = run.diagnostics(epoch if epoch is not None else full[-1])[STATE]
+    truth = run.clean_labels.astype(bool)
+    confidence = run.reference_confidence.astype(np.float64)
+    hardness = np.where(truth, 1.0 - confidence, confidence)
+    selected = state == labels.LabelState.CLEAN
+    correct = run.noisy_labels == run.clean_labels
+    return selection_by_bins(selected, correct, hardness, bins=bins)
+
+
+def minority_oversampling(run: runs.Run, *, epoch: int | None = None) -> dict[str, float]:
+    """``stats.group_oversampling`` of a BalanceMix run's minority sampler at ``epoch``
+    (default: the last epoch whose diagnostics hold the draw shares): per shot group, its
+    positive labels per minority draw over those per random draw."""
+    epochs = [e for e in run.diagnostic_epochs if DRAW_SHARE in run.diagnostics_keys(e)]
+    if not epochs or run.shot_groups is None:
+        raise ValueError(f"run {run.name} has no minority-sampler draw shares or shot groups")
+    if epoch is not None and epoch not in epochs:
+        raise ValueError(f"epoch {epoch} of run {run.name} has no draw shares; available: "
+                         f"{epochs}")
+    data = run.diagnostics(epochs[-1] if epoch is None else epoch)
+    return group_oversampling(data[DRAW_SHARE], data[NATURAL_SHARE], run.shot_groups)
