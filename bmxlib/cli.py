@@ -68,7 +68,7 @@ def _sweep(args: argparse.Namespace) -> int:
     try:
         out = run_sweep(args.config, overrides=args.overrides, jobs=args.jobs, name=args.name,
                         launcher=args.launcher, cluster=cluster, max_points=args.max_points,
-                        reuse=args.reuse)
+                        reuse=args.reuse, only=args.only)
     except PointsFailed as err:
         print(f"bmx: {err}", file=sys.stderr)
         return 1
@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--reuse", action="append", default=[], metavar="SWEEP_DIR",
                        help="copy the finished runs of another sweep that computed exactly "
                             "a point of this one, instead of running it (repeatable)")
+    sweep.add_argument("--only", action="append", default=[], metavar="AXIS=LABEL",
+                       help="run only the points with this label (repeatable; e.g. seed=0 "
+                            "first, then the same command without --only runs the rest)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="overrides applied to every grid point")
     sweep.add_argument("--launcher", default="local",

@@ -212,6 +212,26 @@ def reuse_finished_points(sweep_dir: Path, points: list[Point],
     return copies
 
 
+def select_points(points: list[Point], only: list[str] | tuple = ()) -> list[Point]:
+    """The points whose labels match every ``AXIS=LABEL`` of ``only`` (several labels of one
+    axis: any of them); all points without ``only``. Raises ConfigError naming an entry
+    that is not ``AXIS=LABEL``, an axis the grid lacks or a label it does not have."""
+    wanted: dict[str, set[str]] = {}
+    for entry in only:
+        axis, sep, label = str(entry).partition("=")
+        if not sep or not axis or not label:
+            raise ConfigError(f"--only {entry!r}: expected AXIS=LABEL, e.g. seed=0")
+        labels = {p.labels[axis] for p in points if axis in p.labels}
+        if not labels:
+            axes = ", ".join(dict.fromkeys(a for p in points for a in p.labels))
+            raise ConfigError(f"--only {entry!r}: the grid has no axis {axis!r} ({axes})")
+        if label not in labels:
+            raise ConfigError(f"--only {entry!r}: axis {axis!r} has no label {label!r} "
+                              f"({', '.join(sorted(labels))})")
+        wanted.setdefault(axis, set()).add(label)
+    return [p for p in points if all(p.labels.get(a) in ls for a, ls in wanted.items())]
+
+
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: leave when the sweep process ``parent`` is gone (a SIGKILL of
     the sweep must not leave workers training into run directories that a restarted sweep
@@ -322,6 +342,7 @@ def run_sweep(
     cluster: ClusterOptions | None = None,
     max_points: int = MAX_POINTS,
     reuse: list[str | Path] | tuple = (),
+    only: list[str] | tuple = (),
 ) -> Path:
     """Run every unfinished point of a sweep, then write the results tables.
 
@@ -334,7 +355,10 @@ def run_sweep(
     rules — skip finished points, resume interrupted ones, refuse changed settings — are
     applied before anything is submitted, whatever the launcher. ``reuse`` names other
     sweep directories whose finished runs stand for identical points of this one
-    (``reuse_finished_points``): copied, not re-run.
+    (``reuse_finished_points``): copied, not re-run. ``only`` (``AXIS=LABEL`` entries,
+    ``select_points``) runs just the matching points now, e.g. ``seed=0`` of a study that
+    spans sessions; the sweep directory still lists every point, and the same command
+    without ``only`` runs the rest.
     """
     if not isinstance(max_points, int) or max_points < 1:
         raise ConfigError(f"--max-points must be an integer >= 1, got {max_points!r}")
@@ -346,14 +370,15 @@ def run_sweep(
         raise ConfigError(f"--launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
     check_launcher(launcher)
     check_existing_points(sweep_dir, points)
+    selected = select_points(points, only)
     reusable = reusable_runs(reuse)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])
-    for point_name, source in reuse_finished_points(sweep_dir, points, reusable):
+    for point_name, source in reuse_finished_points(sweep_dir, selected, reusable):
         print(f"[sweep {sweep_dir.name}] {point_name}: copied from {source} (same config)",
               file=sys.stderr, flush=True)
-    todo = [p for p in points if not runs.is_finished(sweep_dir / p.name)]
+    todo = [p for p in selected if not runs.is_finished(sweep_dir / p.name)]
     bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",
                disable=not sys.stderr.isatty())
     done, busy = len(points) - len(todo), []

@@ -13,6 +13,10 @@
 #                                             # amp_cpu=true as <its name>_amp_cpu
 #   STUDIES=glyphs-coco scripts/studies.sh ...  # glyphs-coco's studies (its regime names
 #                                             # its own precision: AMP_CPU does not apply)
+#   FIRST=seed=0 scripts/studies.sh ...       # first every sweep's points with this label
+#                                             # (`bmx sweep --only`), then every sweep whole;
+#                                             # glyphs-coco's default: one seed of every
+#                                             # table before the seeds that give error bars
 #
 # Run folders do not outlive the machine: after each sweep its finished runs are archived
 # into studies/<name> (`bmx archive`: no checkpoints, diagnostics thinned; commit it), and a
@@ -46,30 +50,34 @@ case "${STUDIES:-digits-lt}" in
         configs/glyphs_coco_ablation.yaml          # Table 5 rows x 4 settings x 3 seeds
         configs/glyphs_coco_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
     )
-        AMP_CPU= ;;
+        AMP_CPU=
+        FIRST=${FIRST-seed=0} ;;
     *) echo "STUDIES must be digits-lt or glyphs-coco, not '$STUDIES'" >&2; exit 2 ;;
 esac
 
-earlier=()  # the sweeps finished before: their identical points are copied, not re-run
-for sweep in "${SWEEPS[@]}"; do
-    name=$(sed -n 's/^name: *//p' "$sweep")
-    # shellcheck disable=SC2206  # BMX is split into words on purpose
-    command=($BMX sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
-    if [ -n "${AMP_CPU:-}" ]; then
-        name="${name}_amp_cpu"
-        command+=(--name "$name" amp_cpu=true)
-    fi
-    [ -d "$ARCHIVE/$name" ] && command+=(--reuse "$ARCHIVE/$name")
-    for dir in "${earlier[@]}"; do
-        command+=(--reuse "$dir")
+for only in ${FIRST:+"$FIRST"} ""; do  # a first pass over FIRST's points, then everything
+    earlier=()  # the sweeps finished before: their identical points are copied, not re-run
+    for sweep in "${SWEEPS[@]}"; do
+        name=$(sed -n 's/^name: *//p' "$sweep")
+        # shellcheck disable=SC2206  # BMX is split into words on purpose
+        command=($BMX sweep --config "$sweep" --jobs "$JOBS" "out_dir=$RUNS_DIR")
+        if [ -n "${AMP_CPU:-}" ]; then
+            name="${name}_amp_cpu"
+            command+=(--name "$name" amp_cpu=true)
+        fi
+        [ -n "$only" ] && command+=(--only "$only")
+        [ -d "$ARCHIVE/$name" ] && command+=(--reuse "$ARCHIVE/$name")
+        for dir in "${earlier[@]}"; do
+            command+=(--reuse "$dir")
+        done
+        start=$(date +%s)
+        "${command[@]}"
+        status=$?
+        printf '%s\t%s\texit %s\t%s s\t%s\n' "$(date -u +%FT%TZ)" "${command[*]}" "$status" \
+            "$(( $(date +%s) - start ))" "$(git rev-parse --short HEAD 2>/dev/null)" \
+            >> "$RUNS_DIR/studies.log"
+        $BMX archive "$RUNS_DIR/$name" "$ARCHIVE/$name"
+        [ "$status" -eq 0 ] || exit "$status"
+        earlier+=("$RUNS_DIR/$name")
     done
-    start=$(date +%s)
-    "${command[@]}"
-    status=$?
-    printf '%s\t%s\texit %s\t%s s\t%s\n' "$(date -u +%FT%TZ)" "${command[*]}" "$status" \
-        "$(( $(date +%s) - start ))" "$(git rev-parse --short HEAD 2>/dev/null)" \
-        >> "$RUNS_DIR/studies.log"
-    $BMX archive "$RUNS_DIR/$name" "$ARCHIVE/$name"
-    [ "$status" -eq 0 ] || exit "$status"
-    earlier+=("$RUNS_DIR/$name")
 done

@@ -198,6 +198,40 @@ def test_reuse_copies_identical_finished_points_and_runs_the_rest(tmp_path, monk
     assert not list(second_dir.glob(".*copying"))
 
 
+def test_only_runs_the_matching_points_and_the_same_command_runs_the_rest(tmp_path,
+                                                                         monkeypatch):
+    """``--only seed=0`` trains seed 0 of every cell; the manifest lists every point; the
+    same sweep without it trains just the rest; several labels of one axis mean any."""
+    import bmxlib.engine as engine
+
+    path = _write_sweep(tmp_path, "  method: [bce, mixup]\n  seed: [0, 1]\n")
+    trained = []
+    real_fit = engine.fit
+    monkeypatch.setattr(engine, "fit", lambda config, *a, **k: (
+        trained.append(config.name), real_fit(config, *a, **k))[1])
+    sweep_dir = run_sweep(path, only=["seed=0"])
+    assert sorted(trained) == ["method=bce__seed=0", "method=mixup__seed=0"]
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    assert len(manifest["points"]) == 4
+    run_sweep(path, only=["seed=1", "method=bce", "method=mixup"])
+    assert sorted(trained[2:]) == ["method=bce__seed=1", "method=mixup__seed=1"]
+    run_sweep(path)
+    assert len(trained) == 4  # everything finished: nothing trained again
+
+
+@pytest.mark.parametrize(("entry", "named"), [
+    ("seed", "expected AXIS=LABEL"),
+    ("lr=0.1", "no axis 'lr' (method, seed)"),
+    ("seed=7", "axis 'seed' has no label '7' (0, 1)"),
+], ids=["no-label", "unknown-axis", "unknown-label"])
+def test_only_with_a_bad_entry_exits_2_before_writing(tmp_path, capsys, entry, named):
+    path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0, 1]\n")
+    assert main(["sweep", "--config", path, "--only", entry]) == 2
+    err = capsys.readouterr().err
+    assert named in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "s").exists()
+
+
 def test_reuse_of_a_directory_that_is_no_sweep_exits_2(tmp_path, capsys):
     path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0]\n")
     code = main(["sweep", "--config", path, "--reuse", str(tmp_path / "nowhere")])
