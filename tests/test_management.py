@@ -62,3 +62,39 @@ def test_relabel_outcomes_need_label_management(tiny_config):
     with pytest.raises(ValueError, match="no label states"):
         management.relabel_outcomes(run)
     assert not math.isnan(run.metrics[-1]["mAP"])  # the run itself is fine
+
+
+def test_selection_by_hardness_bins_by_the_reference_error_on_the_true_label(tmp_path):
+    """Hardness is the reference model's error on each label's true value (1 − c on true
+    positives, c on true negatives); selected = state CLEAN, correct = given == truth."""
+    import yaml
+
+    from bmxlib import runs
+    from bmxlib.labels import CLEAN, RELABELED
+    from bmxlib.methods.balancemix import STATE
+    from bmxlib.metrics import selection_by_bins
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / runs.CONFIG_FILE).write_text(yaml.safe_dump({"method": "balancemix"}))
+    clean, noisy = np.array([[1, 0], [0, 1]]), np.array([[1, 1], [0, 0]])
+    # labels A (0,0) true 1, B (0,1) wrong positive, C (1,0) true 0, D (1,1) hidden positive:
+    # hardness A 0.1, B 0.7, C 0.2, D 0.8 -> bins {A, C} and {B, D}; the raw confidences
+    # would bin {C, D} and {B, A} instead
+    reference = np.array([[0.9, 0.7], [0.2, 0.2]])
+    np.savez(run_dir / runs.LABELS_FILE, clean=clean, noisy=noisy,
+             reference_confidence=reference, shot_groups=np.array(["many", "few"]))
+    path = runs.diagnostics_path(run_dir, 5)
+    path.parent.mkdir()
+    state = np.array([[CLEAN, CLEAN], [CLEAN, RELABELED]], dtype=np.uint8)
+    np.savez(path, **{STATE: state})
+    got = management.selection_by_hardness(load_run(run_dir), bins=2)
+    hardness = np.array([[0.1, 0.7], [0.2, 0.8]])
+    expected = selection_by_bins(state == CLEAN, noisy == clean, hardness, bins=2)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value)
+    raw = selection_by_bins(state == CLEAN, noisy == clean, reference, bins=2)
+    assert any(not np.allclose(raw[k], got[k], equal_nan=True) for k in raw if k in got)
+    with pytest.raises(ValueError, match="no reference confidences"):
+        np.savez(run_dir / runs.LABELS_FILE, clean=clean, noisy=noisy)
+        management.selection_by_hardness(load_run(run_dir))
