@@ -381,7 +381,8 @@ def run_sweep(
     todo = [p for p in selected if not runs.is_finished(sweep_dir / p.name)]
     bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",
                disable=not sys.stderr.isatty())
-    done, busy = len(points) - len(todo), []
+    # finished points of the whole sweep (``only`` leaves others unfinished, not done)
+    done, busy = sum(runs.is_finished(sweep_dir / p.name) for p in points), []
 
     def finished(name: str) -> None:
         nonlocal done

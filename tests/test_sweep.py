@@ -199,7 +199,7 @@ def test_reuse_copies_identical_finished_points_and_runs_the_rest(tmp_path, monk
 
 
 def test_only_runs_the_matching_points_and_the_same_command_runs_the_rest(tmp_path,
-                                                                         monkeypatch):
+                                                                         monkeypatch, capsys):
     """``--only seed=0`` trains seed 0 of every cell; the manifest lists every point; the
     same sweep without it trains just the rest; several labels of one axis mean any."""
     import bmxlib.engine as engine
@@ -211,6 +211,8 @@ def test_only_runs_the_matching_points_and_the_same_command_runs_the_rest(tmp_pa
         trained.append(config.name), real_fit(config, *a, **k))[1])
     sweep_dir = run_sweep(path, only=["seed=0"])
     assert sorted(trained) == ["method=bce__seed=0", "method=mixup__seed=0"]
+    progress = [line for line in capsys.readouterr().err.splitlines() if " done: " in line]
+    assert [line.split()[2] for line in progress] == ["1/4", "2/4"]  # not 3/4, 4/4
     manifest = json.loads((sweep_dir / "sweep.json").read_text())
     assert len(manifest["points"]) == 4
     run_sweep(path, only=["seed=1", "method=bce", "method=mixup"])
