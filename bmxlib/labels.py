@@ -332,6 +332,21 @@ def _per_group(mask: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     return torch.stack([total - positive, positive], dim=1)
 
 
+def _judged_labels(state, noisy_labels, true_labels, refined_targets):
+    """The four (N, K) arrays of a label-management outcome as CPU tensors, checked to share
+    one shape, with binary given and true labels."""
+    state = as_tensor(state, "state", "cpu")
+    noisy = as_tensor(noisy_labels, "noisy_labels", "cpu")
+    truth = as_tensor(true_labels, "true_labels", "cpu")
+    refined = as_tensor(refined_targets, "refined_targets", "cpu")
+    _check_same_shape(
+        state, "state", noisy_labels=noisy, true_labels=truth, refined_targets=refined
+    )
+    for tensor, name in ((noisy, "noisy_labels"), (truth, "true_labels")):
+        check_binary(tensor, name)
+    return state, noisy, truth, refined
+
+
 def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict:
     """Quality of the label management when the true labels are known (docs/method.md §3).
 
@@ -353,15 +368,8 @@ def selection_quality(state, noisy_labels, true_labels, refined_targets) -> dict
     float64 numpy arrays (K, 2) "precision_per_group", "recall_per_group",
     "relabel_accuracy_per_group" (NaN where undefined).
     """
-    state = as_tensor(state, "state", "cpu")
-    noisy = as_tensor(noisy_labels, "noisy_labels", "cpu")
-    truth = as_tensor(true_labels, "true_labels", "cpu")
-    refined = as_tensor(refined_targets, "refined_targets", "cpu")
-    _check_same_shape(
-        state, "state", noisy_labels=noisy, true_labels=truth, refined_targets=refined
-    )
-    for tensor, name in ((noisy, "noisy_labels"), (truth, "true_labels")):
-        check_binary(tensor, name)
+    state, noisy, truth, refined = _judged_labels(state, noisy_labels, true_labels,
+                                                  refined_targets)
     correct = noisy == truth
     selected = state == int(CLEAN)
     relabeled = state == int(RELABELED)
@@ -418,16 +426,9 @@ def relabel_outcomes(state, noisy_labels, true_labels, refined_targets, *,
         Outcome name → share in [0, 1], NaN where no label of the named kind exists
         (e.g. wrong positives without synthetic noise).
     """
-    state = as_tensor(state, "state", "cpu")
-    noisy = as_tensor(noisy_labels, "noisy_labels", "cpu")
-    truth = as_tensor(true_labels, "true_labels", "cpu")
-    refined = as_tensor(refined_targets, "refined_targets", "cpu")
-    _check_same_shape(
-        state, "state", noisy_labels=noisy, true_labels=truth, refined_targets=refined
-    )
-    for tensor, name in ((noisy, "noisy_labels"), (truth, "true_labels"),
-                         (refined, "refined_targets")):
-        check_binary(tensor, name)
+    state, noisy, truth, refined = _judged_labels(state, noisy_labels, true_labels,
+                                                  refined_targets)
+    check_binary(refined, "refined_targets")
     given, true, target = noisy.bool(), truth.bool(), refined.bool()
     if classes is not None:
         keep = torch.as_tensor(np.asarray(classes, dtype=bool))
