@@ -378,11 +378,12 @@ def run_sweep(
     for point_name, source in reuse_finished_points(sweep_dir, selected, reusable):
         print(f"[sweep {sweep_dir.name}] {point_name}: copied from {source} (same config)",
               file=sys.stderr, flush=True)
-    todo = [p for p in selected if not runs.is_finished(sweep_dir / p.name)]
+    # finished points of the whole sweep (``only`` leaves others unfinished, not done)
+    finished_names = {p.name for p in points if runs.is_finished(sweep_dir / p.name)}
+    todo = [p for p in selected if p.name not in finished_names]
     bar = tqdm(total=len(todo), desc=f"sweep {sweep_dir.name}", unit="run",
                disable=not sys.stderr.isatty())
-    # finished points of the whole sweep (``only`` leaves others unfinished, not done)
-    done, busy = sum(runs.is_finished(sweep_dir / p.name) for p in points), []
+    done, busy = len(finished_names), []
 
     def finished(name: str) -> None:
         nonlocal done
