@@ -20,7 +20,9 @@ from .io import atomic_write_json, atomic_write_text
 def archive_diagnostics(run_dir: Path, target: Path, config: Config) -> None:
     """The diagnostics ``archive_sweep`` keeps of the finished run ``run_dir`` (run with
     ``config``), written under ``target``: the full-diagnostics epochs, epoch 0 and the
-    last, with the per-label arrays at the last epoch only."""
+    last, with the per-label arrays at the last epoch only — and, from any other epoch,
+    the arrays under a key none of those epochs holds (a one-off record, e.g. the
+    T-estimator's transition matrices at the end of its warm-up)."""
     import numpy as np
 
     from .engine import is_full_diagnostics_epoch
@@ -30,8 +32,15 @@ def archive_diagnostics(run_dir: Path, target: Path, config: Config) -> None:
     label_shape = None if run.noisy_labels is None else run.noisy_labels.shape
     kept = [e for e in run.diagnostic_epochs
             if e == 0 or is_full_diagnostics_epoch(config, e)]
-    for epoch in kept:
+    regular = set().union(*(run.diagnostics_keys(e) for e in kept))
+    one_off = {e: set(run.diagnostics_keys(e)) - regular
+               for e in run.diagnostic_epochs if e not in kept}
+    for epoch in run.diagnostic_epochs:
+        if epoch not in kept and not one_off[epoch]:
+            continue
         arrays = run.diagnostics(epoch)
+        if epoch not in kept:
+            arrays = {k: v for k, v in arrays.items() if k in one_off[epoch]}
         if epoch != run.diagnostic_epochs[-1]:
             arrays = {k: v for k, v in arrays.items() if np.shape(v) != label_shape}
         path = runs.diagnostics_path(target, epoch)

@@ -336,3 +336,26 @@ def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_reading
         np.testing.assert_array_equal(archived.diagnostics(5)[key], original.diagnostics(5)[key])
     assert management.minority_oversampling(archived) == management.minority_oversampling(original)
     assert archived.metrics == original.metrics
+
+
+def test_archive_keeps_one_off_diagnostics_of_other_epochs(tmp_path):
+    """The T-estimator records its transition estimate once, at the end of its warm-up; an
+    epoch outside diagnostics_every must not lose it in the archive (the digits-lt regime's
+    warm-up of 25 epochs with diagnostics every 10 did, until 2026-12-04)."""
+    import numpy as np
+
+    from bmxlib import runs
+    from bmxlib.archive import archive_sweep
+
+    path = _write_sweep(tmp_path, "  method: [t_estimator]\n  seed: [0]\n")
+    sweep_dir = run_sweep(path, overrides=["epochs=4", "warmup_epochs=1", "diagnostics_every=2",
+                                           "noise=mislabel", "noise_rate=0.4"])
+    archive_sweep(sweep_dir, tmp_path / "archive")
+    original = runs.load_run(sweep_dir / "method=t_estimator__seed=0")
+    archived = runs.load_run(tmp_path / "archive" / "method=t_estimator__seed=0")
+    # the method's only record, at an epoch that is neither full (2, 4) nor the last
+    assert original.diagnostic_epochs == archived.diagnostic_epochs == [1]
+    assert set(archived.diagnostics_keys(1)) == set(original.diagnostics_keys(1)) \
+        >= {"transition", "transition_partner", "transition_solved_by"}
+    np.testing.assert_array_equal(archived.diagnostics(1)["transition"],
+                                  original.diagnostics(1)["transition"])
