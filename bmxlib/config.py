@@ -59,7 +59,8 @@ class CoreConfig:
     n_test: int = 3000  # digits-lt / glyphs-coco test canvases (glyphs-coco's own: 2000)
     max_images: int = 0  # cap on images per split for real datasets (0 = all)
     image_size: int = 0  # square input side (0 = dataset default: 32 digits, 448 photos)
-    # DataLoader worker processes; -1 = auto: min(8, CPU count) on CUDA, 0 on the CPU
+    # DataLoader worker processes; -1 = auto: min(8, CPU count) on CUDA for images read
+    # from files, 0 on the CPU and for in-memory datasets (digits-lt, glyphs-coco)
     num_workers: int = -1
     shot_many: int = 0  # many-shot: more than this many training positives (0 = dataset's)
     shot_few: int = 0  # few-shot: fewer than this many (0 = dataset's; paper: 10,000 / 1,000)
