@@ -91,17 +91,20 @@ def _tables(args: argparse.Namespace) -> int:
         measure_markdown,
         oversampling_markdown,
         relabeling_markdown,
+        settings_markdown,
     )
 
     # every table built before any is printed: bad input prints nothing but its one line
     try:
         tables = [grid_markdown(args.sweep_dir)]
     except ValueError:
-        if args.measure or args.oversampling or not args.relabeling:
+        if args.oversampling:
             raise
-        # the relabeling table reads any sweep (the missing readings have no noise axis)
-        tables = []
-    tables += [measure_markdown(args.sweep_dir, measure) for measure in args.measure]
+        # a sweep without the grid's method x noise axes (the missing readings, a
+        # sensitivity sweep): one row per setting, the measures side by side
+        tables = [settings_markdown(args.sweep_dir, ["mAP", *args.measure])]
+    else:
+        tables += [measure_markdown(args.sweep_dir, measure) for measure in args.measure]
     if args.oversampling:
         tables.append(oversampling_markdown(args.sweep_dir))
     if args.relabeling:
@@ -239,9 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Markdown: last-epoch mAP (mean ± std over seeds [the paper's COCO "
                     "number]) per method (or ablation variant) and noise setting, the first "
                     "row's drop against clean paired by seed, and the ranks; then one table "
-                    "per --measure.")
-    tables.add_argument("sweep_dir", help="a sweep directory with method (or variant), "
-                                          "noise and seed axes")
+                    "per --measure. A sweep without method (or variant) and noise axes "
+                    "gets one row per setting, mAP and each --measure side by side.")
+    tables.add_argument("sweep_dir", help="a sweep directory (the grid tables need method "
+                                          "(or variant), noise and seed axes)")
     tables.add_argument("--measure", action="append", default=[], metavar="NAME",
                         help="also tabulate this summary measure, e.g. mAP_few, "
                              "memorized_noisy, selection_precision (repeatable)")

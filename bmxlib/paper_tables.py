@@ -14,6 +14,9 @@ from the sweep directory (or its archive under studies/) instead of typed.
   relative to a shuffle (``management.minority_oversampling``).
 - ``relabeling_markdown(directory)``: what label management did to the positives, per
   setting of any sweep's axes (``management.relabel_outcomes``).
+- ``settings_markdown(directory, measures)``: any sweep, one row per setting of its axes
+  but the seed, "mean ± std" over seeds of each measure (the missing readings, a
+  sensitivity sweep: sweeps without the grid's method × noise axes).
 
 ``bmx tables SWEEP_DIR`` prints them.
 """
@@ -183,6 +186,34 @@ def measure_markdown(directory: str | Path, measure: str, *, rows: str | None = 
                         format_percent(mean) if percent else format_share(mean))
         body.append(line)
     return markdown_table([known[measure].label, *columns], body)
+
+
+def settings_markdown(directory: str | Path, measure_names=("mAP",)) -> str:
+    """Any sweep: one row per setting of its axes but the seed, the number of seeds that
+    finished, and per summary measure (``bmxlib.measures``) "mean ± std" over seeds —
+    percent measures in %, the others as numbers; "–" where no run recorded it."""
+    known = {m.name: m for m in measures.ALL if m.summary}
+    for name in measure_names:
+        if name not in known:
+            raise ValueError(f"unknown measure {name!r}; one of {', '.join(known)}")
+    axes, records = collect(directory)
+    keys = setting_axes(axes)
+    found: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record in records:
+        found.setdefault(tuple(str(record[k]) for k in keys), []).append(record)
+
+    def cell(values: list[float], name: str) -> str:
+        mean, std, count = mean_std(values)
+        if not count:
+            return "–"
+        if known[name].format == "percent":
+            return format_percent(mean, std if count > 1 else None)
+        return format_share(mean) + (f" ± {format_share(std)}" if count > 1 else "")
+
+    body = [[*setting, str(len(group)),
+             *(cell([r.get(name) for r in group], name) for name in measure_names)]
+            for setting, group in found.items()]
+    return markdown_table([*keys, "seeds", *(known[n].label for n in measure_names)], body)
 
 
 def oversampling_markdown(directory: str | Path, *, rows: str | None = None) -> str:

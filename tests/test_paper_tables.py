@@ -82,8 +82,8 @@ def test_the_papers_numbers_are_those_of_docs_method_11():
     assert set(paper_tables.PAPER_MAIN["bce"]) == set(paper_tables.SETTINGS)
 
 
-def test_bmx_tables_prints_the_grid_and_refuses_a_run_without_axes_in_one_line(tmp_path,
-                                                                                capsys):
+def test_bmx_tables_prints_the_grid_and_refuses_oversampling_without_axes_in_one_line(
+        tmp_path, capsys):
     sweep = _sweep(tmp_path / "s", VALUES)
     assert main(["tables", str(sweep), "--measure", "mAP_few"]) == 0
     out = capsys.readouterr().out
@@ -94,7 +94,7 @@ def test_bmx_tables_prints_the_grid_and_refuses_a_run_without_axes_in_one_line(t
     (tmp_path / "t" / "lr=0.1").mkdir()
     (tmp_path / "t" / "lr=0.1" / "config.yaml").write_text("method: bce\n")
     (tmp_path / "t" / "lr=0.1" / "summary.json").write_text(json.dumps({"mAP": 0.5}))
-    assert main(["tables", str(tmp_path / "t")]) == 2
+    assert main(["tables", str(tmp_path / "t"), "--oversampling"]) == 2
     err = capsys.readouterr().err
     assert "'noise'" in err and len(err.strip().splitlines()) == 1
     assert main(["tables", str(sweep), "--measure", "bogus"]) == 2
@@ -191,5 +191,32 @@ def test_relabeling_alone_reads_a_sweep_without_noise_axis(tmp_path, capsys):
     assert "| reading | seeds |" in out
     assert "| relabel-to-zero | 1 | 50.0 (100.0 / 0.0 / –) |" in out
     assert "| keep-positives | 1 | 0.0 (0.0 / 0.0 / –) |" in out
-    assert main(["tables", str(root)]) == 2
+    assert main(["tables", str(root), "--oversampling"]) == 2
     assert "no 'noise' axis" in capsys.readouterr().err
+
+
+def test_settings_table_of_a_sweep_without_the_grid_axes_by_hand(tmp_path, capsys):
+    """A reading x seed sweep: relabel-to-zero at seeds 0 and 1 (mAP 0.50, 0.60 -> 55.0 ±
+    7.1; fit_clean 0.9, 0.7 -> 0.800 ± 0.141), keep-positives at seed 0 only (0.70 -> 70.0,
+    no std; no fit_clean recorded -> "–")."""
+    root = tmp_path / "readings"
+    runs_ = {("relabel-to-zero", 0): {"mAP": 0.5, "fit_clean": 0.9},
+             ("relabel-to-zero", 1): {"mAP": 0.6, "fit_clean": 0.7},
+             ("keep-positives", 0): {"mAP": 0.7}}
+    points = []
+    for (reading, seed), summary in runs_.items():
+        name = f"seed={seed}__reading={reading}"
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text(yaml.safe_dump({"method": "balancemix"}))
+        (root / name / "summary.json").write_text(json.dumps(summary))
+        points.append({"name": name, "labels": {"seed": str(seed), "reading": reading}})
+    (root / "sweep.json").write_text(json.dumps({"source": "r.yaml", "points": points}))
+    lines = paper_tables.settings_markdown(root, ["mAP", "fit_clean"]).splitlines()
+    assert lines[0] == "| reading | seeds | mAP all | fit clean |"
+    assert lines[2] == "| relabel-to-zero | 2 | 55.0 ± 7.1 | 0.800 ± 0.141 |"
+    assert lines[3] == "| keep-positives | 1 | 70.0 | – |"
+    assert main(["tables", str(root), "--measure", "fit_clean"]) == 0
+    assert capsys.readouterr().out.startswith("| reading | seeds | mAP all | fit clean |")
+    assert main(["tables", str(root), "--measure", "bogus"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "'bogus'" in err and len(err.strip().splitlines()) == 1
