@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from . import distributed as dist
 from .compute import warn_if_emulated_bf16
 from .config import Config
 from .data import MultiLabelDataset, dataset_presets, load_dataset
-from .data.batches import images_in_memory
+from .data.batches import resolve_workers
 from .data.presets import transform_parts
 from .methods import Method, TrainingData, build_method
 from .models import BACKBONE_SOURCES, build_model
@@ -76,22 +75,6 @@ def load_splits(config: Config) -> tuple[MultiLabelDataset, MultiLabelDataset]:
     return train, test
 
 
-def resolve_workers(config: Config, device: torch.device, dataset: MultiLabelDataset,
-                    transform=None) -> int:
-    """``num_workers``, with -1 (auto) = 0 when ``dataset`` holds its images in memory at
-    the size ``transform`` (its per-image part) leaves them — a batch is then one
-    ``index_select``, and worker processes would only copy it between processes (and be
-    started again every epoch, for every loader) —, else min(8, CPU count) on CUDA, where
-    decoding and resizing photos must keep up with a GPU, and 0 on the CPU, where workers
-    compete with training for the same cores."""
-    if config.num_workers >= 0:
-        return config.num_workers
-    if device.type != "cuda" or images_in_memory(dataset, transform_parts(transform)[0]) \
-            is not None:
-        return 0
-    return min(8, os.cpu_count() or 1)
-
-
 @dataclass
 class Setup:
     """Everything ``fit`` builds before the first epoch."""
@@ -130,8 +113,8 @@ def build(config: Config, *, reference: np.ndarray | None = None) -> Setup:
                     "augmentation": config.augmentation}
     train_tf, eval_tf = dataset_presets(train_raw, randaugment=config.randaugment,
                                         **augmentation)
-    config = dataclasses.replace(
-        config, num_workers=resolve_workers(config, device, train_raw, train_tf))
+    workers = resolve_workers(config.num_workers, device, train_raw, transform_parts(train_tf)[0])
+    config = dataclasses.replace(config, num_workers=workers)
     # the re-label views always use RandAugment (docs/method.md §1.4)
     views_tf, _ = dataset_presets(train_raw, randaugment=True, **augmentation)
     rate = config.noise_rate if config.noise in ("mislabel", "flip", "instance") else None

@@ -12,12 +12,15 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from bmxlib.config import load_config
 from bmxlib.data import IndexedDataset, load_dataset
 from bmxlib.data import batches as batches_module
-from bmxlib.data.batches import InMemoryBatches, batch_loader, images_in_memory
+from bmxlib.data.batches import (
+    InMemoryBatches,
+    batch_loader,
+    images_in_memory,
+    resolve_workers,
+)
 from bmxlib.engine import fit
-from bmxlib.experiment import resolve_workers
 
 TIMING = {"seconds", "train_seconds", "images_per_s", "run_dir_bytes"}
 
@@ -81,16 +84,14 @@ def test_auto_workers_only_where_images_must_be_decoded(digits, device, dataset,
     memory: an in-memory batch is one index_select, and workers started every epoch for
     every loader made a glyphs-coco epoch take 75 s instead of 3 with 14 runs sharing an
     H200 and 16 cores (2026-12-04)."""
-    config = load_config(overrides=[f"num_workers={num_workers}"])
     data = digits if dataset == "memory" else _OnDisk()
     resize = v2.Compose([v2.Resize((32, 32), antialias=True)])
-    assert resolve_workers(config, torch.device(device), data, resize) == expected
+    assert resolve_workers(num_workers, torch.device(device), data, resize) == expected
 
 
 def test_auto_workers_decode_when_the_transform_resizes(digits):
-    config = load_config(overrides=["num_workers=-1"])
     resize = v2.Compose([v2.Resize((16, 16), antialias=True)])
-    assert resolve_workers(config, torch.device("cuda"), digits, resize) == \
+    assert resolve_workers(-1, torch.device("cuda"), digits, resize) == \
         min(8, os.cpu_count() or 1)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -41,6 +42,20 @@ def images_in_memory(dataset: MultiLabelDataset, transform=None) -> torch.Tensor
         if transform(probe) is not probe:
             return None
     return images
+
+
+def resolve_workers(num_workers: int, device: torch.device, dataset: MultiLabelDataset,
+                    per_image=None) -> int:
+    """The DataLoader worker count for ``num_workers`` (-1 = auto): 0 on the CPU, where
+    workers compete with training for the same cores, and for a dataset that holds its
+    images in memory at the size ``per_image`` leaves them (``images_in_memory``: a batch
+    is then one ``index_select``, and workers — started anew every epoch for every loader —
+    would only copy it between processes); else min(8, CPU count) on CUDA, where decoding
+    and resizing photos must keep up with the GPU."""
+    if num_workers >= 0:
+        return num_workers
+    in_memory = images_in_memory(dataset, per_image) is not None
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" and not in_memory else 0
 
 
 class InMemoryBatches:
@@ -134,4 +149,5 @@ def view_loader(dataset: MultiLabelDataset, rows: list[int], *, n_views: int, ba
                       shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
 
 
-__all__ = ["InMemoryBatches", "batch_loader", "images_in_memory", "view_loader"]
+__all__ = ["InMemoryBatches", "batch_loader", "images_in_memory", "resolve_workers",
+           "view_loader"]
