@@ -35,6 +35,7 @@ from .results import (
     markdown_table,
     mean_std,
     setting_axes,
+    setting_groups,
 )
 
 #: Tables 1–3 (Mixup: Table 5's "+ random sampler" row), COCO, last-epoch mAP all (%)
@@ -197,10 +198,6 @@ def settings_markdown(directory: str | Path, measure_names=("mAP",)) -> str:
         if name not in known:
             raise ValueError(f"unknown measure {name!r}; one of {', '.join(known)}")
     axes, records = collect(directory)
-    keys = setting_axes(axes)
-    found: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for record in records:
-        found.setdefault(tuple(str(record[k]) for k in keys), []).append(record)
 
     def cell(values: list[float], name: str) -> str:
         mean, std, count = mean_std(values)
@@ -210,10 +207,11 @@ def settings_markdown(directory: str | Path, measure_names=("mAP",)) -> str:
             return format_percent(mean, std if count > 1 else None)
         return format_share(mean) + (f" ± {format_share(std)}" if count > 1 else "")
 
-    body = [[*setting, str(len(group)),
+    body = [[*map(str, setting), str(len(group)),
              *(cell([r.get(name) for r in group], name) for name in measure_names)]
-            for setting, group in found.items()]
-    return markdown_table([*keys, "seeds", *(known[n].label for n in measure_names)], body)
+            for setting, group in setting_groups(axes, records).items()]
+    return markdown_table([*setting_axes(axes), "seeds",
+                           *(known[n].label for n in measure_names)], body)
 
 
 def oversampling_markdown(directory: str | Path, *, rows: str | None = None) -> str:

@@ -3,6 +3,8 @@ their renderings (Markdown, CSV, HTML) for sweeps, reports and notebooks.
 
 - ``collect(directory)``: one record per finished run of a sweep (or the run itself):
   its axis labels plus its ``summary.json`` (docs/method.md §7).
+- ``setting_groups(axes, records)``: the records grouped by setting (every axis but the
+  seed), in grid order.
 - ``results_rows(axes, records)``: mean ± std over the seed axis, one row per setting of
   the other axes, in grid order.
 - ``long_table(directory)``: the tidy table, one row per (run, measure), that seaborn
@@ -81,6 +83,17 @@ def setting_axes(axes: list[str]) -> list[str]:
     return [a for a in axes if a not in SEED_AXES]
 
 
+def setting_groups(axes: list[str],
+                   records: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """The records grouped by setting — their labels on every axis but the seed, in the
+    order ``setting_axes`` gives — in grid order."""
+    keys = setting_axes(axes)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(tuple(record[a] for a in keys), []).append(record)
+    return groups
+
+
 def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Aggregate over seeds: one row per setting of the other axes, in grid order.
 
@@ -89,11 +102,8 @@ def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[st
     the runs recorded.
     """
     keys = setting_axes(axes)
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for record in records:
-        groups.setdefault(tuple(record[a] for a in keys), []).append(record)
     rows = []
-    for group_key, members in groups.items():
+    for group_key, members in setting_groups(axes, records).items():
         row: dict[str, Any] = dict(zip(keys, group_key))
         for measure, _ in MEASURES:
             mean, std, _ = mean_std([m.get(measure) for m in members])
