@@ -52,6 +52,15 @@ def barrier() -> None:
         td.barrier()
 
 
+def sum_across_ranks(values: torch.Tensor) -> torch.Tensor:
+    """``values`` summed over the ranks (a new tensor; ``values`` itself in one process)."""
+    if not is_initialized():
+        return values
+    total = values.clone()
+    td.all_reduce(total)
+    return total
+
+
 def wrap_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     if not is_initialized():
         return model

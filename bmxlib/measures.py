@@ -28,7 +28,8 @@ class Measure:
         ``"share"`` (a share in [0, 1] shown as %), ``"number"`` or ``"count"``.
     group : str
         ``map`` (the paper's measures, docs/method.md §3), ``quality`` (label management against
-        the truth), ``memorization``, ``training`` or ``relation``.
+        the truth), ``memorization``, ``large_loss`` (LL-R / LL-Ct's modified labels
+        against the truth), ``training`` or ``relation``.
     tag : str or None
         Its TensorBoard tag (None: not written there).
     summary : bool
@@ -61,6 +62,12 @@ ALL: tuple[Measure, ...] = (
             "labels/selection_recall"),
     Measure("relabel_accuracy", "re-labeling accuracy", "higher", "share", "quality",
             "labels/relabel_accuracy"),
+    Measure("ll_modified", "labels modified", "neither", "share", "large_loss",
+            "labels/ll_modified"),
+    Measure("ll_modified_precision", "modified labels that are hidden positives", "higher",
+            "share", "large_loss", "labels/ll_modified_precision"),
+    Measure("ll_hidden_modified", "hidden positives modified", "higher", "share",
+            "large_loss", "labels/ll_hidden_modified"),
     Measure("confidence_ap_pearson", "Pearson r (confidence, AP)", "higher", "number",
             "relation"),
     Measure("memorized_noisy", "memorized noisy", "lower", "share", "memorization",

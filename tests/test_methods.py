@@ -30,6 +30,34 @@ def _data(noisy: np.ndarray) -> TrainingData:
                         np.zeros_like(noisy, dtype=bool), noise_known=False)
 
 
+@pytest.mark.parametrize("name", ["ll_r", "ll_ct"])
+def test_large_loss_counts_its_modified_labels_against_the_truth_by_hand(name):
+    clean = np.array([[1, 1], [1, 0], [0, 1], [0, 0]])
+    noisy = np.array([[1, 0], [1, 0], [0, 0], [1, 0]])  # hidden positives (0,1), (2,1)
+    data = TrainingData(torch.tensor(noisy, dtype=torch.float32), clean.astype(np.uint8),
+                        noisy != clean, noise_known=True)
+    # 25% per epoch: clean rate 0.75 at epoch 2, so k = ceil(B·K·0.25) entries per step
+    config = load_config(None, [f"method={name}", "ll_delta_rel=25", "protocol=custom"])
+    method = build_method(config, data, model=torch.nn.Identity())
+    # BCE against 0 grows with the logit; the candidates (given 0) ranked (0,1) > (1,1) > (2,1)
+    logits = torch.tensor([[0.0, 3.0], [0.0, 2.0], [-2.0, 1.0], [0.0, -1.0]])
+    method.start_epoch(2)
+    eye = torch.eye(4)
+    for rows in ([0, 1, 2, 3], [2]):  # k = 2: (0,1) hidden, (1,1) not; k = 1: (2,1) hidden
+        index = torch.tensor(rows)
+        method.training_step(Fixed(logits), Batch(x_r=eye[index], index_r=index, epoch=2))
+    logs = method.end_of_epoch(None).logs
+    # 3 of 10 entries modified, 2 of them hidden positives; 3 hidden positives were candidates
+    assert logs == pytest.approx({"ll_modified": 0.3, "ll_modified_precision": 2 / 3,
+                                  "ll_hidden_modified": 2 / 3})
+    method.start_epoch(3)  # the counts are per epoch
+    assert method.end_of_epoch(None).logs == {}
+    unknown = build_method(config, _data(noisy.astype(float)), model=torch.nn.Identity())
+    unknown.start_epoch(2)
+    unknown.training_step(Fixed(logits), Batch(x_r=eye, index_r=torch.arange(4), epoch=2))
+    assert unknown.end_of_epoch(None).logs == pytest.approx({"ll_modified": 0.25})
+
+
 def test_large_loss_delta_rel_is_in_percent():
     # the authors give delta_rel in percent: 10 → clean rate 0.8 at epoch 3 → 20% modified
     n, k = 10, 10

@@ -9,6 +9,13 @@ as in the authors' code, where ``delta_rel`` is given in percent and divided by 
 With Mixup (the paper's protocol) the candidates are the labels whose *observed* value in
 the random-sampler instance is 0 (the instance that dominates the mix, λ ≥ 0.5); they are
 ranked by their BCE against the mixed target, rejected (loss 0) or corrected (target 1).
+
+Each epoch logs the share of the label entries its steps modified (``ll_modified``) and,
+when the noise was injected (so the hidden positives — labels given as 0 that are truly
+1 — are known), how many of the modified entries were hidden positives
+(``ll_modified_precision``) and how many of the hidden positives among the candidates were
+modified (``ll_hidden_modified``): the rule's premise, "a large loss on an unobserved label
+marks a false negative", measured (docs/method.md §3 "Large-loss modification").
 """
 
 from __future__ import annotations
@@ -17,8 +24,14 @@ from typing import Any
 
 import torch
 
-from .base import Hyperparameter, Method, StepLabels, reduce_loss
+from .. import distributed as dist
+from .base import EpochContext, EpochResult, Hyperparameter, Method, StepLabels, reduce_loss
 from .losses import large_loss_clean_rate, large_loss_modify
+
+# Epoch log keys (bmxlib.measures)
+MODIFIED = "ll_modified"
+MODIFIED_PRECISION = "ll_modified_precision"
+HIDDEN_MODIFIED = "ll_hidden_modified"
 
 
 class LargeLoss(Method):
@@ -33,11 +46,51 @@ class LargeLoss(Method):
             low=0.0, high=100.0),
     }
 
+    def __init__(self, config, data) -> None:
+        super().__init__(config, data)
+        device = data.noisy_labels.device
+        # the hidden positives (given 0, truly 1), known only for injected noise
+        self._hidden = (torch.from_numpy(data.corrupted & (data.clean_labels == 1)).to(device)
+                        if data.noise_known else None)
+        self._entries, self._counts = 0, self._no_counts()
+
+    def _no_counts(self) -> torch.Tensor:
+        """This epoch's (modified, modified hidden positives, hidden positives among the
+        candidates), summed over its steps on the device (no host syncs)."""
+        return torch.zeros(3, dtype=torch.float64, device=self.data.noisy_labels.device)
+
+    def start_epoch(self, epoch: int) -> None:
+        super().start_epoch(epoch)
+        self._entries, self._counts = 0, self._no_counts()
+
     def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
         rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)
+        candidates = labels.observed == 0
         result = large_loss_modify(logits, labels.targets, clean_rate=rate, mode=self.mode,
-                                   candidates=labels.observed == 0)
-        return {"loss": reduce_loss(result.loss), "modified": float(result.modified.float().mean())}
+                                   candidates=candidates)
+        modified = result.modified
+        self._entries += modified.numel()
+        self._counts[0] += modified.sum()
+        if self._hidden is not None:
+            hidden = self._hidden[labels.index] & candidates
+            self._counts[1] += (modified & hidden).sum()
+            self._counts[2] += hidden.sum()
+        return {"loss": reduce_loss(result.loss), "modified": float(modified.float().mean())}
+
+    def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
+        entries = torch.tensor([float(self._entries)], dtype=torch.float64,
+                               device=self._counts.device)
+        entries, modified, modified_hidden, hidden = dist.sum_across_ranks(
+            torch.cat([entries, self._counts])).tolist()
+        logs: dict[str, Any] = {}
+        if entries:
+            logs[MODIFIED] = modified / entries
+        if self._hidden is not None:
+            if modified:  # nothing is modified while the clean rate is 1
+                logs[MODIFIED_PRECISION] = modified_hidden / modified
+            if hidden:
+                logs[HIDDEN_MODIFIED] = modified_hidden / hidden
+        return EpochResult(logs)
 
 
 class LargeLossRejection(LargeLoss):
