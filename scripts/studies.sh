@@ -47,6 +47,7 @@ case "${STUDIES:-digits-lt}" in
         configs/glyphs_coco_regime_check.yaml      # BCE's 18 runs first: its 3-seed regime check
         configs/glyphs_coco_paper.yaml             # Tables 1-3, seed 0 of every cell first
         configs/glyphs_coco_missing_readings.yaml  # the missing setting under both readings
+        configs/glyphs_coco_ll_candidates.yaml     # LL-R / LL-Ct under both readings of unobserved
         configs/glyphs_coco_ablation.yaml          # Table 5 rows x 4 settings x 3 seeds
         configs/glyphs_coco_paper_extras.yaml      # focal, ROS, DB x 6 settings x 3 seeds
     )

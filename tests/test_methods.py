@@ -58,6 +58,32 @@ def test_large_loss_counts_its_modified_labels_against_the_truth_by_hand(name):
     assert unknown.end_of_epoch(None).logs == pytest.approx({"ll_modified": 0.25})
 
 
+@pytest.mark.parametrize("candidates, modified_label", [("dominant_zero", 1),
+                                                        ("mixed_zero", 2)])
+def test_large_loss_candidates_under_mixup_by_hand(candidates, modified_label):
+    # instance 0 (random sampler) given [1, 0, 0], truly [1, 0, 1]; its partner given [0, 1, 0]
+    clean = np.array([[1, 0, 1], [0, 1, 0]])
+    noisy = np.array([[1, 0, 0], [0, 1, 0]])
+    data = TrainingData(torch.tensor(noisy, dtype=torch.float32), clean.astype(np.uint8),
+                        noisy != clean, noise_known=True)
+    config = load_config(None, ["method=ll_r", "ll_delta_rel=25", "protocol=custom",
+                                "mixup=true", f"ll_candidates={candidates}"])
+    method = build_method(config, data, model=torch.nn.Identity())
+    method.start_epoch(2)  # k = ceil(1·3·0.25) = 1
+    # both instances score label 1 at −5, so the mix does too: its BCE against the
+    # partner's target 1 − λ >= 0.5 is >= 2.5, label 2's against 0 is log 2
+    logits = torch.tensor([[0.0, -5.0, 0.0], [0.0, -5.0, 0.0]])
+    eye = torch.eye(2)
+    out = method.training_step(Fixed(logits), Batch(
+        x_r=eye[[0]], index_r=torch.tensor([0]), x_m=eye[[1]], index_m=torch.tensor([1]),
+        epoch=2, generator=torch.Generator().manual_seed(0)))
+    assert 0.5 <= out["lambda"] <= 1.0
+    logs = method.end_of_epoch(None).logs
+    hit = float(modified_label == 2)  # label 2 of instance 0 is the hidden positive
+    assert logs == pytest.approx({"ll_modified": 1 / 3, "ll_modified_precision": hit,
+                                  "ll_hidden_modified": hit})
+
+
 def test_large_loss_delta_rel_is_in_percent():
     # the authors give delta_rel in percent: 10 → clean rate 0.8 at epoch 3 → 20% modified
     n, k = 10, 10

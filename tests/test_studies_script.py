@@ -25,18 +25,18 @@ def test_glyphs_studies_reuse_the_archive_and_archive_each_sweep(tmp_path):
     calls = log.read_text().splitlines()
     sweeps = [c for c in calls if c.startswith("sweep")]
     order = ["configs/glyphs_coco_regime_check.yaml", "configs/glyphs_coco_paper.yaml",
-             "configs/glyphs_coco_missing_readings.yaml", "configs/glyphs_coco_ablation.yaml",
-             "configs/glyphs_coco_paper_extras.yaml"]
+             "configs/glyphs_coco_missing_readings.yaml", "configs/glyphs_coco_ll_candidates.yaml",
+             "configs/glyphs_coco_ablation.yaml", "configs/glyphs_coco_paper_extras.yaml"]
     # seed 0 of every study first, then every study whole
     assert [c.split()[2] for c in sweeps] == order + order
-    assert all("--only seed=0" in c for c in sweeps[:5])
-    assert not any("--only" in c for c in sweeps[5:])
-    for sweeps_of_a_pass in (sweeps[:5], sweeps[5:]):
+    assert all("--only seed=0" in c for c in sweeps[:6])
+    assert not any("--only" in c for c in sweeps[6:])
+    for sweeps_of_a_pass in (sweeps[:6], sweeps[6:]):
         assert f"--reuse {archive}/glyphs_coco_paper" in sweeps_of_a_pass[1]
         assert f"--reuse {archive}" not in sweeps_of_a_pass[0]  # no archive of the check here
         assert f"--reuse {runs}/glyphs_coco_regime_check" in sweeps_of_a_pass[1]  # an earlier sweep
     archives = [c for c in calls if c.startswith("archive")]
-    assert len(archives) == 10
+    assert len(archives) == 12
     assert archives[:2] == [f"archive {runs}/glyphs_coco_regime_check "
                             f"{archive}/glyphs_coco_regime_check",
                             f"archive {runs}/glyphs_coco_paper {archive}/glyphs_coco_paper"]
@@ -58,5 +58,5 @@ def test_first_pass_is_glyphs_only_and_can_be_switched_off(tmp_path):
         subprocess.run(["bash", str(ROOT / "scripts" / "studies.sh"), str(tmp_path / "runs")],
                        env=env, check=True, capture_output=True, timeout=60)
         sweeps = [c for c in log.read_text().splitlines() if c.startswith("sweep")]
-        assert len(sweeps) == passes * (6 if studies == "digits-lt" else 5)
+        assert len(sweeps) == passes * 6
         assert not any("--only" in c for c in sweeps)

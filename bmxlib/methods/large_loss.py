@@ -6,9 +6,16 @@ target 1). The clean rate is 1 in epoch 1 and drops by ``ll_delta_rel`` percent 
 as in the authors' code, where ``delta_rel`` is given in percent and divided by 100 (with
 0.1 for 20 epochs, 2% of the labels are modified by the end).
 
-With Mixup (the paper's protocol) the candidates are the labels whose *observed* value in
-the random-sampler instance is 0 (the instance that dominates the mix, λ ≥ 0.5); they are
-ranked by their BCE against the mixed target, rejected (loss 0) or corrected (target 1).
+With Mixup (the paper's protocol) the candidates are, by default
+(``ll_candidates: dominant_zero``), the labels whose *observed* value in the
+random-sampler instance is 0 (the instance that dominates the mix, λ ≥ 0.5), as every
+rule on observed values follows that instance; ``ll_candidates: mixed_zero`` keeps only
+those whose mixed target is 0 too (absent from both instances: "unobserved" in the mix,
+LL's own definition). They are ranked by their BCE against the mixed target, rejected
+(loss 0) or corrected (target 1). Without mixing the two readings coincide. The first
+takes in the labels only the partner instance holds (mixed target 1 − λ), whose BCE is
+large wherever the faint partner is missed; the logs below show how many of the
+modified labels are hidden positives either way.
 
 Each epoch logs the share of the label entries its steps modified (``ll_modified``) and,
 when the noise was injected (so the hidden positives — labels given as 0 that are truly
@@ -44,6 +51,11 @@ class LargeLoss(Method):
                   "authors' delta_rel, divided by 100 in their code); ≈ 2% by the last "
                   "epoch: 0.1 for 20 epochs, 0.04 for 50, 0.18 for our 12",
             low=0.0, high=100.0),
+        "ll_candidates": Hyperparameter(
+            "dominant_zero", "LL-R / LL-Ct under Mixup: dominant_zero (labels given 0 in the "
+                             "random-sampler instance) | mixed_zero (and absent from the "
+                             "partner: mixed target 0)",
+            choices=("dominant_zero", "mixed_zero")),
     }
 
     def __init__(self, config, data) -> None:
@@ -66,6 +78,8 @@ class LargeLoss(Method):
     def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
         rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)
         candidates = labels.observed == 0
+        if self.config.ll_candidates == "mixed_zero":
+            candidates &= labels.targets == 0
         result = large_loss_modify(logits, labels.targets, clean_rate=rate, mode=self.mode,
                                    candidates=candidates)
         modified = result.modified
