@@ -64,16 +64,16 @@ class LargeLoss(Method):
         # the hidden positives (given 0, truly 1), known only for injected noise
         self._hidden = (torch.from_numpy(data.corrupted & (data.clean_labels == 1)).to(device)
                         if data.noise_known else None)
-        self._entries, self._counts = 0, self._no_counts()
+        self._counts = self._no_counts()
 
     def _no_counts(self) -> torch.Tensor:
-        """This epoch's (modified, modified hidden positives, hidden positives among the
-        candidates), summed over its steps on the device (no host syncs)."""
-        return torch.zeros(3, dtype=torch.float64, device=self.data.noisy_labels.device)
+        """This epoch's (label entries, modified, modified hidden positives, hidden positives
+        among the candidates), summed over its steps on the device (no host syncs)."""
+        return torch.zeros(4, dtype=torch.float64, device=self.data.noisy_labels.device)
 
     def start_epoch(self, epoch: int) -> None:
         super().start_epoch(epoch)
-        self._entries, self._counts = 0, self._no_counts()
+        self._counts = self._no_counts()
 
     def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
         rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)
@@ -83,19 +83,16 @@ class LargeLoss(Method):
         result = large_loss_modify(logits, labels.targets, clean_rate=rate, mode=self.mode,
                                    candidates=candidates)
         modified = result.modified
-        self._entries += modified.numel()
-        self._counts[0] += modified.sum()
+        self._counts[0] += modified.numel()
+        self._counts[1] += modified.sum()
         if self._hidden is not None:
             hidden = self._hidden[labels.index] & candidates
-            self._counts[1] += (modified & hidden).sum()
-            self._counts[2] += hidden.sum()
+            self._counts[2] += (modified & hidden).sum()
+            self._counts[3] += hidden.sum()
         return {"loss": reduce_loss(result.loss), "modified": float(modified.float().mean())}
 
     def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
-        entries = torch.tensor([float(self._entries)], dtype=torch.float64,
-                               device=self._counts.device)
-        entries, modified, modified_hidden, hidden = dist.sum_across_ranks(
-            torch.cat([entries, self._counts])).tolist()
+        entries, modified, modified_hidden, hidden = dist.sum_across_ranks(self._counts).tolist()
         logs: dict[str, Any] = {}
         if entries:
             logs[MODIFIED] = modified / entries
