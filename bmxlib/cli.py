@@ -88,6 +88,7 @@ def _archive(args: argparse.Namespace) -> int:
 def _tables(args: argparse.Namespace) -> int:
     from .paper_tables import (
         grid_markdown,
+        large_loss_markdown,
         measure_markdown,
         oversampling_markdown,
         relabeling_markdown,
@@ -109,6 +110,8 @@ def _tables(args: argparse.Namespace) -> int:
         tables.append(oversampling_markdown(args.sweep_dir))
     if args.relabeling:
         tables.append(relabeling_markdown(args.sweep_dir))
+    if args.large_loss:
+        tables.append(large_loss_markdown(args.sweep_dir))
     print("\n".join(tables))
     return 0
 
@@ -256,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also what label management did to the positives per shot "
                              "group (runs with label states); on a sweep without the grid's "
                              "axes, this table alone")
+    tables.add_argument("--large-loss", action="store_true",
+                        help="also where LL-R / LL-Ct's modified labels fell per shot group "
+                             "(runs with per-class large-loss counts)")
     tables.set_defaults(func=_tables)
 
     report = sub.add_parser("report", help="execute the notebooks on a run or sweep dir")

@@ -8,6 +8,8 @@ its run directory (docs/method.md §1.2, §1.4; the diagnostics of §7):
   (``labels.relabel_outcomes``).
 - ``selection_by_hardness(run)``: clean-label selection per bin of hardness, under
   instance-dependent noise.
+- ``large_loss_by_group(run)``: per shot group, the share of its label entries LL-R /
+  LL-Ct modified in an epoch and how many of those were hidden positives.
 
 Each raises ``ValueError`` (one line naming the run) for a run that did not record what it
 reads: a method without a minority sampler or label management, a run without clean labels.
@@ -19,6 +21,7 @@ import numpy as np
 
 from . import labels, runs
 from .methods.balancemix import DRAW_SHARE, NATURAL_SHARE, STATE, TARGETS
+from .methods.large_loss import MODIFIED_BY_CLASS, MODIFIED_HIDDEN_BY_CLASS
 from .metrics import selection_by_bins
 from .stats import GROUP_NAMES, group_oversampling
 
@@ -86,3 +89,44 @@ def minority_oversampling(run: runs.Run, *, epoch: int | None = None) -> dict[st
                          f"{epochs}")
     data = run.diagnostics(epochs[-1] if epoch is None else epoch)
     return group_oversampling(data[DRAW_SHARE], data[NATURAL_SHARE], run.shot_groups)
+
+
+def large_loss_by_group(run: runs.Run, *, epoch: int | None = None) -> dict[str, dict[str, float]]:
+    """Where LL-R / LL-Ct's modified labels fell at ``epoch`` (default: the last epoch whose
+    diagnostics hold the per-class counts): over all classes and per shot group, the share
+    of the label entries modified (``"modified"``; all classes: the epoch's ``ll_modified``)
+    and, where the noise was injected, the share of those that were hidden positives
+    (``"precision"``; NaN where none was modified).
+
+    Returns
+    -------
+    dict
+        ``"all"`` and each shot group of ``stats.GROUP_NAMES`` the run has →
+        {"modified": [0, 1], "precision": [0, 1] or NaN (absent without injected noise)}.
+    """
+    epochs = [e for e in run.diagnostic_epochs if MODIFIED_BY_CLASS in run.diagnostics_keys(e)]
+    if not epochs:
+        raise ValueError(f"run {run.name} has no per-class large-loss counts (not LL-R / "
+                         "LL-Ct, or no full-diagnostics epoch)")
+    if epoch is not None and epoch not in epochs:
+        raise ValueError(f"epoch {epoch} of run {run.name} has no large-loss counts; "
+                         f"available: {epochs}")
+    data = run.diagnostics(epochs[-1] if epoch is None else epoch)
+    modified = np.asarray(data[MODIFIED_BY_CLASS], dtype=np.float64)
+    hidden = data.get(MODIFIED_HIDDEN_BY_CLASS)
+
+    def summary(classes: np.ndarray) -> dict[str, float]:
+        result = {"modified": float(modified[classes].mean())}
+        if hidden is not None:
+            total = modified[classes].sum()
+            result["precision"] = (float(np.asarray(hidden)[classes].sum() / total) if total
+                                   else float("nan"))
+        return result
+
+    result = {"all": summary(np.ones(modified.shape, dtype=bool))}
+    if run.shot_groups is not None:
+        groups = np.asarray(run.shot_groups)
+        for name in GROUP_NAMES:
+            if (groups == name).any():
+                result[name] = summary(groups == name)
+    return result

@@ -14,6 +14,8 @@ from the sweep directory (or its archive under studies/) instead of typed.
   relative to a shuffle (``management.minority_oversampling``).
 - ``relabeling_markdown(directory)``: what label management did to the positives, per
   setting of any sweep's axes (``management.relabel_outcomes``).
+- ``large_loss_markdown(directory)``: where LL-R / LL-Ct's modified labels fell, per shot
+  group (``management.large_loss_by_group``).
 - ``settings_markdown(directory, measures)``: any sweep, one row per setting of its axes
   but the seed, "mean ± std" over seeds of each measure (the missing readings, a
   sensitivity sweep: sweeps without the grid's method × noise axes).
@@ -273,6 +275,43 @@ def relabeling_markdown(directory: str | Path) -> str:
             for setting, outcomes in found.items()]
     note = "% of the labels named, all classes (many / medium / few), mean over seeds:\n\n"
     return note + markdown_table([*keys, "seeds", *RELABEL_OUTCOMES.values()], body)
+
+
+def large_loss_markdown(directory: str | Path) -> str:
+    """Where LL-R / LL-Ct's modified labels fell (``management.large_loss_by_group`` at each
+    run's last full-diagnostics epoch), one row per setting of the sweep's axes but the seed,
+    mean over seeds: the share of the label entries modified and the share of those that were
+    hidden positives, each "all (many / medium / few)" in %; only runs that record the
+    per-class counts."""
+    from .management import large_loss_by_group
+    from .stats import GROUP_NAMES
+
+    axes, records = collect(directory)
+    keys = setting_axes(axes)
+    found: dict[tuple[str, ...], list[dict[str, dict[str, float]]]] = {}
+    for record in records:
+        try:
+            outcome = large_loss_by_group(runs.load_run(Path(directory) / record["run"]))
+        except ValueError:  # not LL-R / LL-Ct, or recorded before the per-class counts
+            continue
+        found.setdefault(tuple(str(record[k]) for k in keys), []).append(outcome)
+    if not found:
+        return "No run with per-class large-loss counts.\n"
+
+    def percent(outcomes: list[dict[str, dict[str, float]]], group: str, name: str) -> str:
+        values = [o[group][name] for o in outcomes
+                  if name in o.get(group, {}) and not math.isnan(o[group][name])]
+        return f"{100 * mean_std(values)[0]:.2f}" if values else "–"
+
+    columns = {"modified": "label entries modified", "precision": "of them hidden positives"}
+    body = [[*setting, str(len(outcomes)),
+             *(f"{percent(outcomes, 'all', name)} "
+               f"({' / '.join(percent(outcomes, g, name) for g in GROUP_NAMES)})"
+               for name in columns)]
+            for setting, outcomes in found.items()]
+    note = ("% at the last full-diagnostics epoch, all classes (many / medium / few), mean "
+            "over seeds:\n\n")
+    return note + markdown_table([*keys, "seeds", *columns.values()], body)
 
 
 def cell_text(values: list[float], paper: float | None) -> str:

@@ -98,3 +98,64 @@ def test_selection_by_hardness_bins_by_the_reference_error_on_the_true_label(tmp
     with pytest.raises(ValueError, match="no reference confidences"):
         np.savez(run_dir / runs.LABELS_FILE, clean=clean, noisy=noisy)
         management.selection_by_hardness(load_run(run_dir))
+
+
+def _large_loss_run(run_dir, arrays_by_epoch, *, groups=("many", "medium", "few", "medium")):
+    """A hand-made LL run directory: shot groups and per-class counts at some epochs."""
+    import yaml
+
+    from bmxlib import runs
+
+    run_dir.mkdir()
+    (run_dir / runs.CONFIG_FILE).write_text(yaml.safe_dump({"method": "ll_r"}))
+    np.savez(run_dir / runs.LABELS_FILE, shot_groups=np.array(groups))
+    for epoch, arrays in arrays_by_epoch.items():
+        path = runs.diagnostics_path(run_dir, epoch)
+        path.parent.mkdir(exist_ok=True)
+        np.savez(path, **arrays)
+    return load_run(run_dir)
+
+
+def test_large_loss_by_group_by_hand(tmp_path):
+    """Classes many, medium, few, medium; the last epoch's shares modified 0.04, 0.01, 0.0,
+    0.03 (of each class's label entries), hidden positives 0.01, 0.01, 0, 0: all classes
+    modified 0.02 (the mean), precision 0.02 / 0.08 = 0.25; many 0.04 and 0.25; medium
+    0.02 and 0.01 / 0.04 = 0.25; few nothing modified: precision NaN."""
+    from bmxlib.methods.large_loss import MODIFIED_BY_CLASS, MODIFIED_HIDDEN_BY_CLASS
+
+    last = {MODIFIED_BY_CLASS: np.array([0.04, 0.01, 0.0, 0.03]),
+            MODIFIED_HIDDEN_BY_CLASS: np.array([0.01, 0.01, 0.0, 0.0])}
+    first = {MODIFIED_BY_CLASS: np.ones(4), MODIFIED_HIDDEN_BY_CLASS: np.ones(4)}
+    run = _large_loss_run(tmp_path / "run", {5: first, 10: last})
+    got = management.large_loss_by_group(run)
+    assert got["all"] == pytest.approx({"modified": 0.02, "precision": 0.25})
+    assert got["many"] == pytest.approx({"modified": 0.04, "precision": 0.25})
+    assert got["medium"] == pytest.approx({"modified": 0.02, "precision": 0.25})
+    assert got["few"]["modified"] == 0.0 and math.isnan(got["few"]["precision"])
+    assert management.large_loss_by_group(run, epoch=5)["all"] == {"modified": 1.0,
+                                                                    "precision": 1.0}
+    with pytest.raises(ValueError, match="epoch 7 .* available: \\[5, 10\\]"):
+        management.large_loss_by_group(run, epoch=7)
+    # without injected noise there are no hidden positives to count: no precision
+    unknown = _large_loss_run(tmp_path / "unknown", {5: {MODIFIED_BY_CLASS: np.ones(4)}})
+    assert management.large_loss_by_group(unknown)["few"] == {"modified": 1.0}
+    # a run that did not record the counts (another method, or an LL run from before them)
+    other = _large_loss_run(tmp_path / "other", {5: {"draw_share": np.ones(4)}})
+    with pytest.raises(ValueError, match="no per-class large-loss counts"):
+        management.large_loss_by_group(other)
+
+
+def test_large_loss_by_group_of_a_trained_run_matches_its_epoch_log(tiny_config):
+    """Wiring: an LL-R run writes the per-class counts at its full-diagnostics epochs, and
+    their mean over the classes is the epoch's logged ll_modified."""
+    from bmxlib.engine import fit
+
+    run = load_run(fit(tiny_config("name=llr", "method=ll_r", "epochs=2", "noise=mislabel",
+                                   "noise_rate=0.4", "ll_delta_rel=10",
+                                   "diagnostics_every=2")))
+    got = management.large_loss_by_group(run)
+    logged = run.metrics[-1]
+    assert got["all"]["modified"] == pytest.approx(logged["ll_modified"])
+    assert got["all"]["precision"] == pytest.approx(logged["ll_modified_precision"])
+    assert logged["ll_modified"] > 0
+    assert set(got) == {"all", *run.shot_groups}

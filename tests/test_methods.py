@@ -25,6 +25,13 @@ class Fixed(torch.nn.Module):
         return self.scale * (x.flatten(1) @ self.logits)
 
 
+class EpochEnd:
+    """The part of an epoch context LL-R / LL-Ct read at the end of an epoch."""
+
+    def __init__(self, *, full_diagnostics: bool = False) -> None:
+        self.epoch, self.full_diagnostics = 2, full_diagnostics
+
+
 def _data(noisy: np.ndarray) -> TrainingData:
     return TrainingData(torch.tensor(noisy, dtype=torch.float32), noisy.astype(np.uint8),
                         np.zeros_like(noisy, dtype=bool), noise_known=False)
@@ -46,16 +53,24 @@ def test_large_loss_counts_its_modified_labels_against_the_truth_by_hand(name):
     for rows in ([0, 1, 2, 3], [2]):  # k = 2: (0,1) hidden, (1,1) not; k = 1: (2,1) hidden
         index = torch.tensor(rows)
         method.training_step(Fixed(logits), Batch(x_r=eye[index], index_r=index, epoch=2))
-    logs = method.end_of_epoch(None).logs
+    result = method.end_of_epoch(EpochEnd(full_diagnostics=True))
     # 3 of 10 entries modified, 2 of them hidden positives; 3 hidden positives were candidates
-    assert logs == pytest.approx({"ll_modified": 0.3, "ll_modified_precision": 2 / 3,
-                                  "ll_hidden_modified": 2 / 3})
+    assert result.logs == pytest.approx({"ll_modified": 0.3, "ll_modified_precision": 2 / 3,
+                                         "ll_hidden_modified": 2 / 3})
+    # per class over the 5 rows: class 0 none, class 1 three entries, two of them hidden
+    assert set(result.diagnostics) == {"ll_modified_by_class", "ll_modified_hidden_by_class"}
+    np.testing.assert_allclose(result.diagnostics["ll_modified_by_class"], [0.0, 3 / 5])
+    np.testing.assert_allclose(result.diagnostics["ll_modified_hidden_by_class"], [0.0, 2 / 5])
     method.start_epoch(3)  # the counts are per epoch
-    assert method.end_of_epoch(None).logs == {}
+    assert method.end_of_epoch(EpochEnd(full_diagnostics=True)).logs == {}
     unknown = build_method(config, _data(noisy.astype(float)), model=torch.nn.Identity())
     unknown.start_epoch(2)
     unknown.training_step(Fixed(logits), Batch(x_r=eye, index_r=torch.arange(4), epoch=2))
-    assert unknown.end_of_epoch(None).logs == pytest.approx({"ll_modified": 0.25})
+    result = unknown.end_of_epoch(EpochEnd())  # per-class arrays at full epochs only
+    assert result.logs == pytest.approx({"ll_modified": 0.25}) and result.diagnostics == {}
+    result = unknown.end_of_epoch(EpochEnd(full_diagnostics=True))
+    assert set(result.diagnostics) == {"ll_modified_by_class"}  # no truth, no hidden share
+    np.testing.assert_allclose(result.diagnostics["ll_modified_by_class"], [0.0, 2 / 4])
 
 
 @pytest.mark.parametrize("candidates, modified_label", [("dominant_zero", 1),
@@ -78,7 +93,7 @@ def test_large_loss_candidates_under_mixup_by_hand(candidates, modified_label):
         x_r=eye[[0]], index_r=torch.tensor([0]), x_m=eye[[1]], index_m=torch.tensor([1]),
         epoch=2, generator=torch.Generator().manual_seed(0)))
     assert 0.5 <= out["lambda"] <= 1.0
-    logs = method.end_of_epoch(None).logs
+    logs = method.end_of_epoch(EpochEnd()).logs
     hit = float(modified_label == 2)  # label 2 of instance 0 is the hidden positive
     assert logs == pytest.approx({"ll_modified": 1 / 3, "ll_modified_precision": hit,
                                   "ll_hidden_modified": hit})

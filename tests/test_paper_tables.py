@@ -220,3 +220,35 @@ def test_settings_table_of_a_sweep_without_the_grid_axes_by_hand(tmp_path, capsy
     assert main(["tables", str(root), "--measure", "bogus"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "'bogus'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_large_loss_markdown_by_hand(tmp_path, capsys):
+    """Classes many, medium, few. LL-R at seeds 0 and 1 modified (0.04, 0.02, 0.0) and
+    (0.02, 0.02, 0.02) of each class's entries, hidden positives (0.01, 0.0, 0.0) and
+    (0.0, 0.01, 0.0): all classes 2.00 both seeds; precision 0.01 / 0.06 and 0.01 / 0.06
+    -> 16.67; many 3.00 (25.0 and 0.0 -> 12.50), medium 2.00 (0.0 and 50.0 -> 25.00), few
+    1.00 (NaN at seed 0 -> 0.00 from seed 1 alone). BCE (no counts) is left out."""
+    import numpy as np
+
+    from bmxlib import runs
+    from bmxlib.methods.large_loss import MODIFIED_BY_CLASS, MODIFIED_HIDDEN_BY_CLASS
+
+    sweep = _sweep(tmp_path / "s", {("ll_r", "mislabel-40", 0): 0.4,
+                                    ("ll_r", "mislabel-40", 1): 0.4,
+                                    ("bce", "mislabel-40", 0): 0.4})
+    counts = {0: ([0.04, 0.02, 0.0], [0.01, 0.0, 0.0]), 1: ([0.02, 0.02, 0.02], [0.0, 0.01, 0.0])}
+    for seed, (modified, hidden) in counts.items():
+        run_dir = sweep / f"method=ll_r__noise=mislabel-40__seed={seed}"
+        np.savez(run_dir / runs.LABELS_FILE, shot_groups=np.array(["many", "medium", "few"]))
+        path = runs.diagnostics_path(run_dir, 5)
+        path.parent.mkdir()
+        np.savez(path, **{MODIFIED_BY_CLASS: np.array(modified),
+                          MODIFIED_HIDDEN_BY_CLASS: np.array(hidden)})
+    lines = paper_tables.large_loss_markdown(sweep).splitlines()
+    assert lines[2] == ("| method | noise | seeds | label entries modified "
+                        "| of them hidden positives |")
+    assert lines[4] == ("| ll_r | mislabel-40 | 2 | 2.00 (3.00 / 2.00 / 1.00) "
+                        "| 16.67 (12.50 / 25.00 / 0.00) |")
+    assert len(lines) == 5  # no bce row
+    assert main(["tables", str(sweep), "--large-loss"]) == 0
+    assert lines[4] in capsys.readouterr().out

@@ -22,7 +22,10 @@ when the noise was injected (so the hidden positives — labels given as 0 that 
 1 — are known), how many of the modified entries were hidden positives
 (``ll_modified_precision``) and how many of the hidden positives among the candidates were
 modified (``ll_hidden_modified``): the rule's premise, "a large loss on an unobserved label
-marks a false negative", measured (docs/method.md §3 "Large-loss modification").
+marks a false negative", measured (docs/method.md §3 "Large-loss modification"). At the
+full-diagnostics epochs the same counts are kept per class (``MODIFIED_BY_CLASS``,
+``MODIFIED_HIDDEN_BY_CLASS``), so ``management.large_loss_by_group`` can say on which shot
+groups' classes the modified labels fall.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ from .losses import large_loss_clean_rate, large_loss_modify
 MODIFIED = "ll_modified"
 MODIFIED_PRECISION = "ll_modified_precision"
 HIDDEN_MODIFIED = "ll_hidden_modified"
+# Diagnostics arrays (full-diagnostics epochs), summed over the epoch's steps
+# (K,) share of each class's label entries modified (their mean over classes: ll_modified)
+MODIFIED_BY_CLASS = "ll_modified_by_class"
+# (K,) share of each class's label entries modified that were hidden positives
+MODIFIED_HIDDEN_BY_CLASS = "ll_modified_hidden_by_class"
 
 
 class LargeLoss(Method):
@@ -64,16 +72,19 @@ class LargeLoss(Method):
         # the hidden positives (given 0, truly 1), known only for injected noise
         self._hidden = (torch.from_numpy(data.corrupted & (data.clean_labels == 1)).to(device)
                         if data.noise_known else None)
-        self._counts = self._no_counts()
+        self._counts, self._class_counts = self._no_counts()
 
-    def _no_counts(self) -> torch.Tensor:
+    def _no_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This epoch's (label entries, modified, modified hidden positives, hidden positives
-        among the candidates), summed over its steps on the device (no host syncs)."""
-        return torch.zeros(4, dtype=torch.float64, device=self.data.noisy_labels.device)
+        among the candidates), and per class (modified, modified hidden positives), (2, K);
+        summed over its steps on the device (no host syncs)."""
+        labels = self.data.noisy_labels
+        return (torch.zeros(4, dtype=torch.float64, device=labels.device),
+                torch.zeros(2, labels.shape[1], dtype=torch.float64, device=labels.device))
 
     def start_epoch(self, epoch: int) -> None:
         super().start_epoch(epoch)
-        self._counts = self._no_counts()
+        self._counts, self._class_counts = self._no_counts()
 
     def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
         rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)
@@ -85,10 +96,12 @@ class LargeLoss(Method):
         modified = result.modified
         self._counts[0] += modified.numel()
         self._counts[1] += modified.sum()
+        self._class_counts[0] += modified.sum(dim=0)
         if self._hidden is not None:
             hidden = self._hidden[labels.index] & candidates
             self._counts[2] += (modified & hidden).sum()
             self._counts[3] += hidden.sum()
+            self._class_counts[1] += (modified & hidden).sum(dim=0)
         return {"loss": reduce_loss(result.loss), "modified": float(modified.float().mean())}
 
     def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
@@ -101,7 +114,14 @@ class LargeLoss(Method):
                 logs[MODIFIED_PRECISION] = modified_hidden / modified
             if hidden:
                 logs[HIDDEN_MODIFIED] = modified_hidden / hidden
-        return EpochResult(logs)
+        diagnostics = {}
+        if ctx.full_diagnostics and entries:
+            by_class = dist.sum_across_ranks(self._class_counts).cpu().numpy()
+            rows = entries / by_class.shape[1]  # every step's row holds each class once
+            diagnostics[MODIFIED_BY_CLASS] = by_class[0] / rows
+            if self._hidden is not None:
+                diagnostics[MODIFIED_HIDDEN_BY_CLASS] = by_class[1] / rows
+        return EpochResult(logs, diagnostics)
 
 
 class LargeLossRejection(LargeLoss):
