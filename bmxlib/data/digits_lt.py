@@ -146,14 +146,14 @@ def generate(
     return out
 
 
-def cache_path(seed: int, n_train: int, n_test: int) -> Path:
+def splits_cache_path(seed: int, n_train: int, n_test: int) -> Path:
     """The cached ``.npz`` of the digits-lt splits for (seed, n_train, n_test)."""
     key = f"v{GENERATOR_VERSION}-s{seed}-{n_train}-{n_test}"
     return cached_file("digits-lt", key, suffix=".npz", digits=12)
 
 
 def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
-    return cached_arrays(cache_path(seed, n_train, n_test),
+    return cached_arrays(splits_cache_path(seed, n_train, n_test),
                          lambda: generate(seed=seed, n_train=n_train, n_test=n_test))
 
 
@@ -196,7 +196,7 @@ class DigitsLT(MultiLabelDataset):
                 raise ValueError(f"digits-lt option {name} must be an integer ≥ 10, got {value!r}")
         check_memory(n_train + n_test)
         arrays = _cached(int(seed), n_train, n_test)
-        self.cache_file = cache_path(int(seed), n_train, n_test)  # provenance: its digest
+        self.cache_file = splits_cache_path(int(seed), n_train, n_test)  # provenance: its digest
         self.shot_many = round(self.shot_many_fraction * n_train)
         self.shot_few = round(self.shot_few_fraction * n_train)
         super().__init__(arrays[f"{split}_labels"], CLASS_NAMES, transform=transform)

@@ -237,7 +237,7 @@ def cache_key(seed: int, n_train: int, n_test: int) -> str:
             f"-pillow{PIL.__version__}")
 
 
-def cache_path(seed: int, n_train: int, n_test: int):
+def splits_cache_path(seed: int, n_train: int, n_test: int):
     """The cached ``.npz`` of the glyphs-coco splits for (seed, n_train, n_test)."""
     return cached_file("glyphs-coco", cache_key(seed, n_train, n_test), suffix=".npz",
                        digits=12)
@@ -245,7 +245,7 @@ def cache_path(seed: int, n_train: int, n_test: int):
 
 def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
     # written atomically: concurrent loaders never see a half-written file
-    return cached_arrays(cache_path(seed, n_train, n_test),
+    return cached_arrays(splits_cache_path(seed, n_train, n_test),
                          lambda: generate(seed=seed, n_train=n_train, n_test=n_test))
 
 
@@ -283,7 +283,7 @@ class GlyphsCOCO(MultiLabelDataset):
                 raise ValueError(f"glyphs-coco option {name} must be an integer ≥ {MIN_CANVASES}, "
                                  f"got {value!r}")
         arrays = _cached(int(seed), n_train, n_test)
-        self.cache_file = cache_path(int(seed), n_train, n_test)  # provenance: its digest
+        self.cache_file = splits_cache_path(int(seed), n_train, n_test)  # provenance: its digest
         self.shot_many = round(self.shot_many_fraction * n_train)
         self.shot_few = round(self.shot_few_fraction * n_train)
         super().__init__(arrays[f"{split}_labels"], CLASS_NAMES, transform=transform)
