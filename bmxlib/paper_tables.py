@@ -15,7 +15,7 @@ from the sweep directory (or its archive under studies/) instead of typed.
 - ``relabeling_markdown(directory)``: what label management did to the positives, per
   setting of any sweep's axes (``management.relabel_outcomes``).
 - ``large_loss_markdown(directory)``: where LL-R / LL-Ct's modified labels fell, per shot
-  group (``management.large_loss_by_group``).
+  group (``management.large_loss_by_group``); both through ``shot_group_table``.
 - ``settings_markdown(directory, measures)``: any sweep, one row per setting of its axes
   but the seed, "mean ± std" over seeds of each measure (the missing readings, a
   sensitivity sweep: sweeps without the grid's method × noise axes).
@@ -249,32 +249,11 @@ def relabeling_markdown(directory: str | Path) -> str:
     paper grid, the ablation, the missing readings)."""
     from .labels import RELABEL_OUTCOMES
     from .management import relabel_outcomes
-    from .stats import GROUP_NAMES
 
-    axes, records = collect(directory)
-    keys = setting_axes(axes)
-    found: dict[tuple[str, ...], list[dict[str, dict[str, float]]]] = {}
-    for record in records:
-        try:
-            outcome = relabel_outcomes(runs.load_run(Path(directory) / record["run"]))
-        except ValueError:  # no label management (or no clean labels) in this run
-            continue
-        found.setdefault(tuple(str(record[k]) for k in keys), []).append(outcome)
-    if not found:
-        return "No run with label states and clean labels.\n"
-
-    def percent(outcomes: list[dict[str, dict[str, float]]], group: str, name: str) -> str:
-        values = [o[group][name] for o in outcomes
-                  if group in o and not math.isnan(o[group][name])]
-        return f"{100 * mean_std(values)[0]:.1f}" if values else "–"
-
-    body = [[*setting, str(len(outcomes)),
-             *(f"{percent(outcomes, 'all', name)} "
-               f"({' / '.join(percent(outcomes, g, name) for g in GROUP_NAMES)})"
-               for name in RELABEL_OUTCOMES)]
-            for setting, outcomes in found.items()]
-    note = "% of the labels named, all classes (many / medium / few), mean over seeds:\n\n"
-    return note + markdown_table([*keys, "seeds", *RELABEL_OUTCOMES.values()], body)
+    return shot_group_table(
+        directory, relabel_outcomes, RELABEL_OUTCOMES, decimals=1,
+        note="% of the labels named, all classes (many / medium / few), mean over seeds:",
+        missing="No run with label states and clean labels.")
 
 
 def large_loss_markdown(directory: str | Path) -> str:
@@ -284,6 +263,22 @@ def large_loss_markdown(directory: str | Path) -> str:
     hidden positives, each "all (many / medium / few)" in %; only runs that record the
     per-class counts."""
     from .management import large_loss_by_group
+
+    return shot_group_table(
+        directory, large_loss_by_group,
+        {"modified": "label entries modified", "precision": "of them hidden positives"},
+        decimals=2, note="% at the last full-diagnostics epoch, all classes (many / medium / "
+                         "few), mean over seeds:",
+        missing="No run with per-class large-loss counts.")
+
+
+def shot_group_table(directory: str | Path, read, columns: dict[str, str], *, decimals: int,
+                     note: str, missing: str) -> str:
+    """One row per setting of the sweep's axes but the seed: for each of ``columns``
+    ({name: header}), "all (many / medium / few)" in %, the mean over seeds of what
+    ``read(run)`` returns ({"all" or shot group: {name: share in [0, 1] or NaN}}); "–"
+    where no seed has a number. Runs for which ``read`` raises ValueError are left out;
+    ``missing`` (one line) when none is left."""
     from .stats import GROUP_NAMES
 
     axes, records = collect(directory)
@@ -291,27 +286,24 @@ def large_loss_markdown(directory: str | Path) -> str:
     found: dict[tuple[str, ...], list[dict[str, dict[str, float]]]] = {}
     for record in records:
         try:
-            outcome = large_loss_by_group(runs.load_run(Path(directory) / record["run"]))
-        except ValueError:  # not LL-R / LL-Ct, or recorded before the per-class counts
+            outcome = read(runs.load_run(Path(directory) / record["run"]))
+        except ValueError:  # the run did not record what ``read`` reads
             continue
         found.setdefault(tuple(str(record[k]) for k in keys), []).append(outcome)
     if not found:
-        return "No run with per-class large-loss counts.\n"
+        return missing + "\n"
 
     def percent(outcomes: list[dict[str, dict[str, float]]], group: str, name: str) -> str:
         values = [o[group][name] for o in outcomes
                   if name in o.get(group, {}) and not math.isnan(o[group][name])]
-        return f"{100 * mean_std(values)[0]:.2f}" if values else "–"
+        return f"{100 * mean_std(values)[0]:.{decimals}f}" if values else "–"
 
-    columns = {"modified": "label entries modified", "precision": "of them hidden positives"}
     body = [[*setting, str(len(outcomes)),
              *(f"{percent(outcomes, 'all', name)} "
                f"({' / '.join(percent(outcomes, g, name) for g in GROUP_NAMES)})"
                for name in columns)]
             for setting, outcomes in found.items()]
-    note = ("% at the last full-diagnostics epoch, all classes (many / medium / few), mean "
-            "over seeds:\n\n")
-    return note + markdown_table([*keys, "seeds", *columns.values()], body)
+    return note + "\n\n" + markdown_table([*keys, "seeds", *columns.values()], body)
 
 
 def cell_text(values: list[float], paper: float | None) -> str:
