@@ -17,6 +17,8 @@ reads: a method without a minority sampler or label management, a run without cl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import labels, runs
@@ -36,22 +38,12 @@ def relabel_outcomes(run: runs.Run, *, epoch: int | None = None) -> dict[str, di
         ``"all"`` and each shot group of ``stats.GROUP_NAMES`` the run has → outcome name
         (``labels.RELABEL_OUTCOMES``) → share in [0, 1] (NaN where no label of the kind).
     """
-    full = [e for e in run.diagnostic_epochs if STATE in run.diagnostics_keys(e)]
-    if not full or run.clean_labels is None:
-        raise ValueError(f"run {run.name} has no label states or no clean labels to "
-                         "compare them with")
-    if epoch is not None and epoch not in full:
-        raise ValueError(f"epoch {epoch} of run {run.name} has no label states; available: "
-                         f"{full}")
-    data = run.diagnostics(full[-1] if epoch is None else epoch)
+    data = _diagnostics_holding(
+        run, STATE, epoch=epoch, what="label states", usable=run.clean_labels is not None,
+        missing=f"run {run.name} has no label states or no clean labels to compare them with")
     arrays = (data[STATE], run.noisy_labels, run.clean_labels, data[TARGETS])
-    result = {"all": labels.relabel_outcomes(*arrays)}
-    if run.shot_groups is not None:
-        groups = np.asarray(run.shot_groups)
-        for name in GROUP_NAMES:
-            if (groups == name).any():
-                result[name] = labels.relabel_outcomes(*arrays, classes=groups == name)
-    return result
+    return _per_shot_group(run, lambda classes: labels.relabel_outcomes(*arrays,
+                                                                        classes=classes))
 
 
 def selection_by_hardness(run: runs.Run, *, bins: int = 5,
@@ -81,13 +73,9 @@ def minority_oversampling(run: runs.Run, *, epoch: int | None = None) -> dict[st
     """``stats.group_oversampling`` of a BalanceMix run's minority sampler at ``epoch``
     (default: the last epoch whose diagnostics hold the draw shares): per shot group, its
     positive labels per minority draw over those per random draw."""
-    epochs = [e for e in run.diagnostic_epochs if DRAW_SHARE in run.diagnostics_keys(e)]
-    if not epochs or run.shot_groups is None:
-        raise ValueError(f"run {run.name} has no minority-sampler draw shares or shot groups")
-    if epoch is not None and epoch not in epochs:
-        raise ValueError(f"epoch {epoch} of run {run.name} has no draw shares; available: "
-                         f"{epochs}")
-    data = run.diagnostics(epochs[-1] if epoch is None else epoch)
+    data = _diagnostics_holding(
+        run, DRAW_SHARE, epoch=epoch, what="draw shares", usable=run.shot_groups is not None,
+        missing=f"run {run.name} has no minority-sampler draw shares or shot groups")
     return group_oversampling(data[DRAW_SHARE], data[NATURAL_SHARE], run.shot_groups)
 
 
@@ -104,29 +92,47 @@ def large_loss_by_group(run: runs.Run, *, epoch: int | None = None) -> dict[str,
         ``"all"`` and each shot group of ``stats.GROUP_NAMES`` the run has →
         {"modified": [0, 1], "precision": [0, 1] or NaN (absent without injected noise)}.
     """
-    epochs = [e for e in run.diagnostic_epochs if MODIFIED_BY_CLASS in run.diagnostics_keys(e)]
-    if not epochs:
-        raise ValueError(f"run {run.name} has no per-class large-loss counts (not LL-R / "
-                         "LL-Ct, or no full-diagnostics epoch)")
-    if epoch is not None and epoch not in epochs:
-        raise ValueError(f"epoch {epoch} of run {run.name} has no large-loss counts; "
-                         f"available: {epochs}")
-    data = run.diagnostics(epochs[-1] if epoch is None else epoch)
+    data = _diagnostics_holding(
+        run, MODIFIED_BY_CLASS, epoch=epoch, what="large-loss counts",
+        missing=f"run {run.name} has no per-class large-loss counts (not LL-R / LL-Ct, or no "
+                "full-diagnostics epoch)")
     modified = np.asarray(data[MODIFIED_BY_CLASS], dtype=np.float64)
     hidden = data.get(MODIFIED_HIDDEN_BY_CLASS)
 
-    def summary(classes: np.ndarray) -> dict[str, float]:
-        result = {"modified": float(modified[classes].mean())}
+    def summary(classes: np.ndarray | None) -> dict[str, float]:
+        chosen = slice(None) if classes is None else classes
+        result = {"modified": float(modified[chosen].mean())}
         if hidden is not None:
-            total = modified[classes].sum()
-            result["precision"] = (float(np.asarray(hidden)[classes].sum() / total) if total
+            total = modified[chosen].sum()
+            result["precision"] = (float(np.asarray(hidden)[chosen].sum() / total) if total
                                    else float("nan"))
         return result
 
-    result = {"all": summary(np.ones(modified.shape, dtype=bool))}
+    return _per_shot_group(run, summary)
+
+
+def _diagnostics_holding(run: runs.Run, key: str, *, epoch: int | None, what: str,
+                         missing: str, usable: bool = True) -> dict[str, np.ndarray]:
+    """The diagnostics of ``epoch`` (default: the last epoch whose diagnostics hold ``key``);
+    ``ValueError(missing)`` when no epoch holds it or the run is not ``usable`` otherwise, and
+    one naming the epochs that hold ``what`` when ``epoch`` is not one of them."""
+    epochs = [e for e in run.diagnostic_epochs if key in run.diagnostics_keys(e)]
+    if not epochs or not usable:
+        raise ValueError(missing)
+    if epoch is not None and epoch not in epochs:
+        raise ValueError(f"epoch {epoch} of run {run.name} has no {what}; available: "
+                         f"{epochs}")
+    return run.diagnostics(epochs[-1] if epoch is None else epoch)
+
+
+def _per_shot_group(run: runs.Run, summarize: Callable[[np.ndarray | None], dict[str, float]]
+                    ) -> dict[str, dict[str, float]]:
+    """``{"all": summarize(None)}`` and, for each shot group of ``stats.GROUP_NAMES`` the run
+    has, ``summarize(mask)`` with the (K,) boolean mask of its classes."""
+    result = {"all": summarize(None)}
     if run.shot_groups is not None:
         groups = np.asarray(run.shot_groups)
         for name in GROUP_NAMES:
             if (groups == name).any():
-                result[name] = summary(groups == name)
+                result[name] = summarize(groups == name)
     return result
