@@ -72,19 +72,18 @@ class LargeLoss(Method):
         # the hidden positives (given 0, truly 1), known only for injected noise
         self._hidden = (torch.from_numpy(data.corrupted & (data.clean_labels == 1)).to(device)
                         if data.noise_known else None)
-        self._counts, self._class_counts = self._no_counts()
+        self._counts = self._no_counts()
 
-    def _no_counts(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This epoch's (label entries, modified, modified hidden positives, hidden positives
-        among the candidates), and per class (modified, modified hidden positives), (2, K);
-        summed over its steps on the device (no host syncs)."""
+    def _no_counts(self) -> torch.Tensor:
+        """This epoch's counts per class, (4, K): label entries, modified, modified hidden
+        positives, hidden positives among the candidates; summed over its steps on the
+        device (no host syncs). The epoch's totals are their sums over the classes."""
         labels = self.data.noisy_labels
-        return (torch.zeros(4, dtype=torch.float64, device=labels.device),
-                torch.zeros(2, labels.shape[1], dtype=torch.float64, device=labels.device))
+        return torch.zeros(4, labels.shape[1], dtype=torch.float64, device=labels.device)
 
     def start_epoch(self, epoch: int) -> None:
         super().start_epoch(epoch)
-        self._counts, self._class_counts = self._no_counts()
+        self._counts = self._no_counts()
 
     def step_loss(self, logits: torch.Tensor, labels: StepLabels) -> dict[str, Any]:
         rate = large_loss_clean_rate(labels.epoch, delta_rel=self.config.ll_delta_rel / 100)
@@ -94,18 +93,17 @@ class LargeLoss(Method):
         result = large_loss_modify(logits, labels.targets, clean_rate=rate, mode=self.mode,
                                    candidates=candidates)
         modified = result.modified
-        self._counts[0] += modified.numel()
-        self._counts[1] += modified.sum()
-        self._class_counts[0] += modified.sum(dim=0)
+        self._counts[0] += modified.shape[0]  # every row holds each class once
+        self._counts[1] += modified.sum(dim=0)
         if self._hidden is not None:
             hidden = self._hidden[labels.index] & candidates
-            self._counts[2] += (modified & hidden).sum()
-            self._counts[3] += hidden.sum()
-            self._class_counts[1] += (modified & hidden).sum(dim=0)
+            self._counts[2] += (modified & hidden).sum(dim=0)
+            self._counts[3] += hidden.sum(dim=0)
         return {"loss": reduce_loss(result.loss), "modified": float(modified.float().mean())}
 
     def end_of_epoch(self, ctx: EpochContext) -> EpochResult:
-        entries, modified, modified_hidden, hidden = dist.sum_across_ranks(self._counts).tolist()
+        by_class = dist.sum_across_ranks(self._counts).cpu().numpy()
+        entries, modified, modified_hidden, hidden = by_class.sum(axis=1).tolist()
         logs: dict[str, Any] = {}
         if entries:
             logs[MODIFIED] = modified / entries
@@ -116,11 +114,9 @@ class LargeLoss(Method):
                 logs[HIDDEN_MODIFIED] = modified_hidden / hidden
         diagnostics = {}
         if ctx.full_diagnostics and entries:
-            by_class = dist.sum_across_ranks(self._class_counts).cpu().numpy()
-            rows = entries / by_class.shape[1]  # every step's row holds each class once
-            diagnostics[MODIFIED_BY_CLASS] = by_class[0] / rows
+            diagnostics[MODIFIED_BY_CLASS] = by_class[1] / by_class[0]
             if self._hidden is not None:
-                diagnostics[MODIFIED_HIDDEN_BY_CLASS] = by_class[1] / rows
+                diagnostics[MODIFIED_HIDDEN_BY_CLASS] = by_class[2] / by_class[0]
         return EpochResult(logs, diagnostics)
 
 
