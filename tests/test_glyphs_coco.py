@@ -134,7 +134,7 @@ def test_cache_is_filled_atomically(tmp_path, monkeypatch):
     def no_generation(**_):
         raise AssertionError("a cached dataset was generated again")
 
-    monkeypatch.setattr(glyphs_coco, "generate", no_generation)
+    monkeypatch.setattr(glyphs_coco.GlyphsCOCO, "generate", staticmethod(no_generation))
     cached = load_dataset("glyphs-coco", "test", seed=4, n_train=1400, n_test=1400)
     assert cached.labels.shape == (1400, 80) and cached.cache_file == first.cache_file
     monkeypatch.undo()
@@ -158,7 +158,9 @@ def test_dataset_contract_and_shot_groups():
     ("valid", {}, "split"),
     ("train", {"n_train": 500}, "n_train"),
     ("train", {"n_test": True}, "n_test"),
-], ids=["bad-split", "too-few-canvases", "bool-size"])
+    # refused before anything is allocated, not killed by the kernel mid-generation
+    ("train", {"n_train": 10**12}, "glyphs-coco n_train \\+ n_test .* more than half"),
+], ids=["bad-split", "too-few-canvases", "bool-size", "beyond-memory"])
 def test_bad_requests_name_the_problem(split, options, message):
     with pytest.raises(ValueError, match=message):
         load_dataset("glyphs-coco", split, **options)

@@ -14,16 +14,11 @@ Generation is deterministic for a seed, takes well under a second, and is cached
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cache import cache_path as cached_file
-from ..cache import cached_arrays
-from .base import MultiLabelDataset
+from .generated import GeneratedDataset
 
 CLASS_NAMES = [str(d) for d in range(10)]
 CANVAS = 32  # canvas side in pixels
@@ -36,25 +31,6 @@ TRAIN_PRIOR_DECAY = 0.61  # class k has prior weight decay**rank: a steep long t
 TEST_PRIOR_DECAY = 0.96  # flatter prior so every test class has ≥ 300 positives
 SOURCE_TEST_FRACTION = 0.4  # share of the 1,797 source digits reserved for the test split
 GENERATOR_VERSION = 1  # bump when the generation recipe changes (invalidates the cache)
-
-
-#: bytes held per canvas while the splits are generated and saved: the uint8 image
-#: (32·32), its labels (10) and source ids (4 int64), twice (the arrays and the .npz buffer)
-BYTES_PER_CANVAS = 2 * (CANVAS * CANVAS + 10 + 4 * 8)
-
-
-def check_memory(n_canvases: int) -> None:
-    """Refuse, before allocating, a dataset larger than half of this machine's memory
-    (NumPy would otherwise fail mid-generation with a traceback)."""
-    needed = n_canvases * BYTES_PER_CANVAS
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # no sysconf: nothing to compare with
-        return
-    if needed > total // 2:
-        raise ValueError(f"digits-lt n_train + n_test = {n_canvases:,} canvases need about "
-                         f"{needed / 1e9:,.1f} GB to build, more than half of this machine's "
-                         f"{total / 1e9:.1f} GB; lower n_train / n_test")
 
 
 def _source_digits(seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -146,18 +122,7 @@ def generate(
     return out
 
 
-def splits_cache_path(seed: int, n_train: int, n_test: int) -> Path:
-    """The cached ``.npz`` of the digits-lt splits for (seed, n_train, n_test)."""
-    key = f"v{GENERATOR_VERSION}-s{seed}-{n_train}-{n_test}"
-    return cached_file("digits-lt", key, suffix=".npz", digits=12)
-
-
-def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
-    return cached_arrays(splits_cache_path(seed, n_train, n_test),
-                         lambda: generate(seed=seed, n_train=n_train, n_test=n_test))
-
-
-class DigitsLT(MultiLabelDataset):
+class DigitsLT(GeneratedDataset):
     """The embedded long-tailed multi-label digits dataset (docs/method.md §5).
 
     Parameters
@@ -166,43 +131,26 @@ class DigitsLT(MultiLabelDataset):
     seed : int
         Generation seed (same seed → identical canvases and labels).
     n_train, n_test : int
-        Split sizes (defaults 8,000 / 3,000).
+        Split sizes (defaults 8,000 / 3,000; at least 10).
     transform : callable, optional
         Applied to each uint8 image tensor (1, 32, 32).
     """
 
-    # Shot thresholds follow the training-set size, so all three groups stay populated when
-    # n_train changes: many-shot > 18.75% of n_train positives, few-shot < 3.75% (1,500
-    # and 300 at the default 8,000 canvases).
+    name = "digits-lt"
+    class_names = CLASS_NAMES
+    default_n_train = 8000
+    default_n_test = 3000
+    min_canvases = 10
+    # the uint8 image (32·32), its labels (10) and source ids (4 int64), twice (the arrays
+    # and the .npz buffer)
+    bytes_per_canvas = 2 * (CANVAS * CANVAS + 10 + 4 * 8)
+    # many-shot > 18.75% of n_train positives, few-shot < 3.75% (1,500 and 300 at the
+    # default 8,000 canvases)
     shot_many_fraction = 0.1875
     shot_few_fraction = 0.0375
     default_image_size = CANVAS
-    mean = (0.1,)  # per-channel normalisation (canvases are mostly black)
-    std = (0.25,)
+    generate = staticmethod(generate)
 
-    def __init__(
-        self,
-        split: str = "train",
-        *,
-        seed: int = 0,
-        n_train: int = 8000,
-        n_test: int = 3000,
-        transform=None,
-    ) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"digits-lt split must be 'train' or 'test', got {split!r}")
-        for name, value in (("n_train", n_train), ("n_test", n_test)):
-            if not isinstance(value, int) or value < 10:
-                raise ValueError(f"digits-lt option {name} must be an integer ≥ 10, got {value!r}")
-        check_memory(n_train + n_test)
-        arrays = _cached(int(seed), n_train, n_test)
-        self.cache_file = splits_cache_path(int(seed), n_train, n_test)  # provenance: its digest
-        self.shot_many = round(self.shot_many_fraction * n_train)
-        self.shot_few = round(self.shot_few_fraction * n_train)
-        super().__init__(arrays[f"{split}_labels"], CLASS_NAMES, transform=transform)
-        self.images = torch.from_numpy(arrays[f"{split}_images"])
-        self.sources = arrays[f"{split}_sources"]
-        self.split = split
-
-    def load_image(self, index: int) -> torch.Tensor:
-        return self.images[index]
+    @classmethod
+    def cache_key(cls, seed: int, n_train: int, n_test: int) -> str:
+        return f"v{GENERATOR_VERSION}-s{seed}-{n_train}-{n_test}"

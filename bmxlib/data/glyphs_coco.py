@@ -40,12 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 import PIL
-import torch
 
-from ..cache import cache_path as cached_file
-from ..cache import cached_arrays
-from .base import MultiLabelDataset
 from .coco_stats import coco_profile
+from .generated import GeneratedDataset
 from .glyph_sources import CLASS_NAMES, GLYPH_SIZES, SOURCES_VERSION, source_pools
 
 CANVAS = 48  # canvas side in pixels
@@ -231,25 +228,7 @@ def single_glyph_canvases(*, seed: int = 0, copies: int = 2) -> tuple[np.ndarray
     return images, pool["targets"][which].astype(np.int64)
 
 
-def cache_key(seed: int, n_train: int, n_test: int) -> str:
-    """Everything that determines the generated arrays, as one string."""
-    return (f"v{GENERATOR_VERSION}-src{SOURCES_VERSION}-s{seed}-{n_train}-{n_test}"
-            f"-pillow{PIL.__version__}")
-
-
-def splits_cache_path(seed: int, n_train: int, n_test: int):
-    """The cached ``.npz`` of the glyphs-coco splits for (seed, n_train, n_test)."""
-    return cached_file("glyphs-coco", cache_key(seed, n_train, n_test), suffix=".npz",
-                       digits=12)
-
-
-def _cached(seed: int, n_train: int, n_test: int) -> dict[str, np.ndarray]:
-    # written atomically: concurrent loaders never see a half-written file
-    return cached_arrays(splits_cache_path(seed, n_train, n_test),
-                         lambda: generate(seed=seed, n_train=n_train, n_test=n_test))
-
-
-class GlyphsCOCO(MultiLabelDataset):
+class GlyphsCOCO(GeneratedDataset):
     """The embedded COCO-shaped multi-label glyph dataset (module docstring).
 
     Parameters
@@ -264,33 +243,26 @@ class GlyphsCOCO(MultiLabelDataset):
         Applied to each uint8 image tensor (1, 48, 48).
     """
 
-    # Shot groups by share of the training canvases, so all three stay populated when
-    # n_train changes (the paper's COCO thresholds, 10,000 and 1,000 of 82,081 images,
-    # would put one class in the many-shot group here): many-shot > 5% of n_train
-    # positives, few-shot < 1.75% (100 and 35 at the default 2,000 canvases)
+    name = "glyphs-coco"
+    class_names = CLASS_NAMES
+    default_n_train = DEFAULT_N_TRAIN
+    default_n_test = DEFAULT_N_TEST
+    min_canvases = MIN_CANVASES
+    # the uint8 image (48·48), its labels (80) and source ids (≥ 6 int64), twice (the
+    # arrays and the .npz buffer), and the label assignment's int64 work arrays
+    bytes_per_canvas = 2 * (CANVAS * CANVAS + 80 + MAX_LABELS * 8) + 3 * 8
+    # The paper's COCO thresholds, 10,000 and 1,000 of 82,081 images, would put one class
+    # in the many-shot group here: many-shot > 5% of n_train positives, few-shot < 1.75%
+    # (100 and 35 at the default 2,000 canvases)
     shot_many_fraction = 0.05
     shot_few_fraction = 0.0175
     default_image_size = CANVAS
-    mean = (0.1,)  # per-channel normalisation (canvases are mostly black)
-    std = (0.25,)
+    generate = staticmethod(generate)
 
-    def __init__(self, split: str = "train", *, seed: int = 0, n_train: int = DEFAULT_N_TRAIN,
-                 n_test: int = DEFAULT_N_TEST, transform=None) -> None:
-        if split not in ("train", "test"):
-            raise ValueError(f"glyphs-coco split must be 'train' or 'test', got {split!r}")
-        for name, value in (("n_train", n_train), ("n_test", n_test)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < MIN_CANVASES:
-                raise ValueError(f"glyphs-coco option {name} must be an integer ≥ {MIN_CANVASES}, "
-                                 f"got {value!r}")
-        arrays = _cached(int(seed), n_train, n_test)
-        self.cache_file = splits_cache_path(int(seed), n_train, n_test)  # provenance: its digest
-        self.shot_many = round(self.shot_many_fraction * n_train)
-        self.shot_few = round(self.shot_few_fraction * n_train)
-        super().__init__(arrays[f"{split}_labels"], CLASS_NAMES, transform=transform)
-        self.images = torch.from_numpy(arrays[f"{split}_images"])
-        self.sources = arrays[f"{split}_sources"]
-        self.class_order = arrays["class_order"]
-        self.split = split
+    @classmethod
+    def cache_key(cls, seed: int, n_train: int, n_test: int) -> str:
+        return (f"v{GENERATOR_VERSION}-src{SOURCES_VERSION}-s{seed}-{n_train}-{n_test}"
+                f"-pillow{PIL.__version__}")
 
-    def load_image(self, index: int) -> torch.Tensor:
-        return self.images[index]
+    def read_extras(self, arrays: dict[str, np.ndarray]) -> None:
+        self.class_order = arrays["class_order"]  # the glyph class holding each COCO rank
