@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from bmxlib import cli
+from bmxlib.data import load_dataset
 from bmxlib.data.manifest import ManifestDataset
 from tests.conftest import TINY
 from tests.test_data_real import make_manifest
@@ -99,3 +103,34 @@ def test_sigterm_during_a_sweep_says_to_rerun_it_and_exits_143(tmp_path):
     assert process.returncode == 143, err
     last = err.strip().splitlines()[-1]
     assert last == f"bmx: terminated; continue with the same command: bmx sweep --config {path}"
+
+
+# --- load_dataset at the public boundary: options checked before any work ---------------
+@pytest.mark.parametrize("name", ["digits-lt", "glyphs-coco"])
+@pytest.mark.parametrize("seed", [-1, 2**32, "a", None, True, 1.5],
+                         ids=["negative", "beyond-32-bits", "text", "none", "bool", "float"])
+def test_a_generated_dataset_names_a_bad_seed(name, seed):
+    # used to escape as scikit-learn's message about train_test_split's random_state, or
+    # as int()'s TypeError
+    with pytest.raises(ValueError, match=f"{name} option seed must be an integer in"):
+        load_dataset(name, "train", seed=seed)
+
+
+def test_numpy_integers_are_sizes_and_seeds():
+    # a size read from an array or a config parsed by NumPy used to be refused
+    data = load_dataset("digits-lt", "train", seed=np.int64(0), n_train=np.int64(40),
+                        n_test=np.int32(30))
+    assert len(data) == 40 and data.labels.shape == (40, 10)
+    assert np.array_equal(data.labels, load_dataset("digits-lt", "train", seed=0, n_train=40,
+                                                    n_test=30).labels)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("digits-lt", {}), ("glyphs-coco", {}), ("coco", {"root": "."}), ("voc", {"root": "."}),
+    ("manifest", {"root": "."}),
+])
+def test_an_unknown_option_is_named_with_the_datasets_options(name, options):
+    # used to be a TypeError about GeneratedDataset / FileListDataset.__init__
+    with pytest.raises(ValueError, match=rf"dataset '{name}' has no option 'colour'; "
+                                         r"its options: .*transform"):
+        load_dataset(name, "train", colour="red", **options)

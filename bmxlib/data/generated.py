@@ -10,6 +10,7 @@ it serves. A generator module subclasses it with its names, sizes and recipe.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,19 @@ def check_memory(dataset: str, n_canvases: int, bytes_per_canvas: int) -> None:
                          f"{total / 1e9:.1f} GB; lower n_train / n_test")
 
 
+MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
+
+
+def check_integer(dataset: str, option: str, value, *, low: int, high: int | None = None) -> int:
+    """``value`` as an ``int`` when it is an integer (Python's or NumPy's, not a bool) in
+    [low, high]; else a ``ValueError`` naming the dataset, the option and the value."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < low or (high is not None and value > high)):
+        bounds = f"≥ {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{dataset} option {option} must be an integer {bounds}, got {value!r}")
+    return int(value)
+
+
 class GeneratedDataset(MultiLabelDataset):
     """One split of a generated dataset (base class; see the module docstring).
 
@@ -49,7 +63,7 @@ class GeneratedDataset(MultiLabelDataset):
     ----------
     split : {"train", "test"}
     seed : int
-        Generation seed (same seed → identical canvases and labels).
+        Generation seed in [0, 2**32 - 1] (same seed → identical canvases and labels).
     n_train, n_test : int, optional
         Split sizes, integers ≥ ``min_canvases`` (default: the dataset's own).
     transform : callable, optional
@@ -77,12 +91,10 @@ class GeneratedDataset(MultiLabelDataset):
         n_test = self.default_n_test if n_test is None else n_test
         if split not in ("train", "test"):
             raise ValueError(f"{self.name} split must be 'train' or 'test', got {split!r}")
-        for option, value in (("n_train", n_train), ("n_test", n_test)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < self.min_canvases:
-                raise ValueError(f"{self.name} option {option} must be an integer "
-                                 f"≥ {self.min_canvases}, got {value!r}")
+        seed = check_integer(self.name, "seed", seed, low=0, high=MAX_SEED)
+        n_train, n_test = (check_integer(self.name, option, value, low=self.min_canvases)
+                           for option, value in (("n_train", n_train), ("n_test", n_test)))
         check_memory(self.name, n_train + n_test, self.bytes_per_canvas)
-        seed = int(seed)
         self.cache_file = self.splits_cache_path(seed, n_train, n_test)  # provenance: its digest
         arrays = cached_arrays(self.cache_file, lambda: type(self).generate(
             seed=seed, n_train=n_train, n_test=n_test))
