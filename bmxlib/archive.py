@@ -76,11 +76,14 @@ def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, 
     archived is left as it is; each copy is atomic.
 
     Returns (runs archived now, finished runs in the archive). Raises ConfigError when
-    ``sweep_dir`` is no sweep or ``archive_dir`` is a run or another sweep.
+    ``sweep_dir`` is no sweep or ``archive_dir`` is a file, a run or another sweep.
     """
     sweep_dir, archive_dir = Path(sweep_dir), Path(archive_dir)
     if not runs.is_sweep_dir(sweep_dir):
         raise ConfigError(f"{sweep_dir}: not a sweep directory (no {runs.SWEEP_FILE})")
+    if archive_dir.exists() and not archive_dir.is_dir():
+        raise ConfigError(f"{archive_dir}: is a file, not a directory; archive "
+                          f"{sweep_dir.name} into a directory")
     manifest = (sweep_dir / runs.SWEEP_FILE).read_text()
     archived_manifest = archive_dir / runs.SWEEP_FILE
     source = Path(runs.load_sweep(sweep_dir).source).name  # the sweep file's name

@@ -309,6 +309,12 @@ def test_archive_refuses_a_directory_of_another_sweep_with_one_line(tmp_path, ca
     code = main(["archive", str(second), str(tmp_path / "arch")])
     err = capsys.readouterr().err
     assert code == 2 and "arch" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "notes.txt").write_text("mine")  # a file where the archive should go
+    code = main(["archive", str(first), str(tmp_path / "notes.txt")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "notes.txt: is a file, not a directory" in err  # was "[Errno 17] File exists"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_readings(tmp_path):
