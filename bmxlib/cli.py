@@ -44,6 +44,9 @@ def _train(args: argparse.Namespace) -> int:
         config = from_dict(values, source=str(runs.config_path(run_dir)))
         if args.overrides:
             raise ConfigError("overrides are not allowed with --resume (the run keeps its config)")
+        if runs.is_finished(run_dir):
+            print(f"{run_dir} is finished ({runs.SUMMARY_FILE}): nothing to resume")
+            return 0
     else:
         if not args.config:
             raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")

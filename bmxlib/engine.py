@@ -186,12 +186,17 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     config : Config
         A validated configuration (``bmxlib.config.load_config``).
     resume : bool
-        Continue ``out_dir/name`` from its last checkpoint (the config is read from it).
+        Continue ``out_dir/name`` from its last checkpoint (the config is read from it); a
+        finished run is returned untouched.
     overwrite : bool
         Replace an existing run directory instead of refusing.
     """
     dist.init()
     run_dir = Path(config.out_dir) / config.name
+    if resume and runs.is_finished(run_dir):
+        # nothing to resume; without a checkpoint (an archived run) it would start again
+        # at epoch 1 and overwrite the finished run's metrics
+        return run_dir
     runs.check_writable(run_dir, resume=resume, overwrite=overwrite)  # before any work
     s = build_run(config)  # validates data and model before anything is written
     with open_run(run_dir, resume=resume, overwrite=overwrite):

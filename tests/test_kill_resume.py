@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,3 +188,26 @@ def test_killing_a_parallel_sweep_stops_its_workers(tmp_path):
     process.wait(timeout=60)
     gone, alive = psutil.wait_procs(workers, timeout=20)
     assert not alive, [p.pid for p in alive]
+
+
+@pytest.mark.parametrize("keep_checkpoint", [True, False],
+                         ids=["with-its-checkpoint", "archived-without-checkpoint"])
+def test_resuming_a_finished_run_leaves_it_untouched(tmp_path, balancemix_run, keep_checkpoint,
+                                                     capsys):
+    # An archived run has no checkpoint; --resume used to take it for a run killed before
+    # its first checkpoint, start it again at epoch 1 and overwrite its metrics.
+    from bmxlib.cli import main
+    from bmxlib.config import from_dict
+    from bmxlib.engine import fit
+
+    run_dir = tmp_path / "bm"
+    shutil.copytree(balancemix_run, run_dir, ignore=shutil.ignore_patterns(runs.LOCK_FILE))
+    if not keep_checkpoint:
+        shutil.rmtree(runs.checkpoint_path(run_dir).parent)
+    before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert "is finished (summary.json): nothing to resume" in capsys.readouterr().out
+    config = from_dict({**runs.read_config(run_dir), "out_dir": str(tmp_path), "name": "bm"})
+    assert fit(config, resume=True) == run_dir  # the API: the same
+    after = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before
