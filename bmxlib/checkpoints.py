@@ -71,6 +71,15 @@ def read_checkpoint(run_dir: Path, *, device: torch.device | str = "cpu") -> dic
         raise ValueError(f"checkpoint {path} is corrupt ({err.__class__.__name__})") from None
 
 
+def check_finished(run_dir: Path, epochs: int) -> None:
+    """A finished run (summary.json) has nothing to resume: check only that its
+    metrics.jsonl holds epochs 1..``epochs`` once each (ValueError, one line, when not)."""
+    problem = runs.epochs_recorded_once(run_dir, epochs)
+    if problem:
+        raise ValueError(f"{run_dir / runs.METRICS_FILE} of the finished run holds {problem}; "
+                         f"remove {run_dir} and train it again")
+
+
 def check_resumable(state: dict[str, Any], config: Config, run_dir: Path) -> int:
     """The checkpoint's finished epoch, after checking that it belongs to ``config``.
 

@@ -29,14 +29,13 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import runs
     from .config import ConfigError, from_dict, load_config
     from .engine import fit
 
     if args.resume:
-        from pathlib import Path
-
-        from . import runs
-
         run_dir = Path(args.resume)
         runs.check_writable(run_dir, resume=True, overwrite=False)
         values = runs.read_config(run_dir)
@@ -44,18 +43,16 @@ def _train(args: argparse.Namespace) -> int:
         config = from_dict(values, source=str(runs.config_path(run_dir)))
         if args.overrides:
             raise ConfigError("overrides are not allowed with --resume (the run keeps its config)")
-        if runs.is_finished(run_dir):
-            print(f"{run_dir} is finished ({runs.SUMMARY_FILE}): nothing to resume")
-            return 0
     else:
         if not args.config:
             raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
-    from pathlib import Path
-
-    args.interrupt_hint = f"bmx train --resume {Path(config.out_dir) / config.name}"
-    run_dir = fit(config, resume=bool(args.resume), overwrite=args.overwrite)
-    print(f"run written to {run_dir}")
+    run_dir = Path(config.out_dir) / config.name
+    args.interrupt_hint = f"bmx train --resume {run_dir}"
+    finished = bool(args.resume) and runs.is_finished(run_dir)  # fit leaves it as it is
+    fit(config, resume=bool(args.resume), overwrite=args.overwrite)
+    print(f"{run_dir} is finished ({runs.SUMMARY_FILE}): nothing to resume" if finished
+          else f"run written to {run_dir}")
     return 0
 
 

@@ -24,7 +24,7 @@ import torch
 
 from . import distributed as dist
 from . import runs
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import check_finished, load_checkpoint, save_checkpoint
 from .compute import check_finite
 from .config import Config
 from .experiment import Setup, build, load_splits
@@ -187,7 +187,7 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
         A validated configuration (``bmxlib.config.load_config``).
     resume : bool
         Continue ``out_dir/name`` from its last checkpoint (the config is read from it); a
-        finished run is returned untouched.
+        finished run is returned untouched (``checkpoints.check_finished``).
     overwrite : bool
         Replace an existing run directory instead of refusing.
     """
@@ -196,6 +196,7 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     if resume and runs.is_finished(run_dir):
         # nothing to resume; without a checkpoint (an archived run) it would start again
         # at epoch 1 and overwrite the finished run's metrics
+        check_finished(run_dir, config.epochs)
         return run_dir
     runs.check_writable(run_dir, resume=resume, overwrite=overwrite)  # before any work
     s = build_run(config)  # validates data and model before anything is written

@@ -56,9 +56,14 @@ def _copied_run(tmp: Path, run: Path) -> Path:
     return target
 
 
-def _resume_after(change):
+def _resume_after(change, *, finished: bool = False):
+    """Resume a copy of the finished run after ``change``; unless ``finished``, the copy
+    first loses summary.json — a run killed after its last checkpoint, which resume checks
+    (a finished run has nothing to resume: only its metrics are checked)."""
     def make(tmp: Path, run: Path) -> list[str]:
         target = _copied_run(tmp, run)
+        if not finished:
+            (target / runs.SUMMARY_FILE).unlink()
         change(target, tmp)
         return ["train", "--resume", str(target)]
     return make
@@ -272,6 +277,8 @@ CATALOGUE = {
     "resume-missing-dir": (lambda tmp, run: ["train", "--resume", str(tmp / "never")],
                            "never"),
     "resume-truncated-metrics": (_resume_after(_truncate_metrics), "metrics.jsonl"),
+    "resume-finished-run-with-truncated-metrics": (
+        _resume_after(_truncate_metrics, finished=True), "of the finished run holds epochs"),
     "resume-empty-checkpoint": (_resume_after(_empty_checkpoint), "corrupt"),
     "resume-foreign-checkpoint": (_resume_after(_foreign_checkpoint), "cannot be resumed"),
     "resume-edited-config": (_resume_after(_edited_config), "method"),
