@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from .data import DATASETS
+from .data.generated import MAX_SEED
 from .data.presets import IMPLEMENTATIONS as AUGMENTATIONS
 from .methods import REGISTRY, method_hyperparameters
 from .noise import KINDS as NOISE_KINDS
@@ -201,7 +202,6 @@ _RANGES = {
 }
 _FIELDS = {f.name: f for f in fields(Config)}
 SEED_KEYS = ("seed", "data_seed", "noise_seed")
-MAX_SEED = 2**32 - 1  # NumPy's legacy seeding and torch's generators take 32 / 64 bits
 
 
 def _coerce(key: str, value: Any) -> Any:

@@ -38,7 +38,9 @@ def check_memory(dataset: str, n_canvases: int, bytes_per_canvas: int) -> None:
                          f"{total / 1e9:.1f} GB; lower n_train / n_test")
 
 
-MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
+# every seed bmxlib takes (config keys seed / data_seed / noise_seed, a generated dataset's):
+# NumPy's legacy seeding and scikit-learn's random_state take 32 bits
+MAX_SEED = 2**32 - 1
 
 
 def check_integer(dataset: str, option: str, value, *, low: int, high: int | None = None) -> int:
