@@ -198,6 +198,8 @@ CATALOGUE = {
                                          "mixup=false"), "'mixup'"),
     "t-estimator-without-warm-up": (_train("method=t_estimator", "warmup_epochs=0"),
                                     "'warmup_epochs'"),
+    "warm-up-longer-than-the-run": (_train("method=coteaching", "warmup_epochs=3"),
+                                    "'warmup_epochs': 3 exceeds epochs 2"),
     "diverging-hyperparameters": (_train("lr=10", "momentum=1", "weight_decay=1"),
                                   "diverged at epoch 1"),
     "yaml-alias-bomb": (lambda tmp, run: _config(tmp, ALIAS_BOMB), "expands to more than"),

@@ -162,6 +162,28 @@ def test_config_keys_and_choices_come_from_the_registry():
                 load_config(None, [f"{key}=not-a-choice"])
 
 
+def test_methods_with_a_warm_up_refuse_a_run_that_ends_before_it():
+    """A run that ends before its warm-up trains the warm-up's plain loss alone under the
+    method's name: refused for each method that declares what follows its warm-up. A
+    warm-up as long as the run is allowed: the method's end-of-warm-up work (selection,
+    estimate) runs once, at the last epoch, and its diagnostics are recorded."""
+    from bmxlib.config import ConfigError
+
+    waiting = {name for name, cls in REGISTRY.items() if cls.after_warm_up}
+    assert {"balancemix", "coteaching", "t_estimator"} <= waiting
+    for name in REGISTRY:
+        load_config(None, [f"method={name}", "epochs=3", "warmup_epochs=3"])
+        if name in waiting:
+            with pytest.raises(ConfigError, match=f"'warmup_epochs': 4 exceeds epochs 3, "
+                                                  f"so {name}'s"):
+                load_config(None, [f"method={name}", "epochs=3", "warmup_epochs=4"])
+        else:
+            load_config(None, [f"method={name}", "epochs=3", "warmup_epochs=4"])
+    # without clean-label selection BalanceMix has nothing that waits for the warm-up
+    load_config(None, ["method=balancemix", "clean_labels=false", "epochs=3",
+                       "warmup_epochs=4"])
+
+
 class _SyntheticContext:
     """End-of-epoch context with given logits and random re-label views (no model)."""
 

@@ -61,6 +61,7 @@ SELECTION_PER_GROUP = tuple(f"selection_{key}_per_group"
 class BalanceMix(Method):
     name = "balancemix"
     mixes_by_definition = True
+    after_warm_up = "label management"
     hyperparameters = {
         "minority_sampler": Hyperparameter(
             True, "BalanceMix: second batch from the minority sampler"),
@@ -76,6 +77,12 @@ class BalanceMix(Method):
         "relabel_to_zero": Hyperparameter(
             True, "re-label to 0 as well as to 1 (default: True, docs/method.md §1.4)"),
     }
+
+    @classmethod
+    def config_problem(cls, config) -> str | None:
+        # without clean-label selection nothing waits for the warm-up (the ablation's Mixup
+        # and minority-sampler rows)
+        return super().config_problem(config) if config.clean_labels else None
 
     def __init__(self, config, data) -> None:
         super().__init__(config, data)

@@ -167,11 +167,16 @@ class Method:
         The config keys only this method reads (they become ``Config`` fields).
     mixes_by_definition : bool
         The method is defined by mixing (docs/method.md §1.3): it refuses ``mixup: false``.
+    after_warm_up : str
+        What the method starts at the end of its ``warmup_epochs`` (e.g. "label
+        management"), or "" when it has no warm-up: a run may not end before its warm-up
+        does, else it trains the warm-up's plain loss alone under the method's name.
     """
 
     name = "base"
     hyperparameters: dict[str, Hyperparameter] = {}
     mixes_by_definition = False
+    after_warm_up = ""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -185,6 +190,10 @@ class Method:
     @classmethod
     def config_problem(cls, config: Config) -> str | None:
         """A one-line reason why ``config`` cannot train this method, or None."""
+        if cls.after_warm_up and config.warmup_epochs > config.epochs:
+            return (f"config key 'warmup_epochs': {config.warmup_epochs} exceeds epochs "
+                    f"{config.epochs}, so {cls.name}'s {cls.after_warm_up} (from the end of "
+                    f"warm-up) never runs; lower warmup_epochs or raise epochs")
         return None
 
     @classmethod

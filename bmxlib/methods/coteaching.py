@@ -25,6 +25,7 @@ from .selection import coteaching_select
 
 class CoTeaching(Method):
     name = "coteaching"
+    after_warm_up = "small-loss selection by the peer"
 
     @classmethod
     def build(cls, config, data, *, model: torch.nn.Module) -> CoTeaching:

@@ -44,6 +44,7 @@ from .transition import (
 
 class TEstimator(Method):
     name = "t_estimator"
+    after_warm_up = "loss correction by the estimated transition"
     # (Li et al., NeurIPS 2022)
     hyperparameters = {
         "t_holdout": Hyperparameter(
@@ -62,7 +63,7 @@ class TEstimator(Method):
         if config.warmup_epochs < 1:
             return ("config key 'warmup_epochs': t_estimator estimates its transition "
                     "matrices at the end of warm-up, so it needs warmup_epochs >= 1")
-        return None
+        return super().config_problem(config)
 
     def __init__(self, config, data) -> None:
         super().__init__(config, data)
