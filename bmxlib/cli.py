@@ -46,7 +46,15 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not args.config:
             raise ConfigError("bmx train needs --config FILE (or --resume RUN_DIR)")
-        config = load_config(args.config, args.overrides)
+        try:
+            config = load_config(args.config, args.overrides)
+        except ConfigError:
+            from .sweep import is_sweep_file
+
+            if is_sweep_file(args.config):
+                raise ConfigError(f"{args.config} is a sweep file (it has a 'grid'); run it "
+                                  f"with: bmx sweep --config {args.config}") from None
+            raise
     run_dir = Path(config.out_dir) / config.name
     args.interrupt_hint = f"bmx train --resume {run_dir}"
     finished = bool(args.resume) and runs.is_finished(run_dir)  # fit leaves it as it is

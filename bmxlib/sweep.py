@@ -78,6 +78,20 @@ def _safe(text: str) -> str:
 MAX_POINTS = 10_000
 
 
+#: the keys of a sweep file (docs/method.md §9); a training config's keys are Config's
+SWEEP_KEYS = frozenset({"name", "out_dir", "base", "fixed", "grid"})
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether ``path`` reads as a sweep file (a mapping with a ``grid``), for the message
+    of a training command given one; False for anything unreadable."""
+    try:
+        spec = read_yaml(Path(path))
+    except ConfigError:
+        return False
+    return isinstance(spec, dict) and "grid" in spec
+
+
 def plan_sweep(
     path: str | Path, overrides: list[str] | tuple = (), *, name: str | None = None,
     max_points: int = MAX_POINTS,
@@ -92,8 +106,11 @@ def plan_sweep(
 
     path = Path(path)
     spec = read_yaml(path)
-    allowed = {"name", "out_dir", "base", "fixed", "grid"}
-    unknown = [k for k in spec if k not in allowed]
+    unknown = [k for k in spec if k not in SWEEP_KEYS]
+    config_keys = {field.name for field in dataclasses.fields(Config)}
+    if unknown and "grid" not in spec and all(k in config_keys for k in unknown):
+        raise ConfigError(f"{path} is a training config, not a sweep file (it has no "
+                          f"'grid'); train it with: bmx train --config {path}")
     if unknown:
         raise ConfigError(f"unknown sweep key {unknown[0]!r} in {path}")
     base = spec.get("base", {})

@@ -291,6 +291,10 @@ CATALOGUE = {
                                                      "name=bm"], "already exists"),
     # --- sweeps and reports -------------------------------------------------------------
     "sweep-unknown-key": (lambda tmp, run: _sweep(tmp, "grid: {}\nfixd: {}\n"), "'fixd'"),
+    "sweep-given-a-training-config": (lambda tmp, run: _sweep(tmp, "method: bce\nepochs: 2\n"),
+                                      "a training config, not a sweep file"),
+    "train-given-a-sweep-file": (lambda tmp, run: _config(tmp, "grid:\n  seed: [0, 1]\n"),
+                                 "a sweep file (it has a 'grid'); run it with: bmx sweep"),
     "sweep-empty-axis": (lambda tmp, run: _sweep(tmp, "grid:\n  lr: []\n"), "'lr'"),
     "sweep-names-collide": (lambda tmp, run: _sweep(
         tmp, "grid:\n  variant:\n    - {label: 'lr 0.01', method: bce}\n"
