@@ -93,6 +93,23 @@ def _probabilities():
     return raw / raw.sum(axis=1, keepdims=True)
 
 
+def test_state_shares_start_at_the_first_managed_epoch():
+    """Epochs before label management have no shares: the stacked areas begin at the first
+    managed epoch instead of ramping up from zeros at the warm-up's epochs."""
+    fig = plots.selection_curves(
+        [1, 2, 3, 4], [np.nan, np.nan, 0.9, 0.95], [np.nan, np.nan, 0.6, 0.7],
+        [np.nan, np.nan, 0.5, 0.8], counts={"clean": [np.nan, np.nan, 50, 60],
+                                            "re-labeled": [np.nan, np.nan, 5, 8],
+                                            "ambiguous": [np.nan, np.nan, 45, 32]},
+        warmup_epochs=3)
+    areas = [c for c in fig.axes[1].collections if c.get_label() in plots.STATE_NAMES]
+    assert len(areas) == 3
+    for area in areas:
+        assert area.get_paths()[0].vertices[:, 0].min() == 3
+    assert all(ax.get_xlim() == (0.5, 4.5) for ax in fig.axes[:2])
+    plt.close(fig)
+
+
 FIGURES = {
     "loss_histograms": lambda: plots.loss_histograms(
         **_gmm_inputs(), epochs=[1, 2, 3], classes=[0, 1], class_names=list("abcd"),

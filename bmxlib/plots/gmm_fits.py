@@ -197,15 +197,19 @@ def selection_curves(epochs, precision, recall, relabel_accuracy, *, counts=None
     label_axes(ax, "clean-label selection vs. the true labels", "epoch", "value")
     if counts:
         _draw_state_shares(axes[0, 1], epochs, counts, warmup_epochs)
+    for panel in axes.flat:  # every epoch on the axis, whatever each panel draws
+        panel.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
     return fig
 
 
 def _draw_state_shares(ax, epochs, counts, warmup_epochs: int) -> None:
     stacked = np.nan_to_num(np.array([np.asarray(counts[name], float) for name in STATE_NAMES]))
     totals = stacked.sum(axis=0)
-    shares = np.divide(stacked, totals, out=np.zeros_like(stacked), where=totals > 0)
+    managed = totals > 0  # epochs without label management have no shares: not drawn as 0,
+    shares = stacked[:, managed] / totals[managed]  # which would ramp up from the warm-up
     shade_warmup(ax, warmup_epochs)
-    ax.stackplot(epochs, shares, labels=STATE_NAMES, colors=STATE_COLORS, alpha=0.85)
+    ax.stackplot(np.asarray(epochs)[managed], shares, labels=STATE_NAMES, colors=STATE_COLORS,
+                 alpha=0.85)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="lower left")
     label_axes(ax, "labels per reliability class", "epoch", "share of all labels")
