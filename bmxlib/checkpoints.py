@@ -71,9 +71,14 @@ def read_checkpoint(run_dir: Path, *, device: torch.device | str = "cpu") -> dic
         raise ValueError(f"checkpoint {path} is corrupt ({err.__class__.__name__})") from None
 
 
-def check_finished(run_dir: Path, epochs: int) -> None:
+def check_finished(run_dir: Path) -> None:
     """A finished run (summary.json) has nothing to resume: check only that its
-    metrics.jsonl holds epochs 1..``epochs`` once each (ValueError, one line, when not)."""
+    metrics.jsonl holds epochs 1..E once each, E the epochs of its own config.yaml
+    (ValueError, one line, when not)."""
+    epochs = runs.read_config(run_dir).get("epochs")
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        raise ValueError(f"{runs.config_path(run_dir)} of the finished run has no integer "
+                         f"'epochs' (got {epochs!r}); remove {run_dir} and train it again")
     problem = runs.epochs_recorded_once(run_dir, epochs)
     if problem:
         raise ValueError(f"{run_dir / runs.METRICS_FILE} of the finished run holds {problem}; "

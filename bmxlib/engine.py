@@ -196,7 +196,7 @@ def fit(config: Config, *, resume: bool = False, overwrite: bool = False) -> Pat
     if resume and runs.is_finished(run_dir):
         # nothing to resume; without a checkpoint (an archived run) it would start again
         # at epoch 1 and overwrite the finished run's metrics
-        check_finished(run_dir, config.epochs)
+        check_finished(run_dir)
         return run_dir
     runs.check_writable(run_dir, resume=resume, overwrite=overwrite)  # before any work
     s = build_run(config)  # validates data and model before anything is written
