@@ -96,8 +96,7 @@ def pretrained_digits_backbone(*, width: int = 16, seed: int = 0,
     run fills the cache first, the weights are the same bit for bit.
     """
 
-    def read(path: Path) -> dict[str, torch.Tensor]:
-        return torch.load(path, map_location="cpu", weights_only=True)
+    path = backbone_cache_path(width=width, seed=seed, source=source)
 
     def build() -> dict[str, torch.Tensor]:
         print(f"bmxlib: pretraining the {source} backbone (width {width}, data seed {seed}, "
@@ -105,8 +104,11 @@ def pretrained_digits_backbone(*, width: int = 16, seed: int = 0,
               file=sys.stderr, flush=True)
         return _pretrain(width=width, seed=seed, source=source)
 
-    path = backbone_cache_path(width=width, seed=seed, source=source)
-    return cached(path, read=read, build=build, write=atomic_torch_save)
+    return cached(path, read=_read_weights, build=build, write=atomic_torch_save)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _pretrain(*, width: int, seed: int, source: str) -> dict[str, torch.Tensor]:
