@@ -11,6 +11,7 @@ and chunks the 2K label groups into such rows and is the public entry point.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,12 +247,12 @@ def fit_core(values, mask, *, max_iter, tol, reg_covar, with_posterior):
 
 
 def check_fit_options(max_iter, tol, reg_covar):
-    if not isinstance(max_iter, int) or max_iter < 1:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
-    if not (tol >= 0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if not (reg_covar >= 0 and math.isfinite(reg_covar)):
-        raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
+    for name, value in (("tol", tol), ("reg_covar", reg_covar)):
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                or not (value >= 0 and math.isfinite(value))):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .compute import tensor_from_numpy
+
 __all__ = [
     "LabelState",
     "CLEAN",
@@ -69,7 +71,7 @@ class ManagedLabels:
 def as_tensor(array, name: str, device=None) -> torch.Tensor:
     """``array`` (torch.Tensor or NumPy array, shared memory) as a tensor, or TypeError."""
     if isinstance(array, np.ndarray):
-        array = torch.from_numpy(array)
+        array = tensor_from_numpy(array)
     if not isinstance(array, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(array)}")
     return array if device is None else array.to(device)
@@ -81,7 +83,7 @@ def float_matrix_and_labels(values, labels, name: str) -> tuple[torch.Tensor, to
     Only shapes and dtypes: the values are the caller's to check, chunk by chunk, so that no
     (N, K) temporary is made.
     """
-    values = as_tensor(values, name)
+    values = as_tensor(values, name).detach()  # the equations take no gradient
     labels = as_tensor(labels, "labels", values.device)
     if values.dim() != 2 or labels.shape != values.shape:
         raise ValueError(f"{name} and labels must both have shape (N, K); got "

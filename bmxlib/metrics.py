@@ -9,6 +9,8 @@ import math
 import numpy as np
 import torch
 
+from .compute import tensor_from_numpy
+
 GROUP_NAMES = ("many", "medium", "few")
 
 
@@ -377,7 +379,7 @@ def _to_tensor(value, name: str, device: torch.device) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TypeError(f"{name} must have a numeric dtype, got {value.dtype}")
-        return torch.from_numpy(value).to(device)
+        return tensor_from_numpy(value).to(device)
     raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(value).__name__}")
 
 

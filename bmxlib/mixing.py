@@ -12,6 +12,7 @@ one value of the torch generator per call, and never touches any global RNG stat
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -40,8 +41,9 @@ def sample_lambda(
 
     Returns a float when ``size`` is None, else a float64 array of shape (size,).
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
         raise TypeError(f"alpha must be a number, got {type(alpha)}")
+    alpha = float(alpha)  # NumPy scalars too
     if not (alpha > 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
     rng = np.random.default_rng(_seed_from(generator))

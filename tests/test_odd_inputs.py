@@ -134,3 +134,68 @@ def test_an_unknown_option_is_named_with_the_datasets_options(name, options):
     with pytest.raises(ValueError, match=rf"dataset '{name}' has no option 'colour'; "
                                          r"its options: .*transform"):
         load_dataset(name, "train", colour="red", **options)
+
+
+# --- the public equations (SPEC §6) on legitimate arrays torch cannot take as they are ---
+def _scores_and_labels():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((40, 5)) < 0.3).astype(np.uint8)
+    labels[0] = 1  # every class has a positive
+    return rng.random((40, 5)), labels
+
+
+@pytest.mark.parametrize("view", [
+    pytest.param(lambda a: a[::-1], id="reversed-rows"),
+    pytest.param(lambda a: a[:, ::-1], id="reversed-columns"),
+    pytest.param(lambda a: a.astype(a.dtype.newbyteorder(">")), id="big-endian"),
+])
+def test_equations_take_reversed_and_byte_swapped_arrays(view):
+    import torch
+
+    from bmxlib import gmm, metrics, sampling
+
+    scores, labels = _scores_and_labels()
+    odd_scores, odd_labels = view(scores), view(labels)
+    same_scores, same_labels = np.array(odd_scores, dtype=float), np.array(odd_labels,
+                                                                           dtype=np.uint8)
+    np.testing.assert_array_equal(metrics.average_precision(odd_scores, odd_labels),
+                                  metrics.average_precision(same_scores, same_labels))
+    torch.testing.assert_close(gmm.clean_probability(odd_scores, odd_labels),
+                               gmm.clean_probability(same_scores, same_labels))
+    torch.testing.assert_close(sampling.minority_probabilities(odd_scores, odd_labels),
+                               sampling.minority_probabilities(same_scores, same_labels))
+
+
+def test_gmm_takes_losses_that_require_grad():
+    """Per-label losses computed from live logits carry a graph; p_G takes none."""
+    import torch
+
+    from bmxlib import gmm
+
+    scores, labels = _scores_and_labels()
+    losses = torch.tensor(scores, dtype=torch.float32, requires_grad=True)
+    p_clean = gmm.clean_probability(losses, torch.from_numpy(labels))
+    assert not p_clean.requires_grad
+    torch.testing.assert_close(p_clean, gmm.clean_probability(losses.detach(),
+                                                               torch.from_numpy(labels)))
+
+
+def test_numpy_scalars_as_options():
+    import torch
+
+    from bmxlib import gmm, mixing
+
+    scores, labels = _scores_and_labels()
+    torch.testing.assert_close(
+        gmm.clean_probability(scores, labels, max_iter=np.int64(10), tol=np.float32(1e-2),
+                              reg_covar=np.float64(5e-4)),
+        gmm.clean_probability(scores, labels))
+    x, y = torch.rand(4, 3), torch.rand(4, 2)
+    draws = [mixing.minority_mix(x, y, x.flip(0), y.flip(0), alpha=alpha,
+                                 generator=torch.Generator().manual_seed(0))[2]
+             for alpha in (np.float32(4.0), 4.0)]
+    torch.testing.assert_close(draws[0], draws[1])
+    with pytest.raises(ValueError, match="max_iter"):
+        gmm.clean_probability(scores, labels, max_iter=True)
+    with pytest.raises(ValueError, match="tol"):
+        gmm.clean_probability(scores, labels, tol="0.01")
