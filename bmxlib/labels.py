@@ -104,13 +104,16 @@ def row_chunks(num_rows: int, num_cols: int) -> list[slice]:
     return [slice(start, min(start + step, num_rows)) for start in range(0, num_rows, step)]
 
 
+WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+
+
 def check_binary(tensor: torch.Tensor, name: str) -> None:
     """Raise unless every value is 0 or 1; no full-size temporaries."""
     if tensor.numel() == 0 or tensor.dtype == torch.bool:
         return
-    if not tensor.is_floating_point():
+    if not tensor.is_floating_point() and tensor.dtype not in WIDE_UNSIGNED:
         ok = bool(tensor.amin() >= 0) and bool(tensor.amax() <= 1)
-    else:
+    else:  # floats, and the unsigned integers torch has no min / max for on the CPU
         flat = tensor.reshape(tensor.shape[0], -1) if tensor.dim() else tensor.reshape(1, 1)
         ok = all(
             bool(((flat[rows] == 0) | (flat[rows] == 1)).all())

@@ -343,13 +343,22 @@ def _as_tensor_pair(scores, targets) -> tuple[torch.Tensor, torch.Tensor]:
         scores, targets = scores[:, None], targets[:, None]
     if scores.ndim != 2:
         raise ValueError(f"scores must be 1-D or 2-D (N, K), got shape {tuple(scores.shape)}")
+    if not scores.is_floating_point() and scores.numel() and _beyond_float64(scores):
+        # integers float64 cannot tell apart: their dense ranks keep order and ties exactly
+        scores = torch.unique(scores.cpu(), sorted=True, return_inverse=True)[1].to(device)
     if scores.dtype not in (torch.float32, torch.float64):
-        scores = scores.to(torch.float64)  # exact for ints and half precision
+        scores = scores.to(torch.float64)  # exact for half precision and ints below 2**53
     if _has_nan(scores):
         raise ValueError("scores contain NaN")
     if not _is_binary(targets):
         raise ValueError("targets must contain only 0 and 1")
     return scores, targets.to(torch.uint8)
+
+
+def _beyond_float64(values: torch.Tensor) -> bool:
+    """Whether integer ``values`` hold a magnitude above 2**53, where float64 rounds."""
+    array = values.cpu().numpy()
+    return bool(array.max() > 2**53) or bool(array.min() < -(2**53))
 
 
 def _has_nan(values: torch.Tensor) -> bool:
@@ -361,6 +370,8 @@ def _has_nan(values: torch.Tensor) -> bool:
 def _is_binary(values: torch.Tensor) -> bool:
     if values.dtype == torch.bool or values.numel() == 0:
         return True
+    if values.dtype == torch.bfloat16:  # NumPy has no bfloat16
+        values = values.float()
     array = values.numpy() if values.device.type == "cpu" else None
     if not values.is_floating_point():  # integers: the range says it all
         if array is not None:
@@ -375,6 +386,8 @@ def _to_tensor(value, name: str, device: torch.device) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         if value.device != device:
             raise ValueError(f"{name} is on {value.device} but the other input on {device}")
+        if value.is_complex():
+            raise TypeError(f"{name} must have a real dtype, got {value.dtype}")
         return value.detach()
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":

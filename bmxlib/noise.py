@@ -222,7 +222,9 @@ def _single_positive(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _as_binary_matrix(labels) -> np.ndarray:
     if hasattr(labels, "detach") and hasattr(labels, "cpu"):  # torch tensor
-        labels = labels.detach().cpu().numpy()
+        labels = labels.detach().cpu()
+        # NumPy has no bfloat16 (this module does not import torch: compare by name)
+        labels = (labels.float() if str(labels.dtype) == "torch.bfloat16" else labels).numpy()
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels must be a numpy array or torch tensor, got {type(labels)}")
     if labels.ndim != 2:

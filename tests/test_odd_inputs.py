@@ -199,3 +199,44 @@ def test_numpy_scalars_as_options():
         gmm.clean_probability(scores, labels, max_iter=True)
     with pytest.raises(ValueError, match="tol"):
         gmm.clean_probability(scores, labels, tol="0.01")
+
+
+def test_equations_take_bfloat16_and_wide_unsigned_labels():
+    import torch
+
+    from bmxlib import metrics, noise, sampling, stats
+
+    scores, labels = _scores_and_labels()
+    for odd in (torch.from_numpy(labels).bfloat16(), labels.astype(np.uint16),
+                torch.from_numpy(labels.astype(np.uint32))):
+        np.testing.assert_array_equal(metrics.average_precision(torch.tensor(scores), odd),
+                                      metrics.average_precision(scores, labels))
+        np.testing.assert_array_equal(noise.inject(odd, "flip", 0.2, seed=3)[0],
+                                      noise.inject(labels, "flip", 0.2, seed=3)[0])
+        np.testing.assert_array_equal(stats.imbalance(odd)["positives"],
+                                      stats.imbalance(labels)["positives"])
+        torch.testing.assert_close(sampling.minority_probabilities(scores, odd),
+                                   sampling.minority_probabilities(scores, labels))
+
+
+def test_average_precision_of_integer_scores_beyond_float64():
+    """2**62 and 2**62 + 1 are one float64; their order must still count."""
+    from sklearn.metrics import average_precision_score
+
+    from bmxlib import metrics
+
+    big = np.array([2**62, 2**62 + 1, 2**62 + 1, -(2**62)], dtype=np.int64)
+    targets = np.array([0, 1, 0, 1])
+    assert metrics.average_precision(big, targets)[0] == pytest.approx(
+        average_precision_score(targets, big.astype(object).tolist()))
+    assert metrics.average_precision(big, targets)[0] == pytest.approx(
+        metrics.average_precision(np.array([2, 3, 3, 0]), targets)[0])
+
+
+def test_complex_scores_are_refused():
+    import torch
+
+    from bmxlib import metrics
+
+    with pytest.raises(TypeError, match="scores must have a real dtype"):
+        metrics.average_precision(torch.tensor([[1 + 5j], [2 - 9j]]), torch.tensor([[1], [0]]))
