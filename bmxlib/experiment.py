@@ -26,7 +26,7 @@ from .data.presets import transform_parts
 from .methods import Method, TrainingData, build_method
 from .models import BACKBONE_SOURCES, build_model
 from .noise import inject
-from .pretrain import backbone_cache_path, pretrained_digits_backbone
+from .pretrain import backbone_cache_path, backbone_input_name, pretrained_digits_backbone
 from .stats import shot_groups
 
 
@@ -191,6 +191,6 @@ def cached_inputs(s: Setup) -> dict[str, Path]:
     if data_file is not None:
         files["dataset"] = Path(data_file)
     if c.pretrained in BACKBONE_SOURCES:
-        files[f"{c.pretrained}_backbone"] = backbone_cache_path(
+        files[backbone_input_name(c.pretrained)] = backbone_cache_path(
             width=c.width, seed=c.data_seed, source=c.pretrained)
     return files

@@ -28,7 +28,20 @@ PRETRAIN_BATCH = 128  # pretraining batch size
 # One thread, whatever the calling process uses: CPU kernels may split their reductions by
 # thread count, and the cached backbone must not depend on which run built it first.
 PRETRAIN_THREADS = 1
-PRETRAIN_RECIPE = 2  # bump when the pretraining recipe changes (invalidates the cache)
+PRETRAIN_RECIPE = 3  # bump when the pretraining recipe changes (invalidates the cache)
+# The pretraining's random streams (initialisation, batch order) are seeded from
+# (data seed, this tag) through NumPy's SeedSequence: under recipe 2 they were seeded with
+# the data seed itself, so a run whose seed equalled its data seed (every study's seed 0)
+# started its head from the initialisation the backbone had co-adapted with
+# (docs/reliability.md). torch's CPU generator keeps 32 bits of a seed, so an offset past
+# 2**32 would not separate the streams.
+PRETRAIN_STREAM_TAG = 0x70726574  # "pret"
+
+
+def pretraining_stream_seed(seed: int) -> int:
+    """The 32-bit seed of the pretraining's random streams for data seed ``seed``: a
+    hash of (seed, tag), so no small run seed (0, 1, 2, ...) starts where pretraining did."""
+    return int(np.random.SeedSequence([seed, PRETRAIN_STREAM_TAG]).generate_state(1)[0])
 SOURCE_MEAN, SOURCE_STD = 0.1, 0.25  # normalisation of the (mostly black) source canvases
 
 
@@ -76,6 +89,11 @@ def backbone_cache_key(*, width: int, seed: int, source: str = "digits") -> str:
     return key
 
 
+def backbone_input_name(source: str) -> str:
+    """The name under which a run's provenance records the backbone built from ``source``."""
+    return f"{source}_backbone"
+
+
 def backbone_cache_path(*, width: int = 16, seed: int = 0, source: str = "digits") -> Path:
     """Where :func:`pretrained_digits_backbone` caches its weights for (width, seed, source)."""
     return cache_path(f"{source}-backbone",
@@ -119,9 +137,10 @@ def _pretrain(*, width: int, seed: int, source: str) -> dict[str, torch.Tensor]:
     y_all = torch.from_numpy(targets)
     steps = PRETRAIN_EPOCHS * int(np.ceil(len(y_all) / PRETRAIN_BATCH))
     with torch.random.fork_rng(devices=[]), torch_threads(PRETRAIN_THREADS):
-        torch.manual_seed(seed)  # the initialisation: never the caller's random state
+        stream = pretraining_stream_seed(seed)  # not the run seed equal to the data seed
+        torch.manual_seed(stream)  # the initialisation: never the caller's random state
         model = SmallCNN(num_classes, in_channels=1, width=width)
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(stream)
         opt = torch.optim.SGD(model.parameters(), lr=PRETRAIN_LR, momentum=0.9,
                               weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)

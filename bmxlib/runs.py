@@ -266,10 +266,14 @@ def write_summary(run_dir: str | Path) -> dict[str, Any]:
     return summary
 
 
+def read_provenance(run_dir: str | Path) -> dict[str, Any]:
+    """provenance.json ({} when the run has not written it yet)."""
+    return _read_json(Path(run_dir) / PROVENANCE_FILE)
+
+
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     """summary.json as a mapping, or None while the run is not finished."""
-    path = Path(run_dir) / SUMMARY_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_json(Path(run_dir) / SUMMARY_FILE) or None
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -285,9 +289,8 @@ def copy_finished_run(source: str | Path, target: str | Path, *, config_text: st
     shutil.rmtree(temporary, ignore_errors=True)  # a copy killed half-way
     shutil.copytree(source, temporary, ignore=shutil.ignore_patterns(LOCK_FILE))
     atomic_write_text(config_path(temporary), config_text)
-    provenance = _read_json(temporary / PROVENANCE_FILE)
     atomic_write_json(temporary / PROVENANCE_FILE,
-                      {**provenance, "copied_from": str(source.resolve())})
+                      {**read_provenance(temporary), "copied_from": str(source.resolve())})
     os.replace(temporary, target)
 
 

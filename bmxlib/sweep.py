@@ -181,12 +181,35 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
                 f"{saved} was run with {key}={old!r} but the sweep now asks for "
                 f"{key}={new!r}; use another sweep name (--name) or remove {saved.parent}"
             )
+        change = backbone_change(run_dir, point.config)
+        if change:
+            raise ConfigError(f"{run_dir} {change}; use another sweep name (--name) or "
+                              f"remove {run_dir}")
         # summary.json alone is not proof: two writers once interleaved their epochs
         problem = runs.is_finished(run_dir) and runs.epochs_recorded_once(
             run_dir, point.config.epochs)
         if problem:
             raise ConfigError(f"{run_dir / runs.METRICS_FILE} of a finished point holds "
                               f"{problem}; remove {run_dir} and re-run the sweep to redo it")
+
+
+def backbone_change(run_dir: Path, config: Config) -> str | None:
+    """What differs when ``run_dir`` started from another pretrained backbone than this
+    code builds for ``config`` (its provenance names another cache file: the pretraining
+    recipe changed, e.g. recipe 3's own random stream); None when they agree or the run
+    records none. Such a run computed another experiment, though its config is the same."""
+    from .models import BACKBONE_SOURCES
+    from .pretrain import backbone_cache_path, backbone_input_name
+
+    if config.pretrained not in BACKBONE_SOURCES:
+        return None
+    recorded = runs.read_provenance(run_dir).get("cached_inputs", {}).get(
+        backbone_input_name(config.pretrained), {}).get("file")
+    built = backbone_cache_path(width=config.width, seed=config.data_seed,
+                                source=config.pretrained).name
+    if recorded is None or recorded == built:
+        return None
+    return f"was trained from the backbone {recorded}, but this code builds {built}"
 
 
 def reusable_runs(sources: list[str | Path] | tuple = ()) -> list[tuple[Path, Config]]:
@@ -222,7 +245,8 @@ def reuse_finished_points(sweep_dir: Path, points: list[Point],
             continue
         for run_dir, config in candidates:
             if not result_differences(config, point.config) and not \
-                    runs.epochs_recorded_once(run_dir, config.epochs):
+                    runs.epochs_recorded_once(run_dir, config.epochs) and not \
+                    backbone_change(run_dir, point.config):
                 runs.copy_finished_run(run_dir, target, config_text=point.config.to_yaml())
                 copies.append((point.name, run_dir))
                 break

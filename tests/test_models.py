@@ -29,6 +29,23 @@ def test_pretrained_backbone_recognises_unseen_digits():
     assert probe.score(emb[1::2].numpy(), targets[1::2]) > 0.9
 
 
+@pytest.mark.parametrize("run_seed", [0, 1, 2], ids=lambda s: f"seed={s}")
+def test_a_run_head_starts_untrained_whatever_its_seed(run_seed):
+    """The run's model is initialised under ``torch.manual_seed(seed)`` (experiment.py).
+    Under pretraining recipe 2 the backbone was pretrained from ``manual_seed(data_seed)``,
+    so at seed == data_seed the run's fresh head was the one the features had co-adapted
+    with: it named 91% of the source digits before any training (chance: 10%)."""
+    features = pretrained_digits_backbone(width=16, seed=0)
+    torch.manual_seed(run_seed)  # as experiment.setup does before build_model
+    model = build_model("small_cnn", 10, in_channels=1, pretrained="digits", width=16,
+                        features_state=features).eval()
+    images, targets = single_digit_canvases(seed=0, copies=1)
+    x = (torch.from_numpy(images).float() / 255 - 0.1) / 0.25
+    with torch.no_grad():
+        accuracy = (model(x).argmax(1) == torch.from_numpy(targets)).float().mean().item()
+    assert accuracy < 0.3
+
+
 def test_backbone_is_cached():
     a = pretrained_digits_backbone(width=16, seed=0)
     b = pretrained_digits_backbone(width=16, seed=0)

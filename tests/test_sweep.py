@@ -198,6 +198,36 @@ def test_reuse_copies_identical_finished_points_and_runs_the_rest(tmp_path, monk
     assert not list(second_dir.glob(".*copying"))
 
 
+def _record_an_older_backbone(run_dir: Path) -> None:
+    """Rewrite a finished run's provenance as if pretraining recipe 2 had built its backbone."""
+    path = run_dir / "provenance.json"
+    provenance = json.loads(path.read_text())
+    provenance["cached_inputs"]["digits_backbone"]["file"] = "digits-backbone-recipe2.pt"
+    path.write_text(json.dumps(provenance))
+
+
+def test_a_run_from_another_pretrained_backbone_is_neither_skipped_nor_reused(
+        tmp_path, capsys, monkeypatch):
+    """Same config, other backbone (the pretraining recipe changed): another experiment."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    path = _write_sweep(tmp_path / "a", "  method: [bce]\n  seed: [0]\n")
+    first_dir = run_sweep(path)
+    _record_an_older_backbone(first_dir / "method=bce__seed=0")
+    capsys.readouterr()
+    assert main(["sweep", "--config", path]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "digits-backbone-recipe2.pt" in err[0], err
+
+    import bmxlib.engine as engine
+
+    trained = []
+    monkeypatch.setattr(engine, "fit", lambda config, *a, **k: trained.append(config.name))
+    run_sweep(_write_sweep(tmp_path / "b", "  method: [bce]\n  seed: [0]\n"),
+              reuse=[first_dir])
+    assert trained == ["method=bce__seed=0"]  # trained anew, not copied
+
+
 def test_only_runs_the_matching_points_and_the_same_command_runs_the_rest(tmp_path,
                                                                          monkeypatch, capsys):
     """``--only seed=0`` trains seed 0 of every cell; the manifest lists every point; the
