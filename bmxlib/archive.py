@@ -63,6 +63,60 @@ def locate_in_archive(run_dir: Path, archive_dir: Path, config: Config) -> None:
         atomic_write_json(provenance_path, provenance)
 
 
+def recorded_backbone(run_dir: Path, config: Config) -> tuple[tuple, str | None]:
+    """(what determines the run's pretrained backbone, the backbone file its provenance
+    records): two runs with the same first item must record the same file, or they were
+    trained under different pretraining recipes."""
+    from .pretrain import backbone_input_name
+
+    inputs = runs.read_provenance(run_dir).get("cached_inputs", {})
+    return ((config.pretrained, config.width, config.data_seed),
+            inputs.get(backbone_input_name(config.pretrained), {}).get("file"))
+
+
+def check_archivable(sweep_dir: Path, archive_dir: Path) -> list[tuple[Path, Config]]:
+    """The finished runs of ``sweep_dir`` to archive now, each with its config, after
+    refusing (ConfigError, one line) what would lose or mix results: a run the archive
+    holds unfinished with a checkpoint or a writer (a live or resumable run, not a copy
+    made by hand), a run the archive holds finished under another config, and runs trained
+    from another pretrained backbone than the archive's runs (another pretraining
+    recipe)."""
+    from .config import result_differences
+
+    archived = {}
+    for run_dir in runs.run_dirs(archive_dir) if archive_dir.is_dir() else []:
+        if runs.is_finished(run_dir):
+            config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
+            archived[run_dir.name] = config
+    backbones = dict(recorded_backbone(archive_dir / name, config)
+                     for name, config in archived.items())
+    todo = []
+    for run_dir in runs.run_dirs(sweep_dir):
+        if not runs.is_finished(run_dir):
+            continue
+        config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
+        target = archive_dir / run_dir.name
+        if run_dir.name in archived:
+            for key, old, new in result_differences(archived[run_dir.name], config)[:1]:
+                raise ConfigError(f"{target} was run with {key}={old!r} but {run_dir} with "
+                                  f"{key}={new!r}; archive {sweep_dir.name} into another "
+                                  "directory")
+            continue
+        what, file = recorded_backbone(run_dir, config)
+        if file and backbones.get(what, file) != file:
+            raise ConfigError(f"{run_dir} was trained from the backbone {file}, the runs in "
+                              f"{archive_dir} from {backbones[what]} (another pretraining "
+                              "recipe); archive it into another directory")
+        if target.exists():
+            with runs.writer_lock(target):  # RunDirBusy, one line, while a sweep writes it
+                if runs.checkpoint_path(target).exists():
+                    raise ConfigError(f"{target}: an unfinished run with a checkpoint, "
+                                      "which archiving would delete; archive "
+                                      f"{sweep_dir.name} into a directory of its own")
+        todo.append((run_dir, config))
+    return todo
+
+
 def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, int]:
     """Copy the finished runs of ``sweep_dir`` into ``archive_dir``, thinned to what the
     results and the figures read: a sweep directory small enough to commit, which ``bmx
@@ -76,7 +130,8 @@ def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, 
     archived is left as it is; each copy is atomic.
 
     Returns (runs archived now, finished runs in the archive). Raises ConfigError when
-    ``sweep_dir`` is no sweep or ``archive_dir`` is a file, a run or another sweep.
+    ``sweep_dir`` is no sweep or ``archive_dir`` is the sweep itself, a file, a run,
+    another sweep or would lose or mix results (``check_archivable``).
     """
     sweep_dir, archive_dir = Path(sweep_dir), Path(archive_dir)
     if not runs.is_sweep_dir(sweep_dir):
@@ -91,18 +146,21 @@ def archive_sweep(sweep_dir: str | Path, archive_dir: str | Path) -> tuple[int, 
                                         Path(runs.load_sweep(archive_dir).source).name != source):
         raise ConfigError(f"{archive_dir}: holds another run or sweep; archive "
                           f"{sweep_dir.name} into its own directory")
+    if archive_dir.resolve() == sweep_dir.resolve():
+        raise ConfigError(f"{archive_dir}: is the sweep itself; archive {sweep_dir.name} "
+                          "into another directory")
+    todo = check_archivable(sweep_dir, archive_dir)
     archive_dir.mkdir(parents=True, exist_ok=True)
     left_out = shutil.ignore_patterns(runs.LOCK_FILE, runs.TENSORBOARD_DIR,
                                       Path(runs.CHECKPOINT_FILE).parts[0], runs.DIAGNOSTICS_DIR)
     added = 0
-    for run_dir in runs.run_dirs(sweep_dir):
+    for run_dir, config in todo:
         target = archive_dir / run_dir.name
-        if not runs.is_finished(run_dir) or runs.is_finished(target):
-            continue
         temporary = target.with_name(f".{target.name}.copying")
         shutil.rmtree(temporary, ignore_errors=True)  # a copy killed half-way
-        shutil.rmtree(target, ignore_errors=True)  # an unfinished run archived by hand
-        config = from_dict(runs.read_config(run_dir), source=str(runs.config_path(run_dir)))
+        if target.exists():  # an unfinished run archived by hand (check_archivable)
+            with runs.writer_lock(target):
+                shutil.rmtree(target)
         shutil.copytree(run_dir, temporary, ignore=left_out)
         archive_diagnostics(run_dir, temporary, config)
         locate_in_archive(temporary, archive_dir, config)

@@ -315,6 +315,11 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     kind, run_dir, jobs = plan_jobs(directory, notebooks=notebooks, notebook_dir=notebook_dir)
     out = Path(out) if out is not None else Path("reports") / directory.resolve().name
+    for what, inputs in (("the notebooks' folder", notebook_dir or NOTEBOOK_DIR),
+                         ("the directory reported on", directory)):
+        if Path(inputs).resolve() in (out.resolve(), *out.resolve().parents):
+            raise ValueError(f"--out {out}: lies in {what} ({inputs}), whose files the "
+                             "report would overwrite; choose a folder outside it")
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     outcomes: dict[str, Outcome] = {}

@@ -308,6 +308,8 @@ CATALOGUE = {
     "report-bad-saved-config": (_report_bad_config, "'epochs'"),
     "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
     "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
+    "report-out-inside-the-run": (lambda tmp, run: [
+        "report", str(run), "--out", str(run / "report")], "lies in the directory reported on"),
     "report-out-is-a-file": (lambda tmp, run: (tmp / "f").write_text("x") and [
         "report", str(run), "--out", str(tmp / "f")], "f"),
 }

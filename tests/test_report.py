@@ -144,6 +144,20 @@ def _fake_sweep(root: Path, points: dict[str, dict]) -> Path:
     return root
 
 
+@pytest.mark.parametrize("inside", ["notebooks", "run"])
+def test_a_report_folder_never_lies_over_its_inputs(bce_run, tmp_path, inside):
+    """`--out notebooks` once replaced the source notebooks by their executed copies;
+    `--out RUN/x` wrote the report into the run it reads."""
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, notebooks)
+    before = {p.name: p.read_bytes() for p in notebooks.glob("*.ipynb")}
+    out = notebooks if inside == "notebooks" else bce_run / "report"
+    with pytest.raises(ValueError, match="lies in the"):
+        report.build_report(bce_run, out=out, notebook_dir=notebooks, progress=False)
+    assert {p.name: p.read_bytes() for p in notebooks.glob("*.ipynb")} == before
+    assert not (bce_run / "report").exists()
+
+
 def test_plan_picks_the_first_balancemix_point_of_a_sweep(tmp_path):
     sweep = _fake_sweep(tmp_path / "s", {"bce": {"method": "bce"},
                                          "bm1": {"method": "balancemix"},

@@ -347,6 +347,43 @@ def test_archive_refuses_a_directory_of_another_sweep_with_one_line(tmp_path, ca
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_archive_never_deletes_a_live_run_nor_mixes_results(tmp_path, capsys):
+    """`bmx archive A B` where B is no archive but a sweep itself (interrupted, or A) or an
+    archive of other settings / another backbone: one line, exit 2, B untouched."""
+    import shutil
+
+    from bmxlib import runs
+
+    path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0, 1]\n")
+    sweep_dir = run_sweep(path)
+    interrupted = tmp_path / "copy" / "s"  # the same sweep elsewhere, one point cut short
+    shutil.copytree(sweep_dir, interrupted)
+    (interrupted / "method=bce__seed=1" / "summary.json").unlink()
+    checkpoint = runs.checkpoint_path(interrupted / "method=bce__seed=1")
+    before = checkpoint.read_bytes()
+
+    def refused(*args: str) -> str:
+        capsys.readouterr()
+        assert main(["archive", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        return err[0]
+
+    assert "checkpoint" in refused(str(sweep_dir), str(interrupted))
+    assert checkpoint.read_bytes() == before  # was deleted, the finished copy put instead
+    assert "the sweep itself" in refused(str(sweep_dir), str(sweep_dir))
+
+    archive = tmp_path / "arch"
+    assert main(["archive", str(sweep_dir), str(archive)]) == 0
+    longer = run_sweep(path, overrides=["epochs=2"], name="longer")  # same file, epochs 2
+    assert "epochs" in refused(str(longer), str(archive))
+    # as if seed 0 had been archived under pretraining recipe 2, seed 1 not yet
+    _record_an_older_backbone(archive / "method=bce__seed=0")
+    shutil.rmtree(archive / "method=bce__seed=1")
+    assert "digits-backbone-recipe2.pt" in refused(str(sweep_dir), str(archive))
+    assert not (archive / "method=bce__seed=1").exists()
+
+
 def test_archive_thins_diagnostics_to_the_full_epochs_keeping_last_epoch_readings(tmp_path):
     """BalanceMix writes small arrays every epoch and per-label arrays every
     diagnostics_every: the archive keeps epochs 2, 4 (full) and 5 (last), the per-label
