@@ -252,7 +252,7 @@ def validate(config: Config) -> Config:
         if getattr(config, key) > MAX_SEED:
             raise ConfigError(f"config key {key!r}: {getattr(config, key)!r} is out of range "
                               f"[0, {MAX_SEED}] (seeds are 32-bit)")
-    if not config.name or "/" in config.name or config.name in (".", ".."):
+    if not is_valid_name(config.name):
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
     if config.noise in ("mislabel", "flip", "instance") and config.noise_rate <= 0:
         raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
@@ -295,6 +295,11 @@ def validate(config: Config) -> Config:
         if value:
             setattr(config, key, str(Path(value).expanduser().resolve()))
     return config
+
+
+def is_valid_name(name: Any) -> bool:
+    """A run or sweep name: one non-empty folder name, not '.' or '..'."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
 
 
 def describe_keys() -> list[tuple[str, Any, str]]:

@@ -39,7 +39,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import runs
-from .config import Config, ConfigError, from_dict, read_yaml, result_differences
+from .config import Config, ConfigError, from_dict, is_valid_name, read_yaml, result_differences
 from .results import write_tables
 
 
@@ -129,8 +129,14 @@ def plan_sweep(
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict):
         raise ConfigError(f"{path}: 'grid' must map axis names to lists")
-    name = name or str(spec.get("name", path.stem))
-    sweep_dir = Path(str(sweep_out)) / name
+    name = name or spec.get("name", path.stem)
+    name, sweep_out = (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       else v for v in (name, sweep_out))  # `name: 2024` is a folder name
+    if not is_valid_name(name) or "\x00" in name:
+        raise ConfigError(f"{path}: sweep name {name!r} is not one folder name")
+    if not isinstance(sweep_out, str) or not sweep_out or "\x00" in sweep_out:
+        raise ConfigError(f"{path}: 'out_dir' must be a folder path, not {sweep_out!r}")
+    sweep_dir = Path(sweep_out) / name
     axes = [(axis, _axis_entries(axis, values, str(path))) for axis, values in grid.items()]
     size = math.prod(len(entries) for _, entries in axes)
     if size > max_points:
@@ -413,6 +419,10 @@ def run_sweep(
     check_existing_points(sweep_dir, points)
     selected = select_points(points, only)
     reusable = reusable_runs(reuse)
+    if runs.has_content(sweep_dir) and not runs.is_sweep_dir(sweep_dir) or \
+            sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir} exists and is no sweep directory (no "
+                          f"{runs.SWEEP_FILE}); choose another sweep name (--name) or out_dir")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])

@@ -295,6 +295,13 @@ CATALOGUE = {
                                       "a training config, not a sweep file"),
     "train-given-a-sweep-file": (lambda tmp, run: _config(tmp, "grid:\n  seed: [0, 1]\n"),
                                  "a sweep file (it has a 'grid'); run it with: bmx sweep"),
+    "sweep-name-climbs-out": (lambda tmp, run: _sweep(
+        tmp, f"name: '..'\nout_dir: {tmp / 'o'}\ngrid:\n  seed: [0]\n"), "sweep name '..'"),
+    "sweep-out-dir-a-list": (lambda tmp, run: _sweep(tmp, "out_dir: [a]\ngrid:\n  seed: [0]\n"),
+                             "'out_dir'"),
+    "sweep-into-a-run-directory": (lambda tmp, run: _sweep(
+        tmp, f"name: {run.name}\nout_dir: {run.parent}\ngrid:\n  seed: [0]\n"),
+        "no sweep directory"),
     "sweep-empty-axis": (lambda tmp, run: _sweep(tmp, "grid:\n  lr: []\n"), "'lr'"),
     "sweep-names-collide": (lambda tmp, run: _sweep(
         tmp, "grid:\n  variant:\n    - {label: 'lr 0.01', method: bce}\n"
