@@ -36,6 +36,10 @@ def _train(args: argparse.Namespace) -> int:
     from .engine import fit
 
     if args.resume:
+        for option, given in (("--config", args.config), ("--overwrite", args.overwrite)):
+            if given:
+                raise ConfigError(f"{option} does not go with --resume (the run keeps its "
+                                  "config and its results)")
         run_dir = Path(args.resume)
         runs.check_writable(run_dir, resume=True, overwrite=False)
         values = runs.read_config(run_dir)

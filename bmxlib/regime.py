@@ -87,6 +87,9 @@ def regime_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
                          f"(its axes: {', '.join(axes) or 'none'})")
     if "method" in axes:
         records = [r for r in records if r["method"] == "bce"]
+    if records and not any(r["noise"] == CLEAN for r in records):
+        raise ValueError(f"{sweep_dir}: no finished BCE run of the noise label {CLEAN!r}, "
+                         "against which every drop is measured")
     keys = [a for a in setting_axes(axes) if a not in ("noise", "method")]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:

@@ -142,6 +142,10 @@ def plan_sweep(
     if size > max_points:
         raise ConfigError(f"{path}: the grid has {size:,} points, more than {max_points:,}; "
                           "shrink it or raise the bound with --max-points")
+    for key in ("name", "out_dir"):  # the sweep's place: the top level, never per point
+        if key in fixed or any(key in settings for _, entries in axes for _, settings in entries):
+            raise ConfigError(f"{path}: {key!r} is where the sweep writes: give it at the top "
+                              "level of the sweep file, not in 'fixed' or the grid")
     points, label_of = [], {}
     for combo in itertools.product(*[entries for _, entries in axes]) if axes else [()]:
         values = {**base, **fixed}

@@ -302,6 +302,14 @@ CATALOGUE = {
     "sweep-into-a-run-directory": (lambda tmp, run: _sweep(
         tmp, f"name: {run.name}\nout_dir: {run.parent}\ngrid:\n  seed: [0]\n"),
         "no sweep directory"),
+    "sweep-name-in-the-grid": (lambda tmp, run: _sweep(tmp, "grid:\n  name: [a, b]\n"),
+                               "'name' is where the sweep writes"),
+    "sweep-out-dir-in-fixed": (lambda tmp, run: _sweep(
+        tmp, f"fixed:\n  out_dir: {tmp}\ngrid:\n  seed: [0]\n"), "'out_dir' is where"),
+    "resume-with-config": (lambda tmp, run: ["train", "--resume", str(run), "--config",
+                                             str(tmp / "x.yaml")], "--config does not go"),
+    "resume-with-overwrite": (lambda tmp, run: ["train", "--resume", str(run), "--overwrite"],
+                              "--overwrite does not go"),
     "sweep-empty-axis": (lambda tmp, run: _sweep(tmp, "grid:\n  lr: []\n"), "'lr'"),
     "sweep-names-collide": (lambda tmp, run: _sweep(
         tmp, "grid:\n  variant:\n    - {label: 'lr 0.01', method: bce}\n"

@@ -88,3 +88,14 @@ def test_regime_needs_a_noise_axis(tmp_path, capsys):
     assert main(["data", "regime", str(root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'noise' axis" in err[0]
+
+
+def test_a_sweep_without_the_clean_setting_is_refused_in_one_line(calibration_sweep, capsys):
+    """Every drop is measured against clean: without it the table was all nan."""
+    import shutil
+
+    for run in calibration_sweep.glob("*noise=clean*"):
+        shutil.rmtree(run)
+    assert main(["data", "regime", str(calibration_sweep)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'clean'" in err[0], err

@@ -282,8 +282,9 @@ def test_reuse_leaves_a_point_begun_here_to_the_sweep(tmp_path):
     path = _write_sweep(tmp_path / "b", "  method: [bce]\n  seed: [0]\n")
     begun = tmp_path / "b" / "out" / "s" / "method=bce__seed=0"
     begun.mkdir(parents=True)
-    from bmxlib.runs import LOCK_FILE
+    from bmxlib.runs import LOCK_FILE, SWEEP_FILE
     (begun / LOCK_FILE).write_text("12345\n")
+    (begun.parent / SWEEP_FILE).write_text('{"source": "sweep.yaml", "points": []}')
     run_sweep(path, reuse=[first_dir])
     assert "copied_from" not in json.loads((begun / "provenance.json").read_text())
     assert (begun / "summary.json").is_file()
