@@ -46,13 +46,13 @@ def _class_terms(confidences, labels):
         f = confidences[rows].double()
         y = labels[rows].double()
         sums[0] += y.sum(dim=0)  # positives
-        sums[1] += f.sum(dim=0)  # Σ F
+        sums[1] += ((1 - f) * (1 - y)).sum(dim=0)  # Σ (1 − F)(1 − Y)
         sums[2] += (f * y).sum(dim=0)  # Σ F·Y
     positives = sums[0]
     negatives = num_items - positives
     presence = sums[2] / positives  # 0/0 -> NaN
-    # Σ (1 − F)(1 − Y) = negatives − Σ F + Σ F·Y, exact enough in float64
-    absence = (negatives - sums[1] + sums[2]) / negatives
+    # summed directly: negatives − Σ F + Σ F·Y cancels for a class of few, confident negatives
+    absence = sums[1] / negatives
     return presence, absence
 
 
