@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ def _train(args: argparse.Namespace) -> int:
             if given:
                 raise ConfigError(f"{option} does not go with --resume (the run keeps its "
                                   "config and its results)")
-        run_dir = Path(args.resume)
+        run_dir = Path(args.resume).expanduser().resolve()  # `--resume .` names the folder
         runs.check_writable(run_dir, resume=True, overwrite=False)
         values = runs.read_config(run_dir)
         values.update(out_dir=str(run_dir.parent), name=run_dir.name)
@@ -61,6 +62,7 @@ def _train(args: argparse.Namespace) -> int:
             raise
     run_dir = Path(config.out_dir) / config.name
     args.interrupt_hint = f"bmx train --resume {run_dir}"
+    args.interrupt_run_dir = run_dir  # before its config exists, the hint is the command
     finished = bool(args.resume) and runs.is_finished(run_dir)  # fit leaves it as it is
     fit(config, resume=bool(args.resume), overwrite=args.overwrite)
     print(f"{run_dir} is finished ({runs.SUMMARY_FILE}): nothing to resume" if finished
@@ -69,8 +71,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import shlex
-
     from .sweep import ClusterOptions, PointsFailed, run_sweep
 
     # finished points are kept; the same command skips them and resumes the rest
@@ -381,6 +381,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     except (KeyboardInterrupt, Terminated) as stop:
         hint = getattr(args, "interrupt_hint", "")
+        run_dir = getattr(args, "interrupt_run_dir", None)
+        if run_dir is not None:
+            from .runs import is_run_dir
+
+            if not is_run_dir(run_dir):  # no run to resume yet
+                hint = "the same command (nothing was written): bmx " + shlex.join(args.argv)
         print(f"bmx: {'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}"
               f"{'; continue with ' + hint if hint else ''}", file=sys.stderr)
         return 130 if isinstance(stop, KeyboardInterrupt) else 143

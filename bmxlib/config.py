@@ -290,6 +290,7 @@ def validate(config: Config) -> Config:
         raise ConfigError("config keys 'voc_classes' and 'voc_classes_file' exclude each other")
     if config.dataset not in ("digits-lt", "glyphs-coco") and not config.data_root:
         raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
+    config.out_dir = str(Path(config.out_dir).expanduser())  # `~/runs`, not a folder `~`
     for key in ("data_root", "voc_classes_file", "weights_path"):  # stored resolved, so a
         value = getattr(config, key)  # run resumes from any working directory
         if value:

@@ -136,7 +136,7 @@ def plan_sweep(
         raise ConfigError(f"{path}: sweep name {name!r} is not one folder name")
     if not isinstance(sweep_out, str) or not sweep_out or "\x00" in sweep_out:
         raise ConfigError(f"{path}: 'out_dir' must be a folder path, not {sweep_out!r}")
-    sweep_dir = Path(sweep_out) / name
+    sweep_dir = Path(sweep_out).expanduser() / name
     axes = [(axis, _axis_entries(axis, values, str(path))) for axis, values in grid.items()]
     size = math.prod(len(entries) for _, entries in axes)
     if size > max_points:

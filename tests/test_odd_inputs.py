@@ -105,6 +105,39 @@ def test_sigterm_during_a_sweep_says_to_rerun_it_and_exits_143(tmp_path):
     assert last == f"bmx: terminated; continue with the same command: bmx sweep --config {path}"
 
 
+def test_ctrl_c_before_the_run_exists_says_to_rerun_the_command(tmp_path, monkeypatch, capsys):
+    """The hint was `bmx train --resume RUN`, which fails: no run existed yet."""
+    import bmxlib.engine as engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "fit", interrupted)
+    argv = ["train", "--config", str(ROOT / "configs/digits_bce.yaml"), f"out_dir={tmp_path}"]
+    assert cli.main(argv) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--resume" not in last and "nothing was written" in last and argv[-1] in last
+
+
+def test_resume_of_dot_and_out_dir_of_tilde(tmp_path, monkeypatch, balancemix_run):
+    """`--resume .` named the run '' ; `out_dir: ~/x` made a folder named `~`."""
+    import bmxlib.engine as engine
+    from bmxlib.config import load_config
+    from bmxlib.sweep import plan_sweep
+
+    seen = []
+    monkeypatch.setattr(engine, "fit", lambda config, **kwargs: seen.append(config))
+    monkeypatch.chdir(balancemix_run)
+    assert cli.main(["train", "--resume", "."]) == 0
+    assert seen[0].name == balancemix_run.name
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(str(ROOT / "configs/digits_bce.yaml"), ["out_dir=~/runs"])
+    assert config.out_dir == str(tmp_path / "runs")
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\nout_dir: ~/sweeps\ngrid:\n  seed: [0]\n")
+    assert plan_sweep(sweep)[0] == tmp_path / "sweeps" / "s"
+
+
 # --- load_dataset at the public boundary: options checked before any work ---------------
 @pytest.mark.parametrize("name", ["digits-lt", "glyphs-coco"])
 @pytest.mark.parametrize("seed", [-1, 2**32, "a", None, True, 1.5],
