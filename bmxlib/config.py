@@ -37,6 +37,10 @@ class ConfigError(ValueError):
     """A bad configuration key or value (one line, names the key)."""
 
 
+# bmxlib.models.SmallCNN's three 2x max-pools leave nothing of a smaller side
+# (tests/test_models.py checks the bound against the network)
+SMALL_CNN_MIN_SIZE = 8
+
 #: Keys that do not change what a run computes; they may differ between sessions (a
 #: resumed run, a restarted sweep). Every other key must match for results to be the same.
 BOOKKEEPING_KEYS = ("name", "out_dir", "progress", "num_workers", "tensorboard")
@@ -283,6 +287,9 @@ def validate(config: Config) -> Config:
             f"{config.dataset!r} with arch {config.arch!r}; set pretrained=imagenet (resnets) "
             f"or pretrained=none"
         )
+    if config.arch == "small_cnn" and 0 < config.image_size < SMALL_CNN_MIN_SIZE:
+        raise ConfigError(f"config key 'image_size': {config.image_size} is below "
+                          f"{SMALL_CNN_MIN_SIZE}, the smallest side small_cnn can pool")
     if config.shot_many and config.shot_few and config.shot_few > config.shot_many:
         raise ConfigError(f"config key 'shot_few': {config.shot_few} exceeds shot_many "
                           f"{config.shot_many}")

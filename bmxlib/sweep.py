@@ -15,11 +15,10 @@ A sweep file is YAML::
         - {label: mislabel-40, noise: mislabel, noise_rate: 0.4}
       seed: [0, 1, 2]           # an axis of scalars: the axis name is a config key
 
-Every point is validated before anything runs (a bad value exits 2 and writes nothing).
-Finished points (summary.json present) are skipped, interrupted ones resumed, so an
-interrupted sweep restarts where it stopped. After every finished point the results
-tables (``bmxlib.results.write_tables``: last-epoch mAP all / many / medium / few, mean ±
-std over seeds) are rewritten.
+Every point is validated before anything runs (a bad value exits 2, writing nothing);
+finished points (summary.json) are skipped and interrupted ones resumed, so a sweep
+restarts where it stopped; the results tables (``bmxlib.results.write_tables``: last-epoch
+mAP all / many / medium / few, mean ± std over seeds) follow every finished point.
 """
 
 from __future__ import annotations
@@ -118,7 +117,9 @@ def plan_sweep(
         base = read_yaml(path.parent / base)
     if not isinstance(base, dict):
         raise ConfigError(f"{path}: 'base' must be a config file name or a mapping")
-    fixed = dict(spec.get("fixed") or {})
+    fixed = spec.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ConfigError(f"{path}: 'fixed' must map config keys to values, not {fixed!r}")
     sweep_out = spec.get("out_dir", "runs")
     for item in overrides:
         key, value = parse_override(item)
@@ -129,9 +130,8 @@ def plan_sweep(
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict):
         raise ConfigError(f"{path}: 'grid' must map axis names to lists")
-    name = name or spec.get("name", path.stem)
     name, sweep_out = (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                       else v for v in (name, sweep_out))  # `name: 2024` is a folder name
+                       else v for v in (name or spec.get("name", path.stem), sweep_out))
     if not is_valid_name(name) or "\x00" in name:
         raise ConfigError(f"{path}: sweep name {name!r} is not one folder name")
     if not isinstance(sweep_out, str) or not sweep_out or "\x00" in sweep_out:

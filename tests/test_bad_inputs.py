@@ -188,6 +188,7 @@ CATALOGUE = {
     "missing-config": (lambda tmp, run: ["train", "--config", str(tmp / "no.yaml")], "no.yaml"),
     "wrong-type-in-file": (lambda tmp, run: _config(tmp, "epochs: three\n"), "'epochs'"),
     "lr-out-of-range": (_train("lr=-1"), "'lr'"),
+    "image-too-small-for-small-cnn": (_train("image_size=7"), "'image_size'"),
     "unknown-method": (_train("method=magic"), "'method'"),
     "rate-for-missing-noise": (_train("noise=missing", "noise_rate=0.3"), "'noise_rate'"),
     "mislabel-without-rate": (_train("noise=mislabel", "noise_rate=0"), "'noise_rate'"),
@@ -290,6 +291,8 @@ CATALOGUE = {
                                                      *TINY_ARGS, f"out_dir={run.parent}",
                                                      "name=bm"], "already exists"),
     # --- sweeps and reports -------------------------------------------------------------
+    "sweep-fixed-a-list": (lambda tmp, run: _sweep(tmp, "fixed: [1, 2]\ngrid:\n  seed: [0]\n"),
+                           "'fixed'"),
     "sweep-unknown-key": (lambda tmp, run: _sweep(tmp, "grid: {}\nfixd: {}\n"), "'fixd'"),
     "sweep-given-a-training-config": (lambda tmp, run: _sweep(tmp, "method: bce\nepochs: 2\n"),
                                       "a training config, not a sweep file"),

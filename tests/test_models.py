@@ -46,6 +46,15 @@ def test_a_run_head_starts_untrained_whatever_its_seed(run_seed):
     assert accuracy < 0.3
 
 
+def test_small_cnn_min_size_is_the_smallest_side_it_takes():
+    from bmxlib.config import SMALL_CNN_MIN_SIZE
+
+    model = SmallCNN(3, width=4)
+    model(torch.zeros(2, 1, SMALL_CNN_MIN_SIZE, SMALL_CNN_MIN_SIZE))
+    with pytest.raises(RuntimeError):
+        model(torch.zeros(2, 1, SMALL_CNN_MIN_SIZE - 1, SMALL_CNN_MIN_SIZE - 1))
+
+
 def test_backbone_is_cached():
     a = pretrained_digits_backbone(width=16, seed=0)
     b = pretrained_digits_backbone(width=16, seed=0)
