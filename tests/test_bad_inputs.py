@@ -229,6 +229,9 @@ CATALOGUE = {
                                     str(ROOT / "configs/demo.yaml"), "--jobs", "0",
                                     f"out_dir={tmp}"], "--jobs"),
     "unknown-benchmark": (lambda tmp, run: ["bench", "--only", "nope"], "'nope'"),
+    "bench-out-in-a-missing-folder": (lambda tmp, run: [
+        "bench", "--quick", "--only", "gmm", "--out", str(tmp / "no" / "b.json")], "--out"),
+    "data-stats-without-root": (lambda tmp, run: ["data", "stats", "voc"], "--root"),
     "train-without-config": (lambda tmp, run: ["train"], "--config"),
     "overrides-with-resume": (lambda tmp, run: ["train", "--resume", str(run), "epochs=9"],
                               "overrides"),

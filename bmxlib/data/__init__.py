@@ -71,7 +71,8 @@ def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDatase
     if name in ("coco", "voc", "manifest"):
         root = options.pop("root", None)
         if not root:
-            raise ValueError(f"dataset {name!r} needs a root folder (config key data_root)")
+            raise ValueError(f"dataset {name!r} needs a root folder (config key data_root; "
+                             "bmx data stats --root; load_dataset(..., root=...))")
         return cls(root, split, **options)
     return cls(split, **options)
 
