@@ -423,10 +423,9 @@ def run_sweep(
     check_existing_points(sweep_dir, points)
     selected = select_points(points, only)
     reusable = reusable_runs(reuse)
-    if runs.has_content(sweep_dir) and not runs.is_sweep_dir(sweep_dir) or \
-            sweep_dir.exists() and not sweep_dir.is_dir():
-        raise ConfigError(f"{sweep_dir} exists and is no sweep directory (no "
-                          f"{runs.SWEEP_FILE}); choose another sweep name (--name) or out_dir")
+    if runs.is_run_dir(sweep_dir) or sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir} exists and is no sweep directory (a run or a file); "
+                          "choose another sweep name (--name) or out_dir")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])
