@@ -61,8 +61,7 @@ def _train(args: argparse.Namespace) -> int:
                                   f"with: bmx sweep --config {args.config}") from None
             raise
     run_dir = Path(config.out_dir) / config.name
-    args.interrupt_hint = f"bmx train --resume {run_dir}"
-    args.interrupt_run_dir = run_dir  # before its config exists, the hint is the command
+    args.interrupt_run_dir = run_dir  # the interrupt's hint: resume it once it exists
     finished = bool(args.resume) and runs.is_finished(run_dir)  # fit leaves it as it is
     fit(config, resume=bool(args.resume), overwrite=args.overwrite)
     print(f"{run_dir} is finished ({runs.SUMMARY_FILE}): nothing to resume" if finished
@@ -385,8 +384,8 @@ def _run(args: argparse.Namespace) -> int:
         if run_dir is not None:
             from .runs import is_run_dir
 
-            if not is_run_dir(run_dir):  # no run to resume yet
-                hint = "the same command (nothing was written): bmx " + shlex.join(args.argv)
+            hint = (f"bmx train --resume {run_dir}" if is_run_dir(run_dir) else
+                    "the same command (nothing was written): bmx " + shlex.join(args.argv))
         print(f"bmx: {'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}"
               f"{'; continue with ' + hint if hint else ''}", file=sys.stderr)
         return 130 if isinstance(stop, KeyboardInterrupt) else 143

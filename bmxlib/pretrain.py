@@ -29,6 +29,7 @@ PRETRAIN_BATCH = 128  # pretraining batch size
 # thread count, and the cached backbone must not depend on which run built it first.
 PRETRAIN_THREADS = 1
 PRETRAIN_RECIPE = 3  # bump when the pretraining recipe changes (invalidates the cache)
+SOURCE_MEAN, SOURCE_STD = 0.1, 0.25  # normalisation of the (mostly black) source canvases
 # The pretraining's random streams (initialisation, batch order) are seeded from
 # (data seed, this tag) through NumPy's SeedSequence: under recipe 2 they were seeded with
 # the data seed itself, so a run whose seed equalled its data seed (every study's seed 0)
@@ -42,7 +43,6 @@ def pretraining_stream_seed(seed: int) -> int:
     """The 32-bit seed of the pretraining's random streams for data seed ``seed``: a
     hash of (seed, tag), so no small run seed (0, 1, 2, ...) starts where pretraining did."""
     return int(np.random.SeedSequence([seed, PRETRAIN_STREAM_TAG]).generate_state(1)[0])
-SOURCE_MEAN, SOURCE_STD = 0.1, 0.25  # normalisation of the (mostly black) source canvases
 
 
 def pretraining_source(source: str):

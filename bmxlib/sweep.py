@@ -132,9 +132,9 @@ def plan_sweep(
         raise ConfigError(f"{path}: 'grid' must map axis names to lists")
     name, sweep_out = (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
                        else v for v in (name or spec.get("name", path.stem), sweep_out))
-    if not is_valid_name(name) or "\x00" in name:
+    if not is_valid_name(name):  # a NUL inside is refused with each point's out_dir
         raise ConfigError(f"{path}: sweep name {name!r} is not one folder name")
-    if not isinstance(sweep_out, str) or not sweep_out or "\x00" in sweep_out:
+    if not isinstance(sweep_out, str) or not sweep_out:
         raise ConfigError(f"{path}: 'out_dir' must be a folder path, not {sweep_out!r}")
     sweep_dir = Path(sweep_out).expanduser() / name
     axes = [(axis, _axis_entries(axis, values, str(path))) for axis, values in grid.items()]
@@ -208,13 +208,13 @@ def backbone_change(run_dir: Path, config: Config) -> str | None:
     code builds for ``config`` (its provenance names another cache file: the pretraining
     recipe changed, e.g. recipe 3's own random stream); None when they agree or the run
     records none. Such a run computed another experiment, though its config is the same."""
+    from .archive import recorded_backbone
     from .models import BACKBONE_SOURCES
-    from .pretrain import backbone_cache_path, backbone_input_name
+    from .pretrain import backbone_cache_path
 
     if config.pretrained not in BACKBONE_SOURCES:
         return None
-    recorded = runs.read_provenance(run_dir).get("cached_inputs", {}).get(
-        backbone_input_name(config.pretrained), {}).get("file")
+    recorded = recorded_backbone(run_dir, config)[1]
     built = backbone_cache_path(width=config.width, seed=config.data_seed,
                                 source=config.pretrained).name
     if recorded is None or recorded == built:
