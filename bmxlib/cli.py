@@ -167,9 +167,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _data_stats(args: argparse.Namespace) -> int:
-    from .data import load_dataset
+    from .data import DATASETS, load_dataset
     from .stats import format_stats, imbalance, shot_groups
 
+    generated = args.name in ("digits-lt", "glyphs-coco")  # the others are read from --root
+    if args.name in DATASETS and bool(args.root) == generated:  # named as typed: --root
+        raise ValueError(f"bmx data stats {args.name} " + (
+            "takes no --root (generated in memory)" if generated
+            else f"needs --root FOLDER (the folder of the {args.name} data)"))
     options = {}
     if args.root:
         options["root"] = args.root
@@ -380,12 +385,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     except (KeyboardInterrupt, Terminated) as stop:
         hint = getattr(args, "interrupt_hint", "")
-        run_dir = getattr(args, "interrupt_run_dir", None)
-        if run_dir is not None:
+        if args.func is _train:  # resume the run once it exists; before that (config too) rerun
             from .runs import is_run_dir
 
-            hint = (f"bmx train --resume {run_dir}" if is_run_dir(run_dir) else
-                    "the same command (nothing was written): bmx " + shlex.join(args.argv))
+            run_dir = getattr(args, "interrupt_run_dir", None)
+            hint = (f"bmx train --resume {run_dir}" if run_dir is not None and is_run_dir(run_dir)
+                    else "the same command (nothing was written): bmx " + shlex.join(args.argv))
         print(f"bmx: {'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}"
               f"{'; continue with ' + hint if hint else ''}", file=sys.stderr)
         return 130 if isinstance(stop, KeyboardInterrupt) else 143

@@ -76,7 +76,6 @@ def _safe(text: str) -> str:
 #: such as ``lr: range(...)`` pasted as a million values must not start training).
 MAX_POINTS = 10_000
 
-
 #: the keys of a sweep file (docs/method.md §9); a training config's keys are Config's
 SWEEP_KEYS = frozenset({"name", "out_dir", "base", "fixed", "grid"})
 
@@ -117,7 +116,7 @@ def plan_sweep(
         base = read_yaml(path.parent / base)
     if not isinstance(base, dict):
         raise ConfigError(f"{path}: 'base' must be a config file name or a mapping")
-    fixed = spec.get("fixed") or {}
+    fixed = {} if spec.get("fixed") is None else spec["fixed"]  # `fixed: []` is no mapping
     if not isinstance(fixed, dict):
         raise ConfigError(f"{path}: 'fixed' must map config keys to values, not {fixed!r}")
     sweep_out = spec.get("out_dir", "runs")
@@ -127,7 +126,7 @@ def plan_sweep(
             sweep_out = value
         else:
             fixed[key] = value
-    grid = spec.get("grid") or {}
+    grid = {} if spec.get("grid") is None else spec["grid"]
     if not isinstance(grid, dict):
         raise ConfigError(f"{path}: 'grid' must map axis names to lists")
     name, sweep_out = (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -284,10 +283,10 @@ def select_points(points: list[Point], only: list[str] | tuple = ()) -> list[Poi
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: leave when the sweep process ``parent`` is gone (a SIGKILL of
-    the sweep must not leave workers training into run directories that a restarted sweep
-    is about to resume). The parent's pid comes from the parent itself: a worker killed
-    while still importing would otherwise read its new parent's pid and never leave."""
+    """Worker initializer: leave when the sweep process ``parent`` (its pid from the parent:
+    a worker killed while importing has another) is gone, not train on after its SIGKILL.
+    Ctrl-C is the sweep's; its SIGTERM unwinds the worker's point and sets ``_STOPPING``."""
+    import signal
     import threading
     import time
 
@@ -297,14 +296,18 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="bmx-parent-watch").start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(_STOPPING.append(signum) or 143))
 
 
 def _run_point(config: Config) -> str:
     """Run one point under its writer lock, deciding under the lock: skip it if finished,
-    resume it if it has a checkpoint, else start it. runs.RunDirBusy when another process
-    (another sweep, a bmx train) is writing it."""
+    resume it if it has a checkpoint, else start it; none in a stopped worker (a queued
+    point). runs.RunDirBusy when another process (a sweep, a bmx train) is writing it."""
     from .engine import fit
 
+    if _STOPPING:
+        raise SystemExit(143)
     run_dir = Path(config.out_dir) / config.name
     with runs.writer_lock(run_dir):
         if not runs.is_finished(run_dir):
@@ -314,6 +317,7 @@ def _run_point(config: Config) -> str:
 
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
+_STOPPING: list[int] = []  # a sweep worker's SIGTERM (_exit_with_parent): no other point
 
 
 class PointsFailed(RuntimeError):
@@ -477,11 +481,9 @@ def run_sweep(
 
 
 def _run_pool(todo: list[Point], jobs: int, finished, skipped) -> None:
-    """Run the points in ``jobs`` spawned worker processes, shut down cleanly (workers
-    joined, so no semaphore is left for the resource tracker to warn about)."""
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_exit_with_parent,
-                               initargs=(os.getpid(),))
+    """Run the points in ``jobs`` spawned workers, joined whatever stops them."""
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_run_point, dataclasses.replace(p.config, progress=False)):
                    p.name for p in todo}
@@ -490,10 +492,9 @@ def _run_pool(todo: list[Point], jobs: int, finished, skipped) -> None:
                 finished(future.result())
             except runs.RunDirBusy as error:
                 skipped(futures[future], error)
-    except BaseException as stop:  # Ctrl-C or SIGTERM: stop the running workers too
-        if not isinstance(stop, Exception):
-            for worker in multiprocessing.active_children():
-                worker.terminate()
+    except BaseException as stop:  # Ctrl-C or SIGTERM: the running points unwind too
+        for worker in [] if isinstance(stop, Exception) else multiprocessing.active_children():
+            worker.terminate()  # it unwinds (_exit_with_parent); killed, it leaked semaphores
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

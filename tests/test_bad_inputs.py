@@ -147,6 +147,13 @@ def _sweep(tmp: Path, text: str) -> list[str]:
     return ["sweep", "--config", str(path)]
 
 
+def _tiny_sweep(text: str):
+    """A sweep whose 'fixed' or 'grid' is ``text``, in tmp with a tiny base (if it ran)."""
+    return lambda tmp, run: _sweep(tmp, f"out_dir: {tmp / 'o'}\nbase: {{epochs: 1, "
+                                        "n_train: 64, n_test: 32, width: 8, progress: false, "
+                                        f"pretrained: none}}\n{text}")
+
+
 ALIAS_BOMB = "".join(
     f"{name}: &{name} [{', '.join([f'*{prev}' if prev else '1'] * 9)}]\n"
     for prev, name in zip(["", *"abcdefgh"], "abcdefghi")) + "epochs: *i\n"
@@ -231,7 +238,10 @@ CATALOGUE = {
     "unknown-benchmark": (lambda tmp, run: ["bench", "--only", "nope"], "'nope'"),
     "bench-out-in-a-missing-folder": (lambda tmp, run: [
         "bench", "--quick", "--only", "gmm", "--out", str(tmp / "no" / "b.json")], "--out"),
-    "data-stats-without-root": (lambda tmp, run: ["data", "stats", "voc"], "--root"),
+    "data-stats-without-root": (lambda tmp, run: ["data", "stats", "voc"],
+                                "bmx data stats voc needs --root"),
+    "data-stats-root-for-generated-data": (lambda tmp, run: [
+        "data", "stats", "digits-lt", "--root", str(tmp)], "--root"),
     "train-without-config": (lambda tmp, run: ["train"], "--config"),
     "overrides-with-resume": (lambda tmp, run: ["train", "--resume", str(run), "epochs=9"],
                               "overrides"),
@@ -296,6 +306,9 @@ CATALOGUE = {
     # --- sweeps and reports -------------------------------------------------------------
     "sweep-fixed-a-list": (lambda tmp, run: _sweep(tmp, "fixed: [1, 2]\ngrid:\n  seed: [0]\n"),
                            "'fixed'"),
+    "sweep-fixed-an-empty-list": (_tiny_sweep("fixed: []\ngrid:\n  seed: [0]\n"), "'fixed'"),
+    "sweep-grid-a-number": (_tiny_sweep("grid: 0\n"), "'grid'"),
+    "sweep-grid-an-empty-list": (_tiny_sweep("grid: []\n"), "'grid'"),
     "sweep-unknown-key": (lambda tmp, run: _sweep(tmp, "grid: {}\nfixd: {}\n"), "'fixd'"),
     "sweep-given-a-training-config": (lambda tmp, run: _sweep(tmp, "method: bce\nepochs: 2\n"),
                                       "a training config, not a sweep file"),

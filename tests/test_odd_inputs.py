@@ -105,6 +105,30 @@ def test_sigterm_during_a_sweep_says_to_rerun_it_and_exits_143(tmp_path):
     assert last == f"bmx: terminated; continue with the same command: bmx sweep --config {path}"
 
 
+def test_ctrl_c_during_a_parallel_sweep_leaves_no_leaked_semaphores(tmp_path):
+    """Ctrl-C reaches the sweep and its workers (one process group). The workers were
+    killed by SIGTERM before their exit handlers ran, and Python's resource tracker warned
+    "There appear to be 2 leaked semaphore objects" (each worker's tqdm lock)."""
+    fixed = "".join(f"  {item.replace('=', ': ')}\n" for item in TINY
+                    if not item.startswith("epochs="))
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}  epochs: 200\n"
+                    "  pretrained: none\ngrid:\n  seed: [0, 1]\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "bmxlib.cli", "sweep", "--config",
+                                str(path), "--jobs", "2"], env=env, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    metrics = [tmp_path / "out" / "s" / f"seed={seed}" / "metrics.jsonl" for seed in (0, 1)]
+    deadline = time.monotonic() + 180
+    while not all(m.exists() for m in metrics) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "leaked semaphore" not in err and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("bmx: interrupted; continue with the same")
+
+
 def test_ctrl_c_before_the_run_exists_says_to_rerun_the_command(tmp_path, monkeypatch, capsys):
     """The hint was `bmx train --resume RUN`, which fails: no run existed yet."""
     import bmxlib.engine as engine
@@ -117,6 +141,21 @@ def test_ctrl_c_before_the_run_exists_says_to_rerun_the_command(tmp_path, monkey
     assert cli.main(argv) == 130
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--resume" not in last and "nothing was written" in last and argv[-1] in last
+
+
+def test_ctrl_c_while_the_config_is_read_says_nothing_was_written(monkeypatch, capsys):
+    """Interrupted before the run directory was known, `bmx train` said only 'interrupted'."""
+    import bmxlib.config as config
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(config, "load_config", interrupted)
+    argv = ["train", "--config", str(ROOT / "configs/digits_bce.yaml")]
+    assert cli.main(argv) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"bmx: interrupted; continue with the same command (nothing was written): " \
+                   f"bmx train --config {argv[-1]}"
 
 
 def test_resume_of_dot_and_out_dir_of_tilde(tmp_path, monkeypatch, balancemix_run):
