@@ -117,7 +117,10 @@ def test_ctrl_c_during_a_parallel_sweep_leaves_no_leaked_semaphores(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "bmxlib.cli", "sweep", "--config",
                                 str(path), "--jobs", "2"], env=env, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               # a shell's background job (nohup … &) starts with SIGINT
+                               # ignored, and Python keeps an inherited SIG_IGN: restore it
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = [tmp_path / "out" / "s" / f"seed={seed}" / "metrics.jsonl" for seed in (0, 1)]
     deadline = time.monotonic() + 180
     while not all(m.exists() for m in metrics) and time.monotonic() < deadline:
