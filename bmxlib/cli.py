@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     tables = sub.add_parser(
         "tables", help="a sweep's method x setting tables beside the paper's COCO numbers",
         description="Markdown: last-epoch mAP (mean ± std over seeds [the paper's COCO "
-                    "number]) per method (or ablation variant) and noise setting, the first "
+                    "number]) per method (or ablation variant) and noise setting (a further "
+                    "axis's labels follow the row's: 'll_r (mixed-zero)'), the first "
                     "row's drop against clean paired by seed, and the ranks; then one table "
                     "per --measure. A sweep without method (or variant) and noise axes "
                     "gets one row per setting, mAP and each --measure side by side.")

@@ -88,17 +88,24 @@ def grid_points(directory: str | Path, *, rows: str | None = None,
     record is ``results.collect``'s (axis labels, ``run``, the summary).
 
     ``rows``: the axis of the table's rows; by default ``method``, else ``variant`` (an
-    ablation), else each run's configured method (a sweep of one method). Raises
-    ValueError naming the axis a sweep lacks.
+    ablation), else each run's configured method (a sweep of one method). The labels of
+    any further setting axis follow the row's in parentheses, "ll_r (mixed-zero)", so that
+    no two settings share a cell. Raises ValueError naming the axis a sweep lacks.
     """
     axes, records = collect(directory)
     rows = rows or next((a for a in ("method", "variant") if a in axes), None)
     for axis in (rows or "method", columns, "seed"):
         if axis not in axes and not (axis == "method" and rows is None):
             raise ValueError(f"{directory}: no {axis!r} axis (axes: {', '.join(axes)})")
-    return [(str(record[rows] if rows else
-                 runs.read_config(Path(directory) / record["run"])["method"]),
-             str(record[columns]), int(record["seed"]), record) for record in records]
+    further = [a for a in setting_axes(axes) if a not in (rows, columns)]
+
+    def row_label(record: dict[str, Any]) -> str:
+        row = str(record[rows] if rows else
+                  runs.read_config(Path(directory) / record["run"])["method"])
+        return f"{row} ({', '.join(str(record[a]) for a in further)})" if further else row
+
+    return [(row_label(record), str(record[columns]), int(record["seed"]), record)
+            for record in records]
 
 
 def grid_cells(directory: str | Path, measure: str = "mAP", *, rows: str | None = None,
@@ -159,7 +166,8 @@ def grid_markdown(directory: str | Path, *, reference: dict[str, dict[str, float
         drops.append("" if column == "clean" or not paired else
                      signed(100 * mean_std(paired)[0]) +
                      (f" [{signed(paper_drop)}]" if paper_drop is not None else ""))
-    body.insert(row_labels.index(drop_of) + 1, drops)  # right below its row
+    if "clean" in columns:  # right below its row; nothing to drop from without clean labels
+        body.insert(row_labels.index(drop_of) + 1, drops)
     table = markdown_table(header, body)
     ranks = rank_rows(cells, row_labels, columns)
     return table + "\n\nRank per column (1 = highest mean):\n\n" + markdown_table(

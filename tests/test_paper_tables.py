@@ -63,6 +63,31 @@ def test_an_ablation_sweep_is_read_by_variant_beside_table_5(tmp_path):
     assert "| 5+ambiguous-weighting | 90.0 ⁽¹⁾ [85.3] |" in text
 
 
+def test_a_further_axis_splits_the_rows_instead_of_sharing_their_cells(tmp_path):
+    """A sweep with an axis beyond method x noise x seed (configs/glyphs_coco_ll_candidates
+    .yaml: candidates) printed one row per method, each cell holding whichever reading was
+    read last at each seed; each reading is a row of its own, without the paper's number
+    (which is the default reading's)."""
+    root = tmp_path / "s"
+    points = []
+    for reading, values in (("dominant-zero", (0.30, 0.31)), ("mixed-zero", (0.40, 0.41))):
+        for seed, value in enumerate(values):
+            name = f"method=ll_r__noise=missing__candidates={reading}__seed={seed}"
+            (root / name).mkdir(parents=True)
+            (root / name / "config.yaml").write_text("method: ll_r\n")
+            (root / name / "summary.json").write_text(json.dumps({"mAP": value}))
+            points.append({"name": name, "labels": {"method": "ll_r", "noise": "missing",
+                                                     "candidates": reading, "seed": str(seed)}})
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": points}))
+    cells = paper_tables.grid_cells(root)
+    assert cells == {("ll_r (dominant-zero)", "missing"): {0: 0.30, 1: 0.31},
+                     ("ll_r (mixed-zero)", "missing"): {0: 0.40, 1: 0.41}}
+    text = paper_tables.grid_markdown(root)
+    assert "| ll_r (dominant-zero) | 30.5 ± 0.7 ⁽²⁾ |" in text
+    assert "| ll_r (mixed-zero) | 40.5 ± 0.7 ⁽²⁾ |" in text
+    assert "drop vs clean" not in text  # no clean column to drop from
+
+
 def test_measure_markdown_means_a_share_over_seeds(tmp_path):
     sweep = _sweep(tmp_path / "s", {("bce", "mislabel-40", 0): 0.5, ("bce", "mislabel-40", 1):
                                     0.4}, extra={"memorized_noisy": 0.25})
