@@ -85,8 +85,12 @@ def regime_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     if "noise" not in axes:
         raise ValueError(f"{sweep_dir}: the regime check needs a sweep with a 'noise' axis "
                          f"(its axes: {', '.join(axes) or 'none'})")
-    if "method" in axes:
-        records = [r for r in records if r["method"] == "bce"]
+    # BCE's runs alone: by the method axis, else by each run's config (a sweep of one method)
+    def method_of(record: dict[str, Any]) -> str | None:
+        return (record["method"] if "method" in axes else
+                runs.read_config(sweep_dir / record["run"]).get("method"))
+
+    records = [r for r in records if method_of(r) == "bce"]
     if records and not any(r["noise"] == CLEAN for r in records):
         raise ValueError(f"{sweep_dir}: no finished BCE run of the noise label {CLEAN!r}, "
                          "against which every drop is measured")

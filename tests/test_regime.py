@@ -99,3 +99,22 @@ def test_a_sweep_without_the_clean_setting_is_refused_in_one_line(calibration_sw
     assert main(["data", "regime", str(calibration_sweep)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'clean'" in err[0], err
+
+
+@pytest.mark.parametrize("method", ["bce", "mixup"])
+def test_a_sweep_of_one_method_is_read_only_if_that_method_is_bce(tmp_path, capsys, method):
+    """Without a method axis the method is in each run's config: a Mixup sweep's runs were
+    read as BCE's and judged against BCE's regime targets."""
+    root = tmp_path / "s"
+    points = [_point(root, f"noise={noise}__seed=0", {"noise": noise, "seed": "0"},
+                     {100: final}, None) for noise, final in (("clean", 0.9), ("flip-40", 0.5))]
+    for point in points:
+        (root / point["name"] / "config.yaml").write_text(yaml.safe_dump({"method": method}))
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": points}))
+    rows = regime.regime_rows(root)
+    if method == "bce":
+        assert len(rows) == 1 and rows[0]["flip-40_drop"] == pytest.approx(0.4)
+    else:
+        assert rows == []
+        assert main(["data", "regime", str(root)]) == 0
+        assert "(no finished BCE runs)" in capsys.readouterr().out
