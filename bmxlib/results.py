@@ -292,8 +292,11 @@ def compare_sweeps(reference: str | Path, candidate: str | Path, *,
     (candidate - reference) and ``within_std``: |difference| <= the reference's seed std
     (the yardstick of a change that should only move the random stream or the rounding).
     """
-    (axes, old), (_, new) = collect(reference), collect(candidate)
+    (axes, old), (other_axes, new) = collect(reference), collect(candidate)
     keys = setting_axes(axes)
+    if set(setting_axes(other_axes)) != set(keys):
+        raise ValueError(f"{candidate} is not a sweep of {reference}'s grid: its axes "
+                         f"{', '.join(other_axes)} against {', '.join(axes)}")
     found = {tuple(r[k] for k in keys): r for r in results_rows(axes, new)}
     rows = []
     for row in results_rows(axes, old):

@@ -131,3 +131,7 @@ def test_compare_sweeps_puts_the_same_settings_side_by_side(tmp_path):
     assert mixup["difference"] == pytest.approx(0.05) and not mixup["within_std"]
     table = results.compare_markdown([bce, mixup], reference="float32", candidate="bf16")
     assert "| mixup | 80.0 ± 0.0 (2) | 85.0 (1) | +5.0 | no |" in table
+    other_grid = _fake_sweep(tmp_path / "other", {
+        "n0": ({"method": "bce", "noise": "clean", "seed": "0"}, _summary(0.7))})
+    with pytest.raises(ValueError, match="not a sweep of .* grid"):  # was a KeyError
+        results.compare_sweeps(reference, other_grid)
