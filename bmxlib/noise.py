@@ -220,18 +220,11 @@ def _single_positive(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return noisy
 
 
-def host_array(labels):
-    """A torch tensor's values as a NumPy array on the host (a bfloat16 tensor as float32:
-    NumPy has no bfloat16); anything else returned as it is. Torch-free: the core equations
-    take tensors without importing torch."""
+def _as_binary_matrix(labels) -> np.ndarray:
     if hasattr(labels, "detach") and hasattr(labels, "cpu"):  # torch tensor
         labels = labels.detach().cpu()
+        # NumPy has no bfloat16 (this module does not import torch: compare by name)
         labels = (labels.float() if str(labels.dtype) == "torch.bfloat16" else labels).numpy()
-    return labels
-
-
-def _as_binary_matrix(labels) -> np.ndarray:
-    labels = host_array(labels)
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels must be a numpy array or torch tensor, got {type(labels)}")
     if labels.ndim != 2:

@@ -6,8 +6,6 @@ import numbers
 
 import numpy as np
 
-from .noise import host_array
-
 GROUP_NAMES = ("many", "medium", "few")
 
 
@@ -180,7 +178,11 @@ def format_stats(stats: dict, class_names, groups=None) -> str:
 
 
 def _as_binary_matrix(labels) -> np.ndarray:
-    labels = np.asarray(host_array(labels))
+    if hasattr(labels, "detach") and hasattr(labels, "cpu"):  # torch tensor
+        labels = labels.detach().cpu()
+        # NumPy has no bfloat16 (this module does not import torch: compare by name)
+        labels = (labels.float() if str(labels.dtype) == "torch.bfloat16" else labels).numpy()
+    labels = np.asarray(labels)
     if labels.ndim != 2 or labels.shape[0] == 0 or labels.shape[1] == 0:
         raise ValueError(f"labels must be a non-empty 2-D (N, K) array, got shape {labels.shape}")
     if labels.dtype.kind not in "biuf" or not np.all((labels == 0) | (labels == 1)):
