@@ -376,14 +376,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `bmx tables … | head`; before USER_ERRORS, which hold OSError
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
+        return 0
     except USER_ERRORS as err:
         if args.debug or os.environ.get("BMX_DEBUG"):
             raise
         print(f"bmx: error: {one_line(err)}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `bmx data stats digits-lt | head`
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
-        return 0
     except (KeyboardInterrupt, Terminated) as stop:
         hint = getattr(args, "interrupt_hint", "")
         if args.func is _train:  # resume the run once it exists; before that (config too) rerun

@@ -315,3 +315,15 @@ def test_complex_scores_are_refused():
 
     with pytest.raises(TypeError, match="scores must have a real dtype"):
         metrics.average_precision(torch.tensor([[1 + 5j], [2 - 9j]]), torch.tensor([[1], [0]]))
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`bmx tables SWEEP | head -4` printed "bmx: error: [Errno 32] Broken pipe" and exit
+    status 2: BrokenPipeError is an OSError, which the one-line error caught first."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before bmx writes (as `head` once it has enough)
+    process = subprocess.run([sys.executable, "-m", "bmxlib.cli", "config", "--list"],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    os.close(write_end)
+    assert (process.returncode, process.stderr) == (0, "")
