@@ -93,7 +93,7 @@ def grid_points(directory: str | Path, *, rows: str | None = None,
     no two settings share a cell. Raises ValueError naming the axis a sweep lacks.
     """
     axes, records = collect(directory)
-    rows = rows or next((a for a in ("method", "variant") if a in axes), None)
+    rows = row_axis(axes, rows)
     for axis in (rows or "method", columns, "seed"):
         if axis not in axes and not (axis == "method" and rows is None):
             raise ValueError(f"{directory}: no {axis!r} axis (axes: {', '.join(axes)})")
@@ -106,6 +106,12 @@ def grid_points(directory: str | Path, *, rows: str | None = None,
 
     return [(row_label(record), str(record[columns]), int(record["seed"]), record)
             for record in records]
+
+
+def row_axis(axes, rows: str | None = None) -> str | None:
+    """The axis of a table's rows: ``rows`` if given, else ``method``, else ``variant``,
+    else None (each run's configured method)."""
+    return rows or next((a for a in ("method", "variant") if a in axes), None)
 
 
 def grid_cells(directory: str | Path, measure: str = "mAP", *, rows: str | None = None,
@@ -146,7 +152,7 @@ def grid_markdown(directory: str | Path, *, reference: dict[str, dict[str, float
     columns = ordered((c for _, c in cells), SETTINGS)
     if reference is None:
         reference = PAPER_ABLATION if set(row_labels) & set(PAPER_ABLATION) else PAPER_MAIN
-    header = ["method", *columns]
+    header = [row_axis(collect(directory)[0], rows) or "method", *columns]
     body = []
     for row in row_labels:
         line = [row]

@@ -61,6 +61,8 @@ def test_an_ablation_sweep_is_read_by_variant_beside_table_5(tmp_path):
     text = paper_tables.grid_markdown(_sweep(tmp_path / "s", values, axis="variant"))
     assert "| 0-bce | 80.0 ⁽¹⁾ [83.4] |" in text
     assert "| 5+ambiguous-weighting | 90.0 ⁽¹⁾ [85.3] |" in text
+    assert text.startswith("| variant | clean |")  # the rows' axis heads the table
+    assert "\n| variant | clean |" in text  # and the ranks below it
 
 
 def test_a_further_axis_splits_the_rows_instead_of_sharing_their_cells(tmp_path):
