@@ -82,17 +82,19 @@ FULL_SEEDS = 3  # the paper's runs per cell; fewer are marked ⁽ⁿ⁾
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def grid_points(directory: str | Path, *, rows: str | None = None,
-                columns: str = "noise") -> list[tuple[str, str, int, dict[str, Any]]]:
+def grid_points(directory: str | Path, *, rows: str | None = None, columns: str = "noise",
+                collected: tuple[list[str], list[dict[str, Any]]] | None = None,
+                ) -> list[tuple[str, str, int, dict[str, Any]]]:
     """(row label, column label, seed, record) of each finished run of a sweep, where the
     record is ``results.collect``'s (axis labels, ``run``, the summary).
 
     ``rows``: the axis of the table's rows; by default ``method``, else ``variant`` (an
     ablation), else each run's configured method (a sweep of one method). The labels of
     any further setting axis follow the row's in parentheses, "ll_r (mixed-zero)", so that
-    no two settings share a cell. Raises ValueError naming the axis a sweep lacks.
+    no two settings share a cell. ``collected``: ``collect(directory)`` when the caller
+    has read it already. Raises ValueError naming the axis a sweep lacks.
     """
-    axes, records = collect(directory)
+    axes, records = collected or collect(directory)
     rows = row_axis(axes, rows)
     for axis in (rows or "method", columns, "seed"):
         if axis not in axes and not (axis == "method" and rows is None):
@@ -147,12 +149,13 @@ def grid_markdown(directory: str | Path, *, reference: dict[str, dict[str, float
     drop against clean is shown, paired by seed (default: the first row). Below the table,
     each row's rank per column (1 = highest mean).
     """
-    cells = grid_cells(directory, rows=rows)
+    collected = collect(directory)  # read once: the cells and the rows' axis
+    cells = cells_of(grid_points(directory, rows=rows, collected=collected), "mAP")
     row_labels = ordered((r for r, _ in cells), PAPER_MAIN)
     columns = ordered((c for _, c in cells), SETTINGS)
     if reference is None:
         reference = PAPER_ABLATION if set(row_labels) & set(PAPER_ABLATION) else PAPER_MAIN
-    header = [row_axis(collect(directory)[0], rows) or "method", *columns]
+    header = [row_axis(collected[0], rows) or "method", *columns]
     body = []
     for row in row_labels:
         line = [row]
