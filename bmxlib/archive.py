@@ -74,6 +74,24 @@ def recorded_backbone(run_dir: Path, config: Config) -> tuple[tuple, str | None]
             inputs.get(backbone_input_name(config.pretrained), {}).get("file"))
 
 
+def backbone_change(run_dir: Path, config: Config) -> str | None:
+    """What differs when ``run_dir`` started from another pretrained backbone than this
+    code builds for ``config`` (its provenance names another cache file: the pretraining
+    recipe changed, e.g. recipe 3's own random stream); None when they agree or the run
+    records none. Such a run computed another experiment, though its config is the same."""
+    from .models import BACKBONE_SOURCES
+    from .pretrain import backbone_cache_path
+
+    if config.pretrained not in BACKBONE_SOURCES:
+        return None
+    recorded = recorded_backbone(run_dir, config)[1]
+    built = backbone_cache_path(width=config.width, seed=config.data_seed,
+                                source=config.pretrained).name
+    if recorded is None or recorded == built:
+        return None
+    return f"was trained from the backbone {recorded}, but this code builds {built}"
+
+
 def check_archivable(sweep_dir: Path, archive_dir: Path) -> list[tuple[Path, Config]]:
     """The finished runs of ``sweep_dir`` to archive now, each with its config, after
     refusing (ConfigError, one line) what would lose or mix results: a run the archive

@@ -167,10 +167,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _data_stats(args: argparse.Namespace) -> int:
-    from .data import DATASETS, load_dataset
+    from .data import DATASETS, GENERATED_DATASETS, load_dataset
     from .stats import format_stats, imbalance, shot_groups
 
-    generated = args.name in ("digits-lt", "glyphs-coco")  # the others are read from --root
+    generated = args.name in GENERATED_DATASETS  # the others are read from --root
     if args.name in DATASETS and bool(args.root) == generated:  # named as typed: --root
         raise ValueError(f"bmx data stats {args.name} " + (
             "takes no --root (generated in memory)" if generated

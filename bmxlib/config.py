@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .data import DATASETS
+from .data import DATASETS, GENERATED_DATASETS
 from .data.generated import MAX_SEED
 from .data.presets import IMPLEMENTATIONS as AUGMENTATIONS
 from .methods import REGISTRY, method_hyperparameters
@@ -295,7 +295,7 @@ def validate(config: Config) -> Config:
                           f"{config.shot_many}")
     if config.voc_classes and config.voc_classes_file:
         raise ConfigError("config keys 'voc_classes' and 'voc_classes_file' exclude each other")
-    if config.dataset not in ("digits-lt", "glyphs-coco") and not config.data_root:
+    if config.dataset not in GENERATED_DATASETS and not config.data_root:
         raise ConfigError(f"config key 'data_root' is required for dataset {config.dataset!r}")
     config.out_dir = str(Path(config.out_dir).expanduser())  # `~/runs`, not a folder `~`
     for key in ("data_root", "voc_classes_file", "weights_path"):  # stored resolved, so a
@@ -303,6 +303,15 @@ def validate(config: Config) -> Config:
         if value:
             setattr(config, key, str(Path(value).expanduser().resolve()))
     return config
+
+
+def check_data_root(config: Config, *, point: str = "") -> None:
+    """Raise ConfigError unless the data_root of a coco / voc / manifest config is a folder
+    (checked where a run is about to start, not in validation: a config may be read where
+    its data is not)."""
+    if config.dataset not in GENERATED_DATASETS and not Path(config.data_root).is_dir():
+        raise ConfigError(f"{f'point {point}: ' if point else ''}config key 'data_root': "
+                          f"folder not found: {config.data_root}")
 
 
 def is_valid_name(name: Any) -> bool:

@@ -20,7 +20,7 @@ import torch
 from . import distributed as dist
 from .compute import warn_if_emulated_bf16
 from .config import Config
-from .data import MultiLabelDataset, dataset_presets, load_dataset
+from .data import GENERATED_DATASETS, MultiLabelDataset, dataset_presets, load_dataset
 from .data.batches import resolve_workers
 from .data.presets import transform_parts
 from .methods import Method, TrainingData, build_method
@@ -40,7 +40,7 @@ def select_device(name: str) -> torch.device:
 
 def dataset_options(config: Config) -> dict[str, Any]:
     """Keyword options of ``load_dataset`` for the config's dataset."""
-    if config.dataset in ("digits-lt", "glyphs-coco"):  # the embedded, generated datasets
+    if config.dataset in GENERATED_DATASETS:
         return {"seed": config.data_seed, "n_train": config.n_train, "n_test": config.n_test}
     options: dict[str, Any] = {"root": config.data_root,
                                "skip_bad_images": config.skip_bad_images}

@@ -38,7 +38,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import runs
-from .config import Config, ConfigError, from_dict, is_valid_name, read_yaml, result_differences
+from .archive import backbone_change
+from .config import (
+    Config,
+    ConfigError,
+    check_data_root,
+    from_dict,
+    is_valid_name,
+    read_yaml,
+    result_differences,
+)
 from .results import write_tables
 
 
@@ -200,25 +209,6 @@ def check_existing_points(sweep_dir: Path, points: list[Point]) -> None:
         if problem:
             raise ConfigError(f"{run_dir / runs.METRICS_FILE} of a finished point holds "
                               f"{problem}; remove {run_dir} and re-run the sweep to redo it")
-
-
-def backbone_change(run_dir: Path, config: Config) -> str | None:
-    """What differs when ``run_dir`` started from another pretrained backbone than this
-    code builds for ``config`` (its provenance names another cache file: the pretraining
-    recipe changed, e.g. recipe 3's own random stream); None when they agree or the run
-    records none. Such a run computed another experiment, though its config is the same."""
-    from .archive import recorded_backbone
-    from .models import BACKBONE_SOURCES
-    from .pretrain import backbone_cache_path
-
-    if config.pretrained not in BACKBONE_SOURCES:
-        return None
-    recorded = recorded_backbone(run_dir, config)[1]
-    built = backbone_cache_path(width=config.width, seed=config.data_seed,
-                                source=config.pretrained).name
-    if recorded is None or recorded == built:
-        return None
-    return f"was trained from the backbone {recorded}, but this code builds {built}"
 
 
 def reusable_runs(sources: list[str | Path] | tuple = ()) -> list[tuple[Path, Config]]:
@@ -426,6 +416,8 @@ def run_sweep(
     check_launcher(launcher)
     check_existing_points(sweep_dir, points)
     selected = select_points(points, only)
+    for point in selected if launcher != "slurm" else ():  # a cluster's data may be on
+        check_data_root(point.config, point=point.name)  # its nodes alone
     reusable = reusable_runs(reuse)
     if runs.is_run_dir(sweep_dir) or sweep_dir.exists() and not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir} exists and is no sweep directory (a run or a file); "

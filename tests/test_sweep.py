@@ -273,6 +273,18 @@ def test_reuse_of_a_directory_that_is_no_sweep_exits_2(tmp_path, capsys):
     assert not (tmp_path / "out" / "s").exists()  # refused before the sweep was written
 
 
+@pytest.mark.parametrize("launcher", ["local", "submitit-local"])
+def test_a_missing_data_root_is_refused_before_anything_is_written(tmp_path, capsys, launcher):
+    path = _write_sweep(tmp_path, "  method: [bce]\n  seed: [0]\n")
+    missing = tmp_path / "no-voc-here"
+    code = main(["sweep", "--config", path, "--launcher", launcher, "dataset=voc",
+                 f"data_root={missing}", "pretrained=none"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "data_root" in err and str(missing) in err and "method=bce__seed=0" in err
+    assert not (tmp_path / "out").exists()  # no sweep.json, no point folder with a lock
+
+
 def test_reuse_leaves_a_point_begun_here_to_the_sweep(tmp_path):
     """A point whose directory exists (here only a killed writer's lock file) is not
     replaced by a copy: the sweep runs it in place."""

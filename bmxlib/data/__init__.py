@@ -8,6 +8,7 @@ from .base import IndexedDataset, MultiLabelDataset
 from .presets import EvalPreset, TrainPreset, dataset_presets
 
 DATASETS = ("digits-lt", "glyphs-coco", "coco", "voc", "manifest")
+GENERATED_DATASETS = ("digits-lt", "glyphs-coco")  # built by the project; the others read data_root
 
 
 def load_dataset(name: str, split: str = "train", **options) -> MultiLabelDataset:
@@ -93,5 +94,6 @@ def accepted_options(cls: type) -> set[str]:
     return accepted
 
 
-__all__ = ["DATASETS", "EvalPreset", "IndexedDataset", "MultiLabelDataset", "TrainPreset",
-           "accepted_options", "dataset_presets", "load_dataset"]
+__all__ = ["DATASETS", "GENERATED_DATASETS", "EvalPreset", "IndexedDataset",
+           "MultiLabelDataset", "TrainPreset", "accepted_options", "dataset_presets",
+           "load_dataset"]
