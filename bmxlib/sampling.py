@@ -112,12 +112,14 @@ def minority_probabilities(
     confidences : torch.Tensor or np.ndarray, shape (N, K), float in [0, 1]
     labels : torch.Tensor or np.ndarray, shape (N, K), values in {0, 1}
         Any dtype (bool / uint8 save memory at scale).
-    terms : {"all", "positive"}
+    terms : {"all", "positive", "uniform"}
         "all" is docs/method.md §1.2. "positive" is an opt-in variant (not the paper's): Score(n) =
         mean of P(k) over the instance's positive labels, floored at ``positive_floor``
         (instances without a positive get Score 1). With many classes the absence terms
         dominate the §1.2 score and p stays close to uniform (max/min ≈ 1.4 on
         digits-lt); the variant lets rare-class confidence drive the sampler.
+        "uniform" is the control for the sampler's ablation row: p(n) = 1/N, so the second
+        batch is drawn with replacement like the minority sampler's but without its score.
     positive_floor : float in (0, 1]
         Floor of the "positive" score (bounds the oversampling at 1/floor).
 
@@ -128,6 +130,9 @@ def minority_probabilities(
         O(2^24 values) whatever N and K.
     """
     confidences, labels = _validate(confidences, labels)
+    if terms == "uniform":
+        n = labels.shape[0]
+        return torch.full((n,), 1.0 / n, dtype=torch.float64, device=labels.device)
     presence, absence = _class_terms(confidences, labels)
     if terms == "positive":
         if not 0 < positive_floor <= 1:
@@ -135,7 +140,7 @@ def minority_probabilities(
         inverse = 1.0 / _positive_scores(labels, presence).clamp_min(positive_floor)
         return inverse / inverse.sum()
     if terms != "all":
-        raise ValueError(f"terms must be 'all' or 'positive', got {terms!r}")
+        raise ValueError(f"terms must be 'all', 'positive' or 'uniform', got {terms!r}")
     inverse = 1.0 / _scores(labels, presence, absence).clamp_min(SCORE_FLOOR)
     return inverse / inverse.sum()
 

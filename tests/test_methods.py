@@ -197,6 +197,34 @@ class _SyntheticContext:
         return torch.rand(len(rows), self.logits.shape[1])
 
 
+@pytest.mark.parametrize("score", ["all", "uniform"], ids=str)
+def test_the_minority_score_decides_the_second_batch_probabilities(score):
+    """Wiring of the sampler's control row: minority_score=uniform keeps BalanceMix's
+    with-replacement second batch (the minority sampler) but draws it uniformly; the
+    default draws by §1.2, away from uniform on a model that gets class 1 wrong."""
+    n, k = 64, 3
+    g = torch.Generator().manual_seed(0)
+    noisy = (torch.rand(n, k, generator=g) < 0.3).to(torch.uint8)
+    noisy[:8, 1] = 1  # class 1's positives: the ones the model below misses
+    logits = (noisy.float() * 2 - 1) * 3
+    logits[:, 1] = -3.0
+    data = TrainingData(noisy.float(), noisy.numpy(), np.zeros((n, k), bool), noise_known=True)
+    config = load_config(None, ["method=balancemix", "warmup_epochs=1",
+                                f"minority_score={score}"])
+    method = build_method(config, data, model=torch.nn.Identity())
+    assert method.second_sampler == "minority"
+    method.end_of_epoch(_SyntheticContext(logits, epoch=1, full_diagnostics=False))
+    p = method.minority_probabilities()
+    uniform = torch.full((n,), 1 / n, dtype=torch.float64)
+    if score == "uniform":
+        torch.testing.assert_close(p, uniform)
+    else:  # §1.2's p, which draws class 1's positives more often
+        from bmxlib.sampling import minority_probabilities
+
+        torch.testing.assert_close(p, minority_probabilities(logits.sigmoid(), noisy))
+        assert float(p[:8].mean()) > 1.1 / n
+
+
 def test_coco_sized_diagnostics_stay_under_50_mb(tmp_path):
     """Issue #3: a full-diagnostics epoch of an 82,783 × 80 run, as written, is < 50 MB."""
     from bmxlib.io import atomic_savez

@@ -220,3 +220,16 @@ def test_positive_terms_variant_by_hand():
     assert torch.allclose(p, inverse / inverse.sum())
     with pytest.raises(ValueError, match="terms"):
         minority_probabilities(confidences, labels, terms="some")
+
+
+def test_uniform_terms_control_ignores_the_confidences():
+    """The ablation's control (minority_score: uniform): p(n) = 1/N whatever the model
+    says, where the §1.2 score of the same inputs is far from uniform."""
+    confidences = torch.tensor([[0.9, 0.1], [0.5, 0.2], [0.3, 0.02], [0.1, 0.3]])
+    labels = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 0]])
+    p = minority_probabilities(confidences, labels, terms="uniform")
+    assert p.dtype == torch.float64
+    torch.testing.assert_close(p, torch.full((4,), 0.25, dtype=torch.float64))
+    scored = minority_probabilities(confidences, labels)
+    assert float(scored.max() / scored.min()) > 1.1
+

@@ -35,7 +35,8 @@ def test_each_shipped_config_validates(path, tmp_path):
 
 GLYPHS_STUDIES = ["glyphs_coco_regime_check.yaml", "glyphs_coco_paper.yaml",
                   "glyphs_coco_paper_extras.yaml", "glyphs_coco_ablation.yaml",
-                  "glyphs_coco_missing_readings.yaml", "glyphs_coco_ll_candidates.yaml"]
+                  "glyphs_coco_missing_readings.yaml", "glyphs_coco_ll_candidates.yaml",
+                  "glyphs_coco_sampler_control.yaml"]
 
 
 @pytest.mark.parametrize("name", GLYPHS_STUDIES)

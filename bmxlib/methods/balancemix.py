@@ -66,8 +66,9 @@ class BalanceMix(Method):
         "minority_sampler": Hyperparameter(
             True, "BalanceMix: second batch from the minority sampler"),
         "minority_score": Hyperparameter(
-            "all", "all (docs/method.md §1.2) | positive (opt-in: positive labels only)",
-            choices=("all", "positive")),
+            "all", "all (docs/method.md §1.2) | positive (opt-in: positive labels only) | "
+            "uniform (control: p(n) = 1/N, drawn with replacement)",
+            choices=("all", "positive", "uniform")),
         "clean_labels": Hyperparameter(True, "BalanceMix: GMM clean-label selection"),
         "relabel": Hyperparameter(True, "BalanceMix: re-label confident non-clean labels"),
         "ambiguous_weighting": Hyperparameter(
