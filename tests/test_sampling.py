@@ -232,4 +232,3 @@ def test_uniform_terms_control_ignores_the_confidences():
     torch.testing.assert_close(p, torch.full((4,), 0.25, dtype=torch.float64))
     scored = minority_probabilities(confidences, labels)
     assert float(scored.max() / scored.min()) > 1.1
-
