@@ -3,17 +3,21 @@ JSON lines.
 
 Every write goes to a temporary file in the target's folder, is flushed to disk and then
 renamed over the target, so a reader (or a resumed run after a kill) sees either the old
-or the new file, never half of one. Files get the permissions the user's umask gives
+or the new file, never half of one. Ctrl-C and SIGTERM wait until a write is done
+(:func:`uninterrupted`). Files get the permissions the user's umask gives
 (``tempfile.mkstemp`` alone would leave them 0600).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +51,53 @@ def _maybe_die(path: Path) -> None:
     if path.name == name:
         _writes[name] = _writes.get(name, 0) + 1
         if _writes[name] == int(nth):
-            import signal
-
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_held: list[int] = []  # the stop signals that arrived inside the outermost uninterrupted()
+_depth = 0
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them to the handlers
+    that were in place.
+
+    A stop that lands inside a serializer unwinds it half-done, and the serializer's own
+    clean-up error replaces the stop (``np.savez_compressed``'s zip file: "Can't close the
+    ZIP file while there is an open writing handle"), so the command would report a
+    failure instead of saying how to continue. Holding the signal for the length of one
+    file write keeps both the file and the stop. Nested blocks share the outermost one;
+    outside the main thread (where Python cannot set handlers) the block holds nothing.
+    """
+    global _depth
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    if (_depth or threading.current_thread() is not threading.main_thread()
+            or None in previous.values()):  # None: a handler set outside Python
+        yield
+        return
+    for number in STOP_SIGNALS:
+        signal.signal(number, lambda signum, _frame: _held.append(signum))
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        held = list(dict.fromkeys(_held))
+        _held.clear()
+        for number in held:  # the restored handler runs now (raise_signal checks at once)
+            signal.raise_signal(number)
+
+
 def _atomic_replace(path: Path, write) -> None:
-    path = Path(path)
+    with uninterrupted():
+        _replace_with_temporary(Path(path), write)
+
+
+def _replace_with_temporary(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{path.name}{TEMPORARY_INFIX}",
                                dir=path.parent)
@@ -99,14 +143,16 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
+    with uninterrupted():  # serializing too: a stop inside torch.save breaks its zip writer
+        torch.save(obj, buffer)
+        _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
 
 
 def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
+    with uninterrupted():  # serializing too: a stop inside the zip writer masks itself
+        np.savez_compressed(buffer, **arrays)
+        _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import stat
 
 import numpy as np
@@ -12,11 +13,14 @@ import pytest
 
 from bmxlib.io import (
     append_jsonl,
+    atomic_savez,
+    atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
     read_jsonl,
     remove_temporaries,
     to_jsonable,
+    uninterrupted,
 )
 
 
@@ -72,3 +76,54 @@ def test_stray_temporaries_are_removed_and_nothing_else(tmp_path):
     mine.write_text("user")
     assert remove_temporaries(tmp_path) == [stray]
     assert not stray.exists() and mine.exists() and (tmp_path / "keep.txt").exists()
+
+
+class Stopped(BaseException):
+    """What the test's SIGTERM handler raises (as bmx's does: cli.Terminated)."""
+
+
+class SignalsWhilePickled:
+    """Sends SIGTERM to this process while a serializer pickles it: the stop lands inside
+    the writer, as a `kill` can in a real run (CI once caught one inside savez's zip)."""
+
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return (dict, ())
+
+
+@pytest.fixture
+def sigterm_raises_stopped():
+    def stop(signum, frame):
+        raise Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("save", [
+    lambda path: atomic_savez(path, held=np.array([SignalsWhilePickled()], dtype=object)),
+    lambda path: atomic_torch_save(path, {"held": SignalsWhilePickled()}),
+], ids=["savez", "torch_save"])
+def test_a_stop_inside_a_serializer_waits_for_the_file_then_arrives(
+        tmp_path, sigterm_raises_stopped, save):
+    path = tmp_path / "state.bin"
+    with pytest.raises(Stopped):  # the stop itself, not the zip writer's clean-up error
+        save(path)
+    assert path.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["state.bin"]  # whole, no temporary
+
+
+def test_uninterrupted_delivers_a_held_stop_once_at_the_end(sigterm_raises_stopped):
+    reached = []
+    with pytest.raises(Stopped):
+        with uninterrupted():
+            with uninterrupted():  # nested: the outer block holds
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+                reached.append("inner end")
+            reached.append("outer end")
+    assert reached == ["inner end", "outer end"]
+    with uninterrupted():  # nothing left held for the next block
+        reached.append("quiet")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
