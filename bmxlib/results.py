@@ -376,6 +376,30 @@ def memorization_curve(run: runs.Run) -> tuple[list[int], list[float], list[floa
             [r["fit_clean"] for r in records])
 
 
+TAKE_OFF_MAP = 0.15  # "has started to learn": 4x a random ranking's mAP on glyphs-coco (3.6%)
+
+
+def take_off_epoch(metrics: list[dict[str, Any]], *, threshold: float = TAKE_OFF_MAP) -> int | None:
+    """The first evaluated epoch whose test mAP exceeds ``threshold``, or None.
+
+    Under heavy label noise a run can sit near a random ranking's mAP for many epochs
+    before it starts to learn; on glyphs-coco under mislabel-40 the epoch it starts
+    decides most of its final mAP (docs/results.md, "the take-off epoch").
+
+    Parameters
+    ----------
+    metrics : list of dict
+        A run's metrics.jsonl records (``runs.read_metrics``); those without "mAP" (epochs
+        not evaluated) are passed over.
+    threshold : float in (0, 1)
+        mAP, as a fraction.
+    """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
+    return next((r["epoch"] for r in metrics
+                 if r.get("mAP") is not None and r["mAP"] > threshold), None)
+
+
 def ablation_rows(axes, records, rows, loaded) -> list[dict[str, Any]]:
     """Rows of mixup / BalanceMix runs with the paper's component switches (docs/method.md §1.6)."""
     keys = setting_axes(axes)

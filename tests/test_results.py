@@ -135,3 +135,21 @@ def test_compare_sweeps_puts_the_same_settings_side_by_side(tmp_path):
         "n0": ({"method": "bce", "noise": "clean", "seed": "0"}, _summary(0.7))})
     with pytest.raises(ValueError, match="not a sweep of .* grid"):  # was a KeyError
         results.compare_sweeps(reference, other_grid)
+
+
+@pytest.mark.parametrize(("maps", "expected"), [
+    ([None, 0.07, None, 0.12, None, 0.16, 0.40], 6),  # epochs 1..7; unevaluated ones skipped
+    ([0.07, 0.15, 0.151], 3),  # strictly above the threshold
+    ([0.07, 0.09], None),  # never takes off (T-estimator under mislabel-40)
+    ([], None),
+], ids=["late", "strict", "never", "empty"])
+def test_take_off_epoch_is_the_first_evaluated_epoch_above_the_threshold(maps, expected):
+    metrics = [{"epoch": e, "train_loss": 1.0, **({} if m is None else {"mAP": m})}
+               for e, m in enumerate(maps, 1)]
+    assert results.take_off_epoch(metrics) == expected
+    assert results.take_off_epoch(metrics, threshold=0.5) is None
+
+
+def test_take_off_epoch_refuses_a_threshold_outside_the_unit_interval():
+    with pytest.raises(ValueError, match="threshold"):
+        results.take_off_epoch([], threshold=15)
