@@ -92,6 +92,43 @@ def backbone_change(run_dir: Path, config: Config) -> str | None:
     return f"was trained from the backbone {recorded}, but this code builds {built}"
 
 
+def backbone_builds(directory: str | Path) -> dict[str, dict[str, list[str]]]:
+    """{backbone file: {its SHA-256: the ``cpu_capability`` of each run started from it}}
+    over the runs of ``directory`` (a sweep, an archive or one run) whose provenance
+    records a pretrained backbone.
+
+    One file under two digests is one recipe built twice: a CPU of another kind sums in
+    another order and pretrains other weights under the same cache key (docs/reliability.md,
+    "CPU instruction set"), so runs of the two builds do not share their starting weights.
+    """
+    from .models import BACKBONE_SOURCES
+    from .pretrain import backbone_input_name
+
+    names = {backbone_input_name(source) for source in BACKBONE_SOURCES}
+    builds: dict[str, dict[str, list[str]]] = {}
+    for run_dir in runs.run_dirs(directory):
+        provenance = runs.read_provenance(run_dir)
+        for name, entry in provenance.get("cached_inputs", {}).items():
+            if name in names and entry.get("sha256"):
+                cpu = provenance.get("cpu_capability") or "an unrecorded CPU"
+                builds.setdefault(entry["file"], {}).setdefault(entry["sha256"], []).append(cpu)
+    return builds
+
+
+def mixed_builds_note(directory: str | Path) -> str | None:
+    """One line when the runs of ``directory`` start from more than one build of a
+    backbone file (:func:`backbone_builds`), else None. The sweep's and the archive's checks
+    compare the file's name (the recipe); this says what they let through."""
+    for file, digests in backbone_builds(directory).items():
+        if len(digests) > 1:
+            parts = "; ".join(f"{digest[:8]} on {'/'.join(sorted(set(cpus)))}: {len(cpus)} "
+                              f"run{'s' * (len(cpus) > 1)}" for digest, cpus in digests.items())
+            return (f"note: {directory} holds runs from {len(digests)} builds of {file} "
+                    f"({parts}); another kind of CPU pretrains other weights, so compare "
+                    "these runs over seeds, not paired across builds (docs/reliability.md)")
+    return None
+
+
 def check_archivable(sweep_dir: Path, archive_dir: Path) -> list[tuple[Path, Config]]:
     """The finished runs of ``sweep_dir`` to archive now, each with its config, after
     refusing (ConfigError, one line) what would lose or mix results: a run the archive

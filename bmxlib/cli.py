@@ -88,11 +88,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from .archive import archive_sweep
+    from .archive import archive_sweep, mixed_builds_note
 
     added, total = archive_sweep(args.sweep_dir, args.archive_dir)
     print(f"{added} runs archived now, {total} finished runs in {args.archive_dir} "
           f"(bmx sweep --reuse {args.archive_dir} copies them)")
+    note = mixed_builds_note(args.archive_dir)
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -38,7 +38,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import runs
-from .archive import backbone_change
+from .archive import backbone_change, mixed_builds_note
 from .config import (
     Config,
     ConfigError,
@@ -465,6 +465,8 @@ def run_sweep(
         _run_pool(todo, jobs, finished, skipped)
     bar.close()
     write_tables(sweep_dir)
+    if note := mixed_builds_note(sweep_dir):  # finished points copied or left by another machine
+        print(note, file=sys.stderr)
     if busy:
         raise PointsFailed(f"{len(busy)} of {len(points)} points were being written by "
                            f"another process and were skipped ({busy[0]}, ...); re-run the "

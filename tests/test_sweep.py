@@ -445,3 +445,36 @@ def test_archive_keeps_one_off_diagnostics_of_other_epochs(tmp_path):
         >= {"transition", "transition_partner", "transition_solved_by"}
     np.testing.assert_array_equal(archived.diagnostics(1)["transition"],
                                   original.diagnostics(1)["transition"])
+
+
+def test_runs_from_two_builds_of_one_backbone_file_are_named_by_sweep_and_archive(
+        tmp_path, capsys):
+    """The sweep and the archive compare a backbone by file name (the recipe); two builds
+    of that file (another kind of CPU: other weights) pass, and both commands say so."""
+    from bmxlib import runs
+    from bmxlib.archive import backbone_builds, mixed_builds_note
+
+    path = _write_sweep(tmp_path, "  seed: [0, 1]\n")
+    sweep_dir = run_sweep(path)
+    assert mixed_builds_note(sweep_dir) is None  # one machine, one build
+    recorded, files = {}, set()
+    for run_dir, (digest, cpu) in zip(runs.run_dirs(sweep_dir),
+                                      [("aaaa1111", "AVX2"), ("bbbb2222", "AVX512")]):
+        provenance = runs.read_provenance(run_dir)
+        provenance["cpu_capability"] = cpu
+        provenance["cached_inputs"]["digits_backbone"]["sha256"] = digest  # the same file
+        files.add(provenance["cached_inputs"]["digits_backbone"]["file"])
+        (run_dir / "provenance.json").write_text(json.dumps(provenance))
+        recorded[digest] = [cpu]
+    [file] = files
+    assert backbone_builds(sweep_dir) == {file: recorded}
+    note = mixed_builds_note(sweep_dir)
+    assert f"2 builds of {file}" in note
+    assert "aaaa1111 on AVX2: 1 run;" in note and "bbbb2222 on AVX512: 1 run)" in note
+
+    capsys.readouterr()
+    assert main(["archive", str(sweep_dir), str(tmp_path / "archive")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"2 builds of {file}" in err
+    run_sweep(path)  # nothing left to run; the note comes at the end all the same
+    assert f"2 builds of {file}" in capsys.readouterr().err
