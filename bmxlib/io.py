@@ -11,7 +11,6 @@ or the new file, never half of one. Ctrl-C and SIGTERM wait until a write is don
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
@@ -55,8 +54,6 @@ def _maybe_die(path: Path) -> None:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_held: list[int] = []  # the stop signals that arrived inside the outermost uninterrupted()
-_depth = 0
 
 
 @contextlib.contextmanager
@@ -68,28 +65,24 @@ def uninterrupted():
     clean-up error replaces the stop (``np.savez_compressed``'s zip file: "Can't close the
     ZIP file while there is an open writing handle"), so the command would report a
     failure instead of saying how to continue. Holding the signal for the length of one
-    file write keeps both the file and the stop. Nested blocks share the outermost one;
-    outside the main thread (where Python cannot set handlers) the block holds nothing.
+    file write keeps both the file and the stop. A nested block hands what it held to the
+    outer one's handler; outside the main thread (where Python cannot set handlers) the
+    block holds nothing.
     """
-    global _depth
     previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    if (_depth or threading.current_thread() is not threading.main_thread()
-            or None in previous.values()):  # None: a handler set outside Python
-        yield
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield  # None: a handler set outside Python
         return
+    held: list[int] = []
     for number in STOP_SIGNALS:
-        signal.signal(number, lambda signum, _frame: _held.append(signum))
-    _depth += 1
+        signal.signal(number, lambda signum, _frame: held.append(signum))
     try:
         yield
     finally:
-        _depth -= 1
         for number, handler in previous.items():
             signal.signal(number, handler)
-        held = list(dict.fromkeys(_held))
-        _held.clear()
-        for number in held:  # the restored handler runs now (raise_signal checks at once)
-            signal.raise_signal(number)
+        for number in dict.fromkeys(held):  # the restored handler runs now (raise_signal
+            signal.raise_signal(number)  # checks at once), each signal once
 
 
 def _atomic_replace(path: Path, write) -> None:
@@ -142,17 +135,11 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
-    buffer = io.BytesIO()
-    with uninterrupted():  # serializing too: a stop inside torch.save breaks its zip writer
-        torch.save(obj, buffer)
-        _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
+    _atomic_replace(Path(path), lambda handle: torch.save(obj, handle))
 
 
 def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    with uninterrupted():  # serializing too: a stop inside the zip writer masks itself
-        np.savez_compressed(buffer, **arrays)
-        _atomic_replace(Path(path), lambda h: h.write(buffer.getvalue()))
+    _atomic_replace(Path(path), lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def to_jsonable(obj: Any) -> Any:
