@@ -75,7 +75,6 @@ def epoch_loaders(s: Setup, epoch: int) -> EpochLoaders:
     ``training_indices`` restrict the shuffled passes to a subset.
     """
     c, n = s.config, len(s.train_set)
-    per_image, augment = transform_parts(s.train_set.transform)
     base = c.seed * 1_000_003 + epoch
     subset = s.method.training_indices()
     size = n if subset is None else len(subset)
@@ -99,6 +98,7 @@ def epoch_loaders(s: Setup, epoch: int) -> EpochLoaders:
               "random": shuffled(base + 250_007) if s.method.second_sampler == "random" else None,
               "weighted": drawn(base + 250_007, weights) if weights is not None else None,
               None: None}[s.method.second_sampler]
+    per_image, augment = transform_parts(s.train_set.transform)
     make = lambda sampler: batch_loader(  # noqa: E731
         s.train_set, sampler, batch_size=c.batch_size, per_image=per_image,
         num_workers=c.num_workers, pin_memory=s.device.type == "cuda")
