@@ -128,19 +128,27 @@ def minority_probabilities(
     torch.Tensor, shape (N,), float64, non-negative, summing to 1, on the input device.
         Work is done in float64 over row chunks: beyond the output, memory stays
         O(2^24 values) whatever N and K.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``terms`` or ``positive_floor``, confidences outside [0, 1] or NaN,
+        non-binary labels, mismatched shapes, or N = 0 (no distribution to return).
     """
+    if terms not in ("all", "positive", "uniform"):
+        raise ValueError(f"terms must be 'all', 'positive' or 'uniform', got {terms!r}")
+    if terms == "positive" and not 0 < positive_floor <= 1:
+        raise ValueError(f"positive_floor must be in (0, 1], got {positive_floor!r}")
     confidences, labels = _validate(confidences, labels)
+    n = labels.shape[0]
+    if n == 0:  # no distribution over zero instances sums to 1
+        raise ValueError("confidences and labels hold no instance (N = 0): nothing to sample")
     if terms == "uniform":
-        n = labels.shape[0]
         return torch.full((n,), 1.0 / n, dtype=torch.float64, device=labels.device)
     presence, absence = _class_terms(confidences, labels)
     if terms == "positive":
-        if not 0 < positive_floor <= 1:
-            raise ValueError(f"positive_floor must be in (0, 1], got {positive_floor!r}")
         inverse = 1.0 / _positive_scores(labels, presence).clamp_min(positive_floor)
         return inverse / inverse.sum()
-    if terms != "all":
-        raise ValueError(f"terms must be 'all', 'positive' or 'uniform', got {terms!r}")
     inverse = 1.0 / _scores(labels, presence, absence).clamp_min(SCORE_FLOOR)
     return inverse / inverse.sum()
 

@@ -109,12 +109,24 @@ def test_probabilities_are_a_distribution(num_items, num_classes, seed):
         (torch.full((3, 2), torch.nan), torch.zeros(3, 2), r"\[0, 1\]"),
         (torch.zeros(3, 2), torch.full((3, 2), 2), "0 and 1"),
         (torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, 2), "float"),
+        (torch.zeros(0, 2), torch.zeros(0, 2), r"N = 0"),
     ],
-    ids=["shape", "above-one", "nan", "labels-not-binary", "int-confidences"],
+    ids=["shape", "above-one", "nan", "labels-not-binary", "int-confidences", "no-instance"],
 )
-def test_bad_inputs_raise(confidences, labels, match):
+@pytest.mark.parametrize("terms", ["all", "positive", "uniform"])
+def test_bad_inputs_raise(confidences, labels, match, terms):
     with pytest.raises((ValueError, TypeError), match=match):
-        minority_probabilities(confidences, labels)
+        minority_probabilities(confidences, labels, terms=terms)
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"terms": "inverse"}, "terms must be"),
+    ({"terms": "positive", "positive_floor": 0.0}, "positive_floor"),
+], ids=["unknown-terms", "zero-floor"])
+def test_bad_options_raise_before_any_work(options, match):
+    # the option is named, even when the inputs hold no instance
+    with pytest.raises(ValueError, match=match):
+        minority_probabilities(torch.zeros(0, 2), torch.zeros(0, 2), **options)
 
 
 def test_draw_frequencies_follow_probabilities():
