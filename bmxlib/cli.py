@@ -201,6 +201,13 @@ def _data_regime(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_plateau(args: argparse.Namespace) -> int:
+    from .regime import plateau_markdown, plateau_rows
+
+    print(plateau_markdown(plateau_rows(args.sweep_dir)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .bench.registry import BENCHMARKS  # names only: no torch import
 
@@ -323,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     regime.add_argument("sweep_dir", help="a sweep with a 'noise' axis (clean, mislabel-40, "
                         "flip-40, missing) of BCE runs")
     regime.set_defaults(func=_data_regime)
+    plateau = data_sub.add_parser(
+        "plateau", help="is every method and setting of a sweep at its plateau at the "
+        "schedule's end (the regime's plateau test for all methods)")
+    plateau.add_argument("sweep_dir", help="a sweep directory or an archive of one")
+    plateau.set_defaults(func=_data_plateau)
     return parser
 
 

@@ -19,7 +19,10 @@ of its other axes:
   everywhere reaches ``memorized_noisy`` ≈ 0.5 under mislabeling without memorizing;
 - the mean wall seconds per run.
 
-``bmx data regime SWEEP_DIR`` prints the table.
+``bmx data regime SWEEP_DIR`` prints the table. ``bmx data plateau SWEEP_DIR`` applies the
+plateau test to every method and setting of any sweep (``plateau_rows``): the schedule
+was chosen for BCE's plateau, and a method still rising at the end is ranked before it
+has finished learning.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import runs
-from .results import collect, format_percent, markdown_table, mean_std, setting_axes
+from .results import collect, format_percent, markdown_table, mean_std, setting_axes, setting_groups
 
 CLEAN = "clean"  # the noise axis's label of the clean runs
 #: mAP lost against clean (as shares of 1) that the regime asks of BCE
@@ -56,13 +59,26 @@ def plateau_movement(curves: list[dict[int, float]], epochs: int, *,
 
     Returns nan when no epoch of the tail was evaluated by every seed.
     """
+    mean = _tail_means(curves, epochs, tail)
+    return max(mean) - min(mean) if mean else math.nan
+
+
+def tail_rise(curves: list[dict[int, float]], epochs: int, *,
+              tail: float = PLATEAU_TAIL) -> float:
+    """Last minus first value of the seed-mean curve over the epochs ``>= (1 - tail) *
+    epochs`` (the window of :func:`plateau_movement`): positive while the curve still
+    rises at the end of the schedule, negative when it falls back (a model memorizing
+    noise). Returns nan when no epoch of the tail was evaluated by every seed."""
+    mean = _tail_means(curves, epochs, tail)
+    return mean[-1] - mean[0] if mean else math.nan
+
+
+def _tail_means(curves: list[dict[int, float]], epochs: int, tail: float) -> list[float]:
+    """The seed-mean curve at the epochs ``>= (1 - tail) * epochs`` evaluated by every
+    seed, in epoch order (empty when there are none)."""
     start = (1.0 - tail) * epochs - 1e-9
     shared = set.intersection(*(set(c) for c in curves)) if curves else set()
-    tail_epochs = sorted(e for e in shared if e >= start)
-    if not tail_epochs:
-        return math.nan
-    mean = [float(np.mean([c[e] for c in curves])) for e in tail_epochs]
-    return max(mean) - min(mean)
+    return [float(np.mean([c[e] for c in curves])) for e in sorted(shared) if e >= start]
 
 
 def map_curve(run_dir: Path) -> dict[int, float]:
@@ -159,3 +175,45 @@ def regime_markdown(rows: list[dict[str, Any]]) -> str:
 
 _ROW_FIELDS = ("seeds", "clean", "clean_std", "epochs", "plateau", "seconds", "meets")
 _NOISE_PREFIXES = tuple(TARGET_DROPS)
+
+
+def plateau_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The plateau test applied to every setting of a sweep, methods included.
+
+    One row per setting (the labels on every axis but the seed, in grid order) of the
+    finished runs: the axis labels, ``seeds``, ``epochs``, ``mAP`` (seed-mean last-epoch
+    test mAP, share in [0, 1]), ``movement`` (:func:`plateau_movement`), ``rise``
+    (:func:`tail_rise`) and ``rising`` (``rise >= PLATEAU_TOLERANCE``: the seed-mean curve
+    gained at least the tolerance over the last ``PLATEAU_TAIL`` of the schedule).
+    """
+    sweep_dir = Path(sweep_dir)
+    axes, records = collect(sweep_dir)
+    rows = []
+    for key, members in setting_groups(axes, records).items():
+        curves = [map_curve(sweep_dir / r["run"]) for r in members]
+        epochs = int(members[0]["epochs"])
+        row: dict[str, Any] = dict(zip(setting_axes(axes), key))
+        row["mAP"], _, row["seeds"] = mean_std([r.get("mAP") for r in members])
+        row["epochs"] = epochs
+        row["movement"] = plateau_movement(curves, epochs)
+        row["rise"] = tail_rise(curves, epochs)
+        row["rising"] = bool(row["rise"] >= PLATEAU_TOLERANCE)
+        rows.append(row)
+    return rows
+
+
+def plateau_markdown(rows: list[dict[str, Any]]) -> str:
+    """The plateau table: last-epoch mAP (%), movement and rise over the schedule's last
+    ``PLATEAU_TAIL`` (points), and a count of the settings still rising."""
+    if not rows:
+        return "(no finished runs)\n"
+    fields = ("mAP", "seeds", "epochs", "movement", "rise", "rising")
+    keys = [k for k in rows[0] if k not in fields]
+    tail = f"last {PLATEAU_TAIL:.0%}"
+    header = [*keys, "seeds", "epochs", "mAP", f"movement, {tail} (points)",
+              f"rise, {tail} (points)", f"still rising (≥ {100 * PLATEAU_TOLERANCE:.1f})"]
+    body = [[*(str(row[k]) for k in keys), str(row["seeds"]), str(row["epochs"]),
+             format_percent(row["mAP"]), f"{100 * row['movement']:.2f}",
+             f"{100 * row['rise']:+.2f}", "yes" if row["rising"] else "no"] for row in rows]
+    rising = sum(row["rising"] for row in rows)
+    return markdown_table(header, body) + f"\n{rising} of {len(rows)} settings still rising.\n"

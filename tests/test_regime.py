@@ -118,3 +118,57 @@ def test_a_sweep_of_one_method_is_read_only_if_that_method_is_bce(tmp_path, caps
         assert rows == []
         assert main(["data", "regime", str(root)]) == 0
         assert "(no finished BCE runs)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("curves", "rise"), [
+    # seed means over epochs >= 80: 0.6, 0.6, 0.7 -> last - first = +0.1
+    ([{70: 0.0, 80: 0.5, 90: 0.6, 100: 0.7}, {70: 0.9, 80: 0.7, 90: 0.6, 100: 0.7}], 0.1),
+    # a curve that peaks inside the tail and falls back (memorization): 0.5 -> 0.4
+    ([{80: 0.5, 90: 0.7, 100: 0.4}], -0.1),
+    # one shared tail epoch: nothing to rise over
+    ([{80: 0.5, 100: 0.6}, {80: 0.4, 90: 0.6}], 0.0),
+], ids=["rising", "falling-back", "one-shared-epoch"])
+def test_tail_rise_is_signed_last_minus_first_of_the_seed_mean(curves, rise):
+    assert regime.tail_rise(curves, 100) == pytest.approx(rise)
+
+
+def test_tail_rise_without_a_shared_tail_epoch_is_nan():
+    assert math.isnan(regime.tail_rise([{90: 0.5}, {100: 0.5}], 100))
+    assert math.isnan(regime.tail_rise([], 100))
+
+
+@pytest.fixture
+def two_method_sweep(tmp_path) -> Path:
+    """BCE flat at the end of its 100 epochs, Mixup still rising 1 point, two seeds each."""
+    root = tmp_path / "paper"
+    points = []
+    for method, gain in (("bce", 0.002), ("mixup", 0.01)):
+        for seed, shift in (("0", 0.01), ("1", -0.01)):
+            curve = {70: 0.5, 80: 0.6 + shift, 90: 0.6 + shift + gain / 2,
+                     100: 0.6 + shift + gain}
+            points.append(_point(root, f"seed={seed}__method={method}",
+                                 {"seed": seed, "method": method}, curve, None))
+    (root / "sweep.json").write_text(json.dumps({"source": "p.yaml", "points": points}))
+    return root
+
+
+def test_plateau_rows_read_every_method(two_method_sweep):
+    bce, mixup = regime.plateau_rows(two_method_sweep)
+    assert (bce["method"], bce["seeds"], bce["epochs"]) == ("bce", 2, 100)
+    assert bce["mAP"] == pytest.approx(0.602) and bce["rise"] == pytest.approx(0.002)
+    assert bce["movement"] == pytest.approx(0.002) and bce["rising"] is False
+    assert mixup["rise"] == pytest.approx(0.01) and mixup["rising"] is True
+
+
+def test_plateau_cli_prints_the_table_and_the_count(two_method_sweep, capsys):
+    assert main(["data", "plateau", str(two_method_sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "| mixup | 2 | 100 | 61.0 | 1.00 | +1.00 | yes |" in out
+    assert "| bce | 2 | 100 | 60.2 | 0.20 | +0.20 | no |" in out
+    assert "1 of 2 settings still rising." in out
+
+
+def test_plateau_cli_refuses_a_folder_that_is_no_sweep_in_one_line(tmp_path, capsys):
+    assert main(["data", "plateau", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path) in err[0]
