@@ -22,6 +22,7 @@ __all__ = ["SCORE_FLOOR", "class_confidences", "minority_probabilities", "Minori
 #: should be drawn (almost) always: the floor gives it (almost) all the mass, the limit of
 #: 1/Score, instead of a division by zero. If every score is 0 the result is uniform.
 SCORE_FLOOR = 1e-12
+SCORE_TERMS = ("all", "positive", "uniform")  # what ``minority_probabilities`` scores by
 
 
 def _validate(confidences, labels) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,8 +136,8 @@ def minority_probabilities(
         An unknown ``terms`` or ``positive_floor``, confidences outside [0, 1] or NaN,
         non-binary labels, mismatched shapes, or N = 0 (no distribution to return).
     """
-    if terms not in ("all", "positive", "uniform"):
-        raise ValueError(f"terms must be 'all', 'positive' or 'uniform', got {terms!r}")
+    if terms not in SCORE_TERMS:
+        raise ValueError(f"terms must be one of {', '.join(SCORE_TERMS)}, got {terms!r}")
     if terms == "positive" and not 0 < positive_floor <= 1:
         raise ValueError(f"positive_floor must be in (0, 1], got {positive_floor!r}")
     confidences, labels = _validate(confidences, labels)

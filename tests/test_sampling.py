@@ -123,7 +123,7 @@ def test_bad_inputs_raise(confidences, labels, match, terms):
     ({"terms": "inverse"}, "terms must be"),
     ({"terms": "positive", "positive_floor": 0.0}, "positive_floor"),
 ], ids=["unknown-terms", "zero-floor"])
-def test_bad_options_raise_before_any_work(options, match):
+def test_bad_options_are_named_even_without_instances(options, match):
     # the option is named, even when the inputs hold no instance
     with pytest.raises(ValueError, match=match):
         minority_probabilities(torch.zeros(0, 2), torch.zeros(0, 2), **options)

@@ -25,7 +25,7 @@ from ..labels import (
     row_chunks,
     selection_quality,
 )
-from ..sampling import class_confidences, minority_probabilities
+from ..sampling import SCORE_TERMS, class_confidences, minority_probabilities
 from .base import EpochContext, EpochResult, Hyperparameter, Method
 
 HIST_BINS = 40  # bins of the per-(class, label value) loss histograms on the [0, 1] GMM scale
@@ -68,7 +68,7 @@ class BalanceMix(Method):
         "minority_score": Hyperparameter(
             "all", "all (docs/method.md §1.2) | positive (opt-in: positive labels only) | "
             "uniform (control: p(n) = 1/N, drawn with replacement)",
-            choices=("all", "positive", "uniform")),
+            choices=SCORE_TERMS),
         "clean_labels": Hyperparameter(True, "BalanceMix: GMM clean-label selection"),
         "relabel": Hyperparameter(True, "BalanceMix: re-label confident non-clean labels"),
         "ambiguous_weighting": Hyperparameter(
