@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import sys
 
-import numpy as np
 import torch
 
 from . import distributed as dist
@@ -86,12 +85,3 @@ def check_finite(logits: torch.Tensor, *, epoch: int | None, what: str) -> torch
         raise TrainingDiverged(f"training diverged: the model's {what} outputs are not "
                                f"finite{when}; the last good checkpoint is kept")
     return logits
-
-
-def tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
-    """``torch.from_numpy`` (shared memory) for any NumPy array torch can hold: a reversed
-    view (negative strides) or a non-native byte order is copied first instead of refused
-    with torch's message about strides or byte order."""
-    if not array.dtype.isnative or any(stride < 0 for stride in array.strides):
-        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    return torch.from_numpy(array)

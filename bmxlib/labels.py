@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .compute import tensor_from_numpy
+from .arrays import tensor_from_numpy
 
 __all__ = [
     "LabelState",

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from .compute import tensor_from_numpy
+from .arrays import tensor_from_numpy
 
 GROUP_NAMES = ("many", "medium", "few")
 

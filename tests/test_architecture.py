@@ -49,7 +49,7 @@ MAX_LINES = 500
 
 #: (layer name, module patterns relative to the package; "" is the package's __init__)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("io", "cache", "distributed", "compute", "heads", "measures")),
+    ("foundation", ("io", "arrays", "cache", "distributed", "compute", "heads", "measures")),
     ("data", ("data", "data.*")),
     ("core equations", ("noise", "stats", "metrics", "labels", "gmm_em", "gmm", "sampling",
                         "mixing")),
@@ -69,7 +69,7 @@ ORDERED = {
                        "mixing"),
     "experiment": ("experiment", "checkpoints", "passes", "steps", "reference", "recorder"),
     "models": ("models", "pretrain"),
-    "foundation": ("io", "cache", "distributed", "compute", "heads", "measures"),
+    "foundation": ("io", "arrays", "cache", "distributed", "compute", "heads", "measures"),
 }
 CORE = ("noise", "stats", "metrics", "labels", "gmm_em", "gmm", "sampling", "mixing",
         "methods", "methods.*")

@@ -241,6 +241,21 @@ def test_equations_take_reversed_and_byte_swapped_arrays(view):
                                sampling.minority_probabilities(same_scores, same_labels))
 
 
+@pytest.mark.parametrize("view, shares", [
+    pytest.param(lambda a: a, True, id="native"),
+    pytest.param(lambda a: a[:, 1:], True, id="column-slice"),
+    pytest.param(lambda a: a[::-1], False, id="reversed-rows"),
+    pytest.param(lambda a: a.astype(a.dtype.newbyteorder(">")), False, id="big-endian"),
+])
+def test_tensor_from_numpy_copies_only_what_torch_refuses(view, shares):
+    from bmxlib.arrays import tensor_from_numpy
+
+    array = view(np.arange(12, dtype=np.float32).reshape(3, 4))
+    tensor = tensor_from_numpy(array)
+    np.testing.assert_array_equal(tensor.numpy(), array)
+    assert np.shares_memory(tensor.numpy(), array) is shares
+
+
 def test_gmm_takes_losses_that_require_grad():
     """Per-label losses computed from live logits carry a graph; p_G takes none."""
     import torch
