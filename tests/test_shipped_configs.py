@@ -72,3 +72,24 @@ def test_glyphs_coco_paper_grid_is_the_paper_structure_seed_major_after_bce_chec
     bce = [p for p in points if p.config.method == "bce"]
     for point in bce:
         assert any(not result_differences(c.config, point.config) for c in check), point.name
+
+
+def test_glyphs_coco_long_schedule_ablation_is_the_ablation_at_400_epochs_reusing_its_sweep():
+    """The 400-epoch ablation has the 200-epoch ablation's rows under mislabel-40, with
+    only the schedule changed, and its rows 0, 1 and 5 are exactly the long-schedule
+    sweep's bce / mixup / balancemix points (so `bmx sweep --reuse` copies them)."""
+    from bmxlib.config import result_differences
+
+    _, long_ablation = plan_sweep(ROOT / "configs" / "glyphs_coco_long_schedule_ablation.yaml")
+    _, ablation = plan_sweep(ROOT / "configs" / "glyphs_coco_ablation.yaml")
+    _, long_sweep = plan_sweep(ROOT / "configs" / "glyphs_coco_long_schedule.yaml")
+    assert len(long_ablation) == 6 * 3
+    short = [p for p in ablation if p.config.noise == "mislabel" and p.config.noise_rate == 0.4]
+    assert len(short) == len(long_ablation)
+    for point, twin in zip(long_ablation, short, strict=True):
+        assert point.config.epochs == 400 and twin.config.epochs == 200
+        assert result_differences(twin.config, point.config) == [("epochs", 200, 400)], point.name
+    reused = [p for p in long_ablation if p.labels["variant"][0] in "015"]
+    assert len(reused) == 3 * 3
+    for point in reused:
+        assert any(not result_differences(c.config, point.config) for c in long_sweep), point.name
