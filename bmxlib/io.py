@@ -85,6 +85,44 @@ def uninterrupted():
             signal.raise_signal(number)  # checks at once), each signal once
 
 
+def kill_if_stuck(processes, *, after_s: float) -> threading.Timer:
+    """Start a daemon timer that, ``after_s`` seconds from now, asks each of ``processes``
+    (``multiprocessing.Process``, already told to stop) still running for its stacks
+    (SIGUSR1: ``faulthandler``, where the process registered it), SIGKILLs it and says so on
+    stderr. Processes that have ended by then are left alone, so the timer may outlive
+    them; ``cancel()`` it to be tidy.
+
+    A stop must end: a sweep worker stuck while unwinding once held a Ctrl-C'd sweep past
+    two minutes. Killing it can leak its semaphores, the lesser harm. The timer reads the
+    processes' sentinels and never reaps them, so their owner still joins them.
+    """
+    import sys
+    import time
+    from multiprocessing.connection import wait
+
+    pids = {process.sentinel: process.pid for process in processes}
+
+    def kill_the_stuck() -> None:
+        try:
+            ended = set(wait(list(pids), timeout=0))
+        except (OSError, ValueError):  # a sentinel closed by its owner: it has ended
+            return
+        stuck = [pid for sentinel, pid in pids.items() if sentinel not in ended]
+        for number in (signal.SIGUSR1, signal.SIGKILL):
+            for pid in stuck:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, number)
+            time.sleep(1.0 if stuck and number == signal.SIGUSR1 else 0.0)  # stacks first
+        for pid in stuck:
+            print(f"bmx: process {pid} did not stop within {after_s:g} s; killed it (its "
+                  "stacks, where it could write them, are above)", file=sys.stderr)
+
+    timer = threading.Timer(after_s, kill_the_stuck)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def _atomic_replace(path: Path, write) -> None:
     with uninterrupted():
         _replace_with_temporary(Path(path), write)

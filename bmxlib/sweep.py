@@ -48,6 +48,7 @@ from .config import (
     read_yaml,
     result_differences,
 )
+from .io import kill_if_stuck
 from .results import write_tables
 
 
@@ -276,6 +277,7 @@ def _exit_with_parent(parent: int) -> None:
     """Worker initializer: leave when the sweep process ``parent`` (its pid from the parent:
     a worker killed while importing has another) is gone, not train on after its SIGKILL.
     Ctrl-C is the sweep's; its SIGTERM unwinds the worker's point and sets ``_STOPPING``."""
+    import faulthandler
     import signal
     import threading
     import time
@@ -288,6 +290,7 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="bmx-parent-watch").start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(_STOPPING.append(signum) or 143))
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # its stacks, if io.kill_if_stuck
 
 
 def _run_point(config: Config) -> str:
@@ -487,8 +490,11 @@ def _run_pool(todo: list[Point], jobs: int, finished, skipped) -> None:
             except runs.RunDirBusy as error:
                 skipped(futures[future], error)
     except BaseException as stop:  # Ctrl-C or SIGTERM: the running points unwind too
-        for worker in [] if isinstance(stop, Exception) else multiprocessing.active_children():
+        workers = [] if isinstance(stop, Exception) else multiprocessing.active_children()
+        for worker in workers:
             worker.terminate()  # it unwinds (_exit_with_parent); killed, it leaked semaphores
+        if workers:  # unwinding takes seconds; after 30 a worker is stuck (a daemon timer)
+            kill_if_stuck(workers, after_s=30)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

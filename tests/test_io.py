@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -129,3 +130,38 @@ def test_uninterrupted_delivers_a_held_stop_once_at_the_end(sigterm_raises_stopp
     with uninterrupted():  # nothing left held for the next block
         reached.append("quiet")
     assert {number: signal.getsignal(number) for number in handlers} == handlers  # restored
+
+
+def _sleep_through_sigterm(seconds: float) -> None:
+    import faulthandler
+    import sys
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker stuck while it unwinds
+    faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)  # as sweep's
+    time.sleep(seconds)
+
+
+@pytest.mark.parametrize("ignores_sigterm", [True, False], ids=["stuck", "stops"])
+def test_kill_if_stuck_kills_only_a_process_that_outlives_the_grace(ignores_sigterm, capfd):
+    """A Ctrl-C'd sweep once waited past two minutes on a worker that did not unwind."""
+    import multiprocessing
+
+    from bmxlib.io import kill_if_stuck
+
+    context = multiprocessing.get_context("fork")
+    target = _sleep_through_sigterm if ignores_sigterm else time.sleep
+    process = context.Process(target=target, args=(60,))
+    process.start()
+    time.sleep(0.2)  # let the child set its handler
+    process.terminate()
+    timer = kill_if_stuck([process], after_s=0.5)
+    process.join(timeout=20)
+    timer.join(timeout=20)
+    err = capfd.readouterr().err
+    if ignores_sigterm:
+        assert process.exitcode == -signal.SIGKILL
+        assert "in _sleep_through_sigterm" in err  # its stacks, before the kill
+        assert f"process {process.pid} did not stop within 0.5 s; killed it" in err
+    else:
+        assert process.exitcode == -signal.SIGTERM
+        assert "did not stop" not in err
