@@ -102,17 +102,22 @@ def kill_if_stuck(processes, *, after_s: float) -> threading.Timer:
 
     pids = {process.sentinel: process.pid for process in processes}
 
+    def send_each(stuck: list[int], number: int) -> None:
+        for pid in stuck:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(pid, number)
+
     def kill_the_stuck() -> None:
         try:
             ended = set(wait(list(pids), timeout=0))
         except (OSError, ValueError):  # a sentinel closed by its owner: it has ended
             return
         stuck = [pid for sentinel, pid in pids.items() if sentinel not in ended]
-        for number in (signal.SIGUSR1, signal.SIGKILL):
-            for pid in stuck:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, number)
-            time.sleep(1.0 if stuck and number == signal.SIGUSR1 else 0.0)  # stacks first
+        if not stuck:
+            return
+        send_each(stuck, signal.SIGUSR1)
+        time.sleep(1.0)  # faulthandler writes the stacks
+        send_each(stuck, signal.SIGKILL)
         for pid in stuck:
             print(f"bmx: process {pid} did not stop within {after_s:g} s; killed it (its "
                   "stacks, where it could write them, are above)", file=sys.stderr)

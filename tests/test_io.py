@@ -132,12 +132,14 @@ def test_uninterrupted_delivers_a_held_stop_once_at_the_end(sigterm_raises_stopp
     assert {number: signal.getsignal(number) for number in handlers} == handlers  # restored
 
 
-def _sleep_through_sigterm(seconds: float) -> None:
+def _sleep_once_ready(ready, seconds: float, *, ignores_sigterm: bool) -> None:
     import faulthandler
     import sys
 
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker stuck while it unwinds
-    faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)  # as sweep's
+    if ignores_sigterm:  # a worker stuck while it unwinds, registered as sweep's workers are
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    ready.set()
     time.sleep(seconds)
 
 
@@ -149,10 +151,11 @@ def test_kill_if_stuck_kills_only_a_process_that_outlives_the_grace(ignores_sigt
     from bmxlib.io import kill_if_stuck
 
     context = multiprocessing.get_context("fork")
-    target = _sleep_through_sigterm if ignores_sigterm else time.sleep
-    process = context.Process(target=target, args=(60,))
+    ready = context.Event()
+    process = context.Process(target=_sleep_once_ready, args=(ready, 60),
+                              kwargs={"ignores_sigterm": ignores_sigterm})
     process.start()
-    time.sleep(0.2)  # let the child set its handler
+    assert ready.wait(timeout=30)  # its handlers are set before the stop
     process.terminate()
     timer = kill_if_stuck([process], after_s=0.5)
     process.join(timeout=20)
@@ -160,7 +163,7 @@ def test_kill_if_stuck_kills_only_a_process_that_outlives_the_grace(ignores_sigt
     err = capfd.readouterr().err
     if ignores_sigterm:
         assert process.exitcode == -signal.SIGKILL
-        assert "in _sleep_through_sigterm" in err  # its stacks, before the kill
+        assert "in _sleep_once_ready" in err  # its stacks, before the kill
         assert f"process {process.pid} did not stop within 0.5 s; killed it" in err
     else:
         assert process.exitcode == -signal.SIGTERM
