@@ -70,7 +70,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import ClusterOptions, PointsFailed, run_sweep
+    from .launchers import ClusterOptions, PointsFailed
+    from .sweep import run_sweep
 
     # finished points are kept; the same command skips them and resumes the rest
     args.interrupt_hint = "the same command: bmx " + shlex.join(args.argv)

@@ -60,8 +60,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("experiment", ("experiment", "checkpoints", "passes", "steps", "reference", "recorder")),
     ("engine", ("engine",)),
     ("results and plots", ("results", "management", "paper_tables", "regime", "plots", "plots.*")),
-    ("report and tools", ("notebook_specs", "report", "sweep", "archive", "demo", "bench",
-                          "bench.*", "cli", "train", "")),
+    ("report and tools", ("notebook_specs", "report", "sweep", "launchers", "archive", "demo",
+                          "bench", "bench.*", "cli", "train", "")),
 )
 #: layers whose modules import only those listed before them (no sideways imports)
 ORDERED = {
@@ -73,8 +73,8 @@ ORDERED = {
 }
 CORE = ("noise", "stats", "metrics", "labels", "gmm_em", "gmm", "sampling", "mixing",
         "methods", "methods.*")
-CORE_NEVER = ("engine", "runs", "results", "plots", "plots.*", "report", "sweep", "cli",
-              "tensorboard", "experiment", "passes", "checkpoints", "steps", "recorder")
+CORE_NEVER = ("engine", "runs", "results", "plots", "plots.*", "report", "sweep", "launchers",
+              "cli", "tensorboard", "experiment", "passes", "checkpoints", "steps", "recorder")
 
 
 @dataclass
