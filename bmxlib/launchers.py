@@ -10,13 +10,17 @@ resume or start it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 from . import runs
@@ -62,9 +66,9 @@ def check_launcher(launcher: str) -> None:
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: leave when the sweep process ``parent`` (its pid from the parent:
     a worker killed while importing has another) is gone, not train on after its SIGKILL.
-    Ctrl-C is the sweep's; its SIGTERM unwinds the worker's point and sets ``_STOPPING``."""
+    Ctrl-C is the sweep's (ignored here, and blocked since the worker started: ``run_pool``);
+    its SIGTERM unwinds the worker's point and sets ``_STOPPING``."""
     import faulthandler
-    import signal
     import threading
     import time
 
@@ -95,14 +99,25 @@ def run_point(config: Config) -> str:
     return config.name
 
 
-def run_pool(configs: list[Config], jobs: int, finished, skipped) -> None:
+def run_pool(configs: list[Config], jobs: int, finished, skipped, *,
+             task: Callable[[Config], str] = run_point) -> None:
     """Run the points ``configs`` in ``jobs`` spawned workers, joined whatever stops them;
-    ``finished(name)`` after each, ``skipped(name, runs.RunDirBusy)`` for a busy one."""
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    ``finished(name)`` after each, ``skipped(name, runs.RunDirBusy)`` for a busy one.
+    ``task`` runs one point in a worker (a module-level function: it is pickled).
+
+    The workers are spawned with Ctrl-C blocked, and a signal mask survives exec: a Ctrl-C
+    that reached a worker still importing, before ``_exit_with_parent`` ignores it, printed
+    the worker's KeyboardInterrupt traceback. The sweep's own Ctrl-C waits in its mask the
+    milliseconds the spawning takes, then arrives (the standard library starts its resource
+    tracker so).
+    """
+    pool = None
     try:
-        futures = {pool.submit(run_point, dataclasses.replace(c, progress=False)): c.name
-                   for c in configs}
+        with _sigint_blocked():  # ProcessPoolExecutor spawns its workers in submit
+            pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_exit_with_parent, initargs=(os.getpid(),))
+            futures = {pool.submit(task, dataclasses.replace(c, progress=False)): c.name
+                       for c in configs}
         for future in as_completed(futures):
             try:
                 finished(future.result())
@@ -116,7 +131,26 @@ def run_pool(configs: list[Config], jobs: int, finished, skipped) -> None:
             kill_if_stuck(workers, after_s=30)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Hold SIGINT pending in this thread (and the processes and threads it starts) inside;
+    a no-op where there are no signal masks (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    # the resource tracker, started by a spawn if not running, unblocks SIGINT once it has
+    # started (it blocks it around its own spawn, as here): start it before blocking
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if signal.SIGINT not in blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def submit_all(configs: list[Config], sweep_dir: Path, launcher: str,
