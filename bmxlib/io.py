@@ -15,8 +15,10 @@ import json
 import math
 import os
 import signal
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +98,7 @@ def kill_if_stuck(processes, *, after_s: float) -> threading.Timer:
     two minutes. Killing it can leak its semaphores, the lesser harm. The timer reads the
     processes' sentinels and never reaps them, so their owner still joins them.
     """
-    import sys
-    import time
-    from multiprocessing.connection import wait
+    from multiprocessing.connection import wait  # only a stopped sweep needs it
 
     pids = {process.sentinel: process.pid for process in processes}
 

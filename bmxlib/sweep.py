@@ -349,21 +349,21 @@ def run_sweep(
         busy.append(name)
         print(f"[sweep {sweep_dir.name}] skipped {name}: {error}", file=sys.stderr, flush=True)
 
+    configs = [p.config for p in todo]
     if launcher != "local":
-        submit_all([p.config for p in todo], sweep_dir, launcher,
-                   cluster or ClusterOptions(), finished)
+        submit_all(configs, sweep_dir, launcher, cluster or ClusterOptions(), finished)
     elif jobs == 1:
-        for point in todo:
-            bar.set_postfix_str(point.name)
+        for config in configs:
+            bar.set_postfix_str(config.name)
             try:
-                finished(run_point(point.config))
+                finished(run_point(config))
             except runs.RunDirBusy as error:
-                skipped(point.name, error)
+                skipped(config.name, error)
     else:
         from .engine import warm_caches
 
-        warm_caches([p.config for p in todo])  # once here, not in every worker at once
-        run_pool([p.config for p in todo], jobs, finished, skipped)
+        warm_caches(configs)  # once here, not in every worker at once
+        run_pool(configs, jobs, finished, skipped)
     bar.close()
     write_tables(sweep_dir)
     if note := mixed_builds_note(sweep_dir):  # finished points copied or left by another machine
