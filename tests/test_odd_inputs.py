@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,40 @@ ROOT = Path(__file__).resolve().parents[1]
 def _errors(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines()
             if line.startswith("bmx: error:")]
+
+
+@contextlib.contextmanager
+def _stopped_at_the_end(process: subprocess.Popen) -> Iterator[None]:
+    """Kill ``process``'s group (a session of its own) whatever the test's outcome: a sweep
+    left behind by a failed test trained on beside the rest of the suite."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _stderr_once_stopped(process: subprocess.Popen, *, timeout: float) -> str:
+    """The stderr of ``process`` after it exits; if it has not within ``timeout`` s, fail
+    with every process's Python stacks (the sweep's workers dump theirs on SIGUSR1,
+    ``launchers``; the sweep, run under ``-X faulthandler``, on SIGABRT)."""
+    import psutil
+
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        process.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        err = process.communicate()[1]
+        pytest.fail(f"still running {timeout:.0f} s after the signal; its stacks:\n{err[-8000:]}")
 
 
 def test_a_manifest_written_by_excel_with_a_bom_loads(tmp_path):
@@ -92,14 +128,16 @@ def test_sigterm_during_a_sweep_says_to_rerun_it_and_exits_143(tmp_path):
     path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}  epochs: 50\n"
                     "grid:\n  seed: [0]\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "bmxlib.cli", "sweep", "--config",
-                                str(path)], env=env, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / "out" / "s" / "seed=0" / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while not metrics.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "bmxlib.cli",
+                                "sweep", "--config", str(path)], env=env,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with _stopped_at_the_end(process):
+        metrics = tmp_path / "out" / "s" / "seed=0" / "metrics.jsonl"
+        deadline = time.monotonic() + 120
+        while not metrics.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        err = _stderr_once_stopped(process, timeout=60)
     assert process.returncode == 143, err
     last = err.strip().splitlines()[-1]
     assert last == f"bmx: terminated; continue with the same command: bmx sweep --config {path}"
@@ -115,18 +153,19 @@ def test_ctrl_c_during_a_parallel_sweep_leaves_no_leaked_semaphores(tmp_path):
     path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}  epochs: 200\n"
                     "  pretrained: none\ngrid:\n  seed: [0, 1]\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "bmxlib.cli", "sweep", "--config",
-                                str(path), "--jobs", "2"], env=env, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True,
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "bmxlib.cli",
+                                "sweep", "--config", str(path), "--jobs", "2"], env=env,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
                                # a shell's background job (nohup … &) starts with SIGINT
                                # ignored, and Python keeps an inherited SIG_IGN: restore it
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    metrics = [tmp_path / "out" / "s" / f"seed={seed}" / "metrics.jsonl" for seed in (0, 1)]
-    deadline = time.monotonic() + 180
-    while not all(m.exists() for m in metrics) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    _, err = process.communicate(timeout=120)
+    with _stopped_at_the_end(process):
+        metrics = [tmp_path / "out" / "s" / f"seed={seed}" / "metrics.jsonl" for seed in (0, 1)]
+        deadline = time.monotonic() + 180
+        while not all(m.exists() for m in metrics) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        err = _stderr_once_stopped(process, timeout=120)
     assert process.returncode == 130, err
     assert "leaked semaphore" not in err and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("bmx: interrupted; continue with the same")
