@@ -364,6 +364,9 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())[:400] or err.__class__.__name__
 
 
+INTERRUPTED, TERMINATED = 130, 143  # main's status after Ctrl-C / SIGTERM (128 + signal)
+
+
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
 
@@ -410,8 +413,27 @@ def _run(args: argparse.Namespace) -> int:
                     else "the same command (nothing was written): bmx " + shlex.join(args.argv))
         print(f"bmx: {'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}"
               f"{'; continue with ' + hint if hint else ''}", file=sys.stderr)
-        return 130 if isinstance(stop, KeyboardInterrupt) else 143
+        return INTERRUPTED if isinstance(stop, KeyboardInterrupt) else TERMINATED
+
+
+def console() -> int:
+    """The ``bmx`` command: :func:`main`, except that a Ctrl-C'd command ends by SIGINT
+    once Python has shut down (a shell shows status 130 either way). A shell loop of bmx
+    commands then stops at Ctrl-C: bash goes on to the next command after one that exits
+    with 130, and stops only after one that SIGINT ended. Python ends so when a
+    KeyboardInterrupt leaves the program (since 3.8); ``bmx: interrupted ...`` is printed
+    already, so the traceback is not."""
+    status = main()
+    if status == INTERRUPTED:
+        sys.excepthook = _quiet_after_interrupt
+        raise KeyboardInterrupt
+    return status
+
+
+def _quiet_after_interrupt(kind, value, traceback) -> None:
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

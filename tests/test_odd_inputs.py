@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -166,9 +167,37 @@ def test_ctrl_c_during_a_parallel_sweep_leaves_no_leaked_semaphores(tmp_path):
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         err = _stderr_once_stopped(process, timeout=120)
-    assert process.returncode == 130, err
+    assert process.returncode == -signal.SIGINT, err  # cli.console; a shell shows 130
     assert "leaked semaphore" not in err and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("bmx: interrupted; continue with the same")
+
+
+def test_ctrl_c_stops_a_shell_loop_of_bmx_commands(tmp_path):
+    """`for seed in 0 1; do bmx train ...; done`: Ctrl-C stopped only the running command
+    and bash started the next, since bmx exited with status 130; bash stops a loop only
+    after a command that SIGINT ended."""
+    overrides = [item for item in TINY if not item.startswith("epochs=")]
+    train = shlex.join([sys.executable, "-m", "bmxlib.cli", "train", "--config",
+                        str(ROOT / "configs/digits_bce.yaml"), f"out_dir={tmp_path}",
+                        "epochs=200", "pretrained=none", *overrides])
+    script = f'for seed in 0 1; do {train} name=seed$seed seed=$seed; echo "next"; done'
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(["bash", "-c", script], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    with _stopped_at_the_end(process):
+        metrics = tmp_path / "seed0" / "metrics.jsonl"
+        deadline = time.monotonic() + 120
+        while not metrics.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, err = process.communicate(timeout=60)
+    assert metrics.exists(), err
+    assert process.returncode == -signal.SIGINT and "next" not in out, (out, err)
+    assert not (tmp_path / "seed1").exists()
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last == f"bmx: interrupted; continue with bmx train --resume {tmp_path / 'seed0'}"
 
 
 def test_ctrl_c_before_the_run_exists_says_to_rerun_the_command(tmp_path, monkeypatch, capsys):
