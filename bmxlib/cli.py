@@ -70,11 +70,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    # finished points are kept; the same command skips them and resumes the rest (set
+    # before the imports: a Ctrl-C in their seconds said only "interrupted")
+    args.interrupt_hint = "the same command: bmx " + shlex.join(args.argv)
     from .launchers import ClusterOptions, PointsFailed
     from .sweep import run_sweep
 
-    # finished points are kept; the same command skips them and resumes the rest
-    args.interrupt_hint = "the same command: bmx " + shlex.join(args.argv)
     cluster = ClusterOptions(partition=args.partition, gpus=args.gpus, cpus=args.cpus,
                              time_minutes=args.time, mem_gb=args.mem)
     try:
@@ -376,12 +377,15 @@ def _terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parse_args(parser, argv)
+        args = parse_args(build_parser(), argv)
     except SystemExit as stop:  # --help (0) or a one-line usage error (2)
         return int(stop.code or 0)
+    except KeyboardInterrupt:  # its first tenth of a second: a traceback, before
+        print("bmx: interrupted before the command started (nothing was written)",
+              file=sys.stderr)
+        return INTERRUPTED
     args.argv = argv
     previous = signal.signal(signal.SIGTERM, _terminated) \
         if threading.current_thread() is threading.main_thread() else None

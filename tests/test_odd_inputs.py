@@ -200,6 +200,35 @@ def test_ctrl_c_stops_a_shell_loop_of_bmx_commands(tmp_path):
     assert last == f"bmx: interrupted; continue with bmx train --resume {tmp_path / 'seed0'}"
 
 
+def test_ctrl_c_while_the_parser_is_built_prints_one_line(monkeypatch, capsys):
+    """A Ctrl-C in a command's first tenth of a second printed a traceback."""
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["tables", "--help"]) == cli.INTERRUPTED
+    assert capsys.readouterr().err == ("bmx: interrupted before the command started "
+                                       "(nothing was written)\n")
+
+
+def test_ctrl_c_while_a_sweep_imports_says_to_rerun_the_command(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C in the seconds `bmx sweep` imports torch said only 'bmx: interrupted'."""
+
+    class Interrupting:  # the import of bmxlib.launchers is where the Ctrl-C lands
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name == "bmxlib.launchers":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "bmxlib.launchers", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    argv = ["sweep", "--config", str(ROOT / "configs/digits_paper.yaml"), f"out_dir={tmp_path}"]
+    assert cli.main(argv) == cli.INTERRUPTED
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"bmx: interrupted; continue with the same command: bmx {shlex.join(argv)}"
+
+
 def test_ctrl_c_before_the_run_exists_says_to_rerun_the_command(tmp_path, monkeypatch, capsys):
     """The hint was `bmx train --resume RUN`, which fails: no run existed yet."""
     import bmxlib.engine as engine
