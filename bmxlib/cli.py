@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(build_parser(), argv)
     except SystemExit as stop:  # --help (0) or a one-line usage error (2)
         return int(stop.code or 0)
-    except KeyboardInterrupt:  # its first tenth of a second: a traceback, before
+    except KeyboardInterrupt:  # in the command's first tenth of a second (was a traceback)
         print("bmx: interrupted before the command started (nothing was written)",
               file=sys.stderr)
         return INTERRUPTED
