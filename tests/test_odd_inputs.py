@@ -42,6 +42,23 @@ def _stopped_at_the_end(process: subprocess.Popen) -> Iterator[None]:
         process.wait()
 
 
+def _subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def _default_sigint() -> None:
+    """preexec_fn: a shell's background job (nohup … &) starts with SIGINT ignored, and
+    Python keeps an inherited SIG_IGN: restore it, so that the test's Ctrl-C arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _wait_for(paths: list[Path], *, timeout: float) -> None:
+    """Until every one of ``paths`` exists (the runs have trained), or ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not all(path.exists() for path in paths) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _stderr_once_stopped(process: subprocess.Popen, *, timeout: float) -> str:
     """The stderr of ``process`` after it exits; if it has not within ``timeout`` s, fail
     with every process's Python stacks (the sweep's workers dump theirs on SIGUSR1,
@@ -128,15 +145,11 @@ def test_sigterm_during_a_sweep_says_to_rerun_it_and_exits_143(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}  epochs: 50\n"
                     "grid:\n  seed: [0]\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "bmxlib.cli",
-                                "sweep", "--config", str(path)], env=env,
+                                "sweep", "--config", str(path)], env=_subprocess_env(),
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     with _stopped_at_the_end(process):
-        metrics = tmp_path / "out" / "s" / "seed=0" / "metrics.jsonl"
-        deadline = time.monotonic() + 120
-        while not metrics.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for([tmp_path / "out" / "s" / "seed=0" / "metrics.jsonl"], timeout=120)
         process.send_signal(signal.SIGTERM)
         err = _stderr_once_stopped(process, timeout=60)
     assert process.returncode == 143, err
@@ -153,18 +166,13 @@ def test_ctrl_c_during_a_parallel_sweep_leaves_no_leaked_semaphores(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(f"name: s\nout_dir: {tmp_path / 'out'}\nfixed:\n{fixed}  epochs: 200\n"
                     "  pretrained: none\ngrid:\n  seed: [0, 1]\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "bmxlib.cli",
-                                "sweep", "--config", str(path), "--jobs", "2"], env=env,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               # a shell's background job (nohup … &) starts with SIGINT
-                               # ignored, and Python keeps an inherited SIG_IGN: restore it
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                "sweep", "--config", str(path), "--jobs", "2"],
+                               env=_subprocess_env(), stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=_default_sigint)
     with _stopped_at_the_end(process):
-        metrics = [tmp_path / "out" / "s" / f"seed={seed}" / "metrics.jsonl" for seed in (0, 1)]
-        deadline = time.monotonic() + 180
-        while not all(m.exists() for m in metrics) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for([tmp_path / "out" / "s" / f"seed={seed}" / "metrics.jsonl" for seed in (0, 1)],
+                  timeout=180)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         err = _stderr_once_stopped(process, timeout=120)
     assert process.returncode == -signal.SIGINT, err  # cli.console; a shell shows 130
@@ -180,20 +188,17 @@ def test_ctrl_c_stops_a_shell_loop_of_bmx_commands(tmp_path):
     train = shlex.join([sys.executable, "-m", "bmxlib.cli", "train", "--config",
                         str(ROOT / "configs/digits_bce.yaml"), f"out_dir={tmp_path}",
                         "epochs=200", "pretrained=none", *overrides])
-    script = f'for seed in 0 1; do {train} name=seed$seed seed=$seed; echo "next"; done'
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(["bash", "-c", script], env=env, stdout=subprocess.PIPE,
+    script = f'for seed in 0 1; do {train} name=seed$seed seed=$seed; echo "next" >&2; done'
+    process = subprocess.Popen(["bash", "-c", script], env=_subprocess_env(),
                                stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=_default_sigint)
     with _stopped_at_the_end(process):
         metrics = tmp_path / "seed0" / "metrics.jsonl"
-        deadline = time.monotonic() + 120
-        while not metrics.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for([metrics], timeout=120)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        out, err = process.communicate(timeout=60)
+        err = _stderr_once_stopped(process, timeout=60)
     assert metrics.exists(), err
-    assert process.returncode == -signal.SIGINT and "next" not in out, (out, err)
+    assert process.returncode == -signal.SIGINT and "next" not in err, err
     assert not (tmp_path / "seed1").exists()
     assert "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
