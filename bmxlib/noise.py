@@ -211,6 +211,8 @@ def _as_confidence(confidence, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _single_positive(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if clean.shape[1] == 0:  # no classes: no positive to keep (argmax needs a column)
+        return clean.copy()
     # Uniform random keys; the arg-max over a row's positives is a uniform choice.
     keys = np.where(clean == 1, rng.random(clean.shape), -1.0)
     kept = keys.argmax(axis=1)

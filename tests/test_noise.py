@@ -73,6 +73,16 @@ def test_output_types_and_mask(kind):
     np.testing.assert_array_equal(corrupted, noisy != labels)
 
 
+@pytest.mark.parametrize("shape", [(3, 0), (0, 3), (0, 0)], ids=["no-class", "no-row", "empty"])
+@pytest.mark.parametrize("kind", KINDS, ids=KINDS)
+def test_empty_label_matrix_gives_empty_results(kind, shape):
+    # "missing" took an arg-max over zero classes here and failed inside NumPy
+    confidence = np.full(shape, 0.5) if kind == "instance" else None
+    noisy, corrupted = inject(np.zeros(shape), kind, RATES[kind], confidence=confidence)
+    assert noisy.shape == corrupted.shape == shape
+    assert noisy.dtype == np.uint8 and corrupted.dtype == np.bool_
+
+
 @pytest.mark.parametrize("kind", ["mislabel", "flip", "missing"])
 def test_deterministic_per_seed_and_seeds_differ(kind):
     labels = (np.random.default_rng(0).random((400, 6)) < 0.4).astype(np.uint8)
