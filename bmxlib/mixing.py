@@ -66,6 +66,21 @@ def _check_shapes(x_r, y_r, x_m, y_m) -> None:
         raise ValueError(f"x_r has batch size {x_r.shape[0]} but y_r has {y_r.shape[0]}")
     if not x_r.is_floating_point() or not x_m.is_floating_point():
         raise TypeError(f"x_r and x_m must be float tensors, got {x_r.dtype} and {x_m.dtype}")
+    if x_r.dtype != x_m.dtype:
+        raise TypeError(f"x_r and x_m dtypes differ: {x_r.dtype} vs {x_m.dtype}")
+    if y_r.is_floating_point() and y_m.is_floating_point() and y_r.dtype != y_m.dtype:
+        raise TypeError(f"y_r and y_m float dtypes differ: {y_r.dtype} vs {y_m.dtype}")
+    for name, tensor in (("y_r", y_r), ("x_m", x_m), ("y_m", y_m)):
+        if tensor.device != x_r.device:
+            raise ValueError(f"{name} is on {tensor.device} but x_r on {x_r.device}")
+
+
+def _label_dtype(y_r: torch.Tensor, y_m: torch.Tensor, x_dtype: torch.dtype) -> torch.dtype:
+    """The mixed labels' dtype: the float labels' own, else (both integer or bool) x's."""
+    for y in (y_r, y_m):
+        if y.is_floating_point():
+            return y.dtype
+    return x_dtype
 
 
 def _broadcast(lam: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -83,19 +98,21 @@ def mix_with(x_r, y_r, x_m, y_m, lam) -> tuple[torch.Tensor, torch.Tensor]:
     x_r, x_m : torch.Tensor, shape (B, ...), float
         Random-sampler and minority-sampler inputs.
     y_r, y_m : torch.Tensor, shape (B, K)
-        Their (refined) labels; integer labels are promoted to the dtype of x.
+        Their (refined) labels; integer labels are promoted to the float dtype of the other
+        batch's labels, or to x's dtype when both are integer. x_r and x_m share one dtype,
+        float y_r and y_m too; all four share one device.
     lam : float or torch.Tensor, scalar or shape (B,), in [0, 1]
 
     Returns
     -------
     (x_mix, y_mix) : tensors shaped like x_r and y_r, on x_r's device; x_mix has x's
-        dtype, y_mix has y's float dtype (x's dtype for integer labels).
+        dtype, y_mix the labels' float dtype (x's dtype when both are integer).
     """
     _check_shapes(x_r, y_r, x_m, y_m)
     lam = torch.as_tensor(lam, device=x_r.device)
     if lam.dim() not in (0, 1) or (lam.dim() == 1 and lam.shape[0] != x_r.shape[0]):
         raise ValueError(f"lam must be a scalar or have shape ({x_r.shape[0]},), got {lam.shape}")
-    y_dtype = y_r.dtype if y_r.is_floating_point() else x_r.dtype
+    y_dtype = _label_dtype(y_r, y_m, x_r.dtype)
     lam_x = _broadcast(lam.to(x_r.dtype), x_r)
     lam_y = _broadcast(lam.to(y_dtype), y_r)
     x_mix = lam_x * x_r + (1 - lam_x) * x_m
@@ -119,6 +136,7 @@ def minority_mix(
     ----------
     x_r, x_m : torch.Tensor, shape (B, ...), float
     y_r, y_m : torch.Tensor, shape (B, K)
+        Dtypes and device as in :func:`mix_with`.
     alpha : float > 0
         Beta(α, α) concentration (default 4.0).
     per_sample : bool

@@ -118,6 +118,43 @@ def test_bad_shapes_raise(shapes, match):
         minority_mix(*tensors)
 
 
+@pytest.mark.parametrize(
+    ("dtypes", "match"),
+    [
+        ((torch.float32, torch.float32, torch.float64, torch.float32), "x_r and x_m dtypes"),
+        ((torch.float32, torch.float32, torch.float32, torch.float64), "y_r and y_m float"),
+    ],
+    ids=["x-dtypes", "y-dtypes"],
+)
+def test_mixed_dtypes_raise(dtypes, match):
+    # before: x was promoted to float64 while y was cast down to y_r's float32
+    tensors = [t.to(dtype) for t, dtype in zip(_batch(), dtypes)]
+    with pytest.raises(TypeError, match=match):
+        minority_mix(*tensors)
+
+
+@pytest.mark.parametrize("integer_side", ["y_r", "y_m"])
+def test_integer_labels_take_the_other_labels_float_dtype(integer_side):
+    x_r, y_r, x_m, y_m = _batch()
+    y_r, y_m = y_r.double(), y_m.double()
+    if integer_side == "y_r":
+        y_r = y_r.to(torch.uint8)
+    else:
+        y_m = y_m.to(torch.uint8)
+    y_mix = mix_with(x_r, y_r, x_m, y_m, 0.75)[1]
+    assert y_mix.dtype == torch.float64
+    torch.testing.assert_close(y_mix, 0.75 * y_r.double() + 0.25 * y_m.double())
+
+
+@pytest.mark.parametrize("moved", ["y_r", "x_m", "y_m"])
+def test_inputs_on_another_device_name_it(moved):
+    # the meta device stands in for a GPU: a tensor left behind on another device
+    names = ["x_r", "y_r", "x_m", "y_m"]
+    tensors = [t.to("meta") if name == moved else t for name, t in zip(names, _batch())]
+    with pytest.raises(ValueError, match=f"{moved} is on meta but x_r on cpu"):
+        minority_mix(*tensors)
+
+
 @pytest.mark.parametrize("alpha", [0.0, -1.0, float("nan"), float("inf")], ids=str)
 def test_bad_alpha_raises(alpha):
     with pytest.raises(ValueError, match="alpha"):
