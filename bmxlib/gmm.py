@@ -251,7 +251,8 @@ def _fit_bucket(values, member, flat_eps, options):
     """Normalise and fit one bucket of packed groups; low-mean posterior (Gb, Mb) and fit."""
     low = torch.where(member, values, torch.inf).amin(dim=1)
     high = torch.where(member, values, -torch.inf).amax(dim=1)
-    # "All losses equal": a spread of a few ulps of the input dtype is rounding noise.
+    # "All losses equal": a spread of a few epsilons of the input dtype (relative to 1 for
+    # losses below 1, the size of a BCE's rounding error) is rounding noise.
     scale = torch.maximum(high.abs(), torch.ones_like(high))
     degenerate = (high - low) <= 4 * flat_eps * scale
     span = torch.where(degenerate, 1.0, high - low)
@@ -391,8 +392,9 @@ def clean_probability(
     For each class k and given label value l, the BCE losses of the labels with
     ``labels[n, k] == l`` are min-max normalised and a two-component Gaussian mixture is
     fitted (sklearn settings, see module docstring); p_G is the posterior of the component
-    with the smaller mean. Degenerate groups (fewer than 2 members, or all losses equal up
-    to a few ulps of the input dtype) give p_G = 1.
+    with the smaller mean. Degenerate groups (fewer than 2 members, or all losses equal:
+    a spread of at most 4 machine epsilons of the input dtype times max(1, largest loss),
+    so an absolute 4.8e-7 in float32 for losses below 1) give p_G = 1.
 
     Parameters
     ----------

@@ -120,6 +120,25 @@ def test_degenerate_groups_are_clean_and_finite():
     assert fit.loss_min[1, 1] == pytest.approx(0.01) and fit.loss_max[1, 1] == 3.0 - 0.5
 
 
+@pytest.mark.parametrize(
+    ("base", "spread", "degenerate"),
+    [
+        (1e-8, 3.9e-7, True),  # below 1 the bound is absolute: 4 eps = 4.77e-7
+        (1e-8, 6e-7, False),
+        (10.0, 3.8e-6, True),  # above 1 it scales with the largest loss: 4.77e-6 at 10
+        (10.0, 8e-6, False),
+    ],
+    ids=["tiny-within", "tiny-beyond", "ten-within", "ten-beyond"],
+)
+def test_all_equal_means_within_four_epsilons_of_max_one_and_the_largest_loss(
+        base, spread, degenerate):
+    # docs/method.md §1.4: a float32 group spread over at most 4 eps max(1, largest loss)
+    losses = torch.tensor([base] * 90 + [base + spread] * 10, dtype=torch.float32)[:, None]
+    p_clean, fit = clean_probability_with_fit(losses, torch.ones_like(losses))
+    assert fit.degenerate[0, 1].item() is degenerate
+    assert (p_clean == 1.0).all().item() is degenerate
+
+
 def test_far_values_underflow_safely():
     # Fit on 0 x50 and 1 x3 (variances ~reg_covar). At x = +-100 both Gaussian densities
     # are exp(-1e7) = 0 in float64, so a linear-space posterior would be 0/0; in log space
