@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--distributed", action="store_true",
                        help="(under torchrun) use DistributedDataParallel; implied by WORLD_SIZE")
     train.add_argument("overrides", nargs="*", metavar="key=value",
-                       help="config keys to override (anywhere on the line; see bmx config "
-                            "--list)")
+                       help="config keys to override (anywhere on the line; a key given "
+                            "twice takes its last value; see bmx config --list)")
     train.set_defaults(func=_train)
 
     sweep = sub.add_parser("sweep", help="run a grid of configs and tabulate the results")

@@ -240,7 +240,8 @@ def validate(config: Config) -> Config:
     for key, choices in _CHOICES.items():
         if getattr(config, key) not in choices:
             raise ConfigError(
-                f"config key {key!r}: {getattr(config, key)!r} is not one of {', '.join(choices)}"
+                f"config key {key!r}: {getattr(config, key)!r} is not one of "
+                f"{', '.join(map(str, choices))}"
             )
     for key, (low, high) in _RANGES.items():
         value = getattr(config, key)
@@ -258,6 +259,9 @@ def validate(config: Config) -> Config:
                               f"[0, {MAX_SEED}] (seeds are 32-bit)")
     if not is_valid_name(config.name):
         raise ConfigError(f"config key 'name': {config.name!r} is not a valid run name")
+    if not config.out_dir.strip():
+        raise ConfigError("config key 'out_dir' is empty; name a folder ('.' for the "
+                          "current one)")
     if config.noise in ("mislabel", "flip", "instance") and config.noise_rate <= 0:
         raise ConfigError(f"config key 'noise_rate' must be > 0 for noise {config.noise!r}")
     if config.noise in ("none", "missing") and config.noise_rate != 0:
@@ -315,8 +319,10 @@ def check_data_root(config: Config, *, point: str = "") -> None:
 
 
 def is_valid_name(name: Any) -> bool:
-    """A run or sweep name: one non-empty folder name, not '.' or '..'."""
-    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+    """A run or sweep name: one non-empty folder name, not '.' or '..', without control
+    characters (a tab or newline in a folder name breaks every table and shell line)."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+            and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name))
 
 
 def describe_keys() -> list[tuple[str, Any, str]]:
@@ -485,7 +491,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple = (
     unknown = [k for k in values if k not in _FIELDS]
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r} in {source}")
-    for item in overrides:
+    for item in overrides:  # in order: a later override of a key wins
         key, value = parse_override(item)
         values[key] = value
     return from_dict(values, source=source)

@@ -229,6 +229,8 @@ CATALOGUE = {
         "w.pth"),
     # --- command-line arguments ---------------------------------------------------------
     "override-without-equals": (_train("epochs"), "key=value"),
+    "voc-year-not-a-release": (_train("voc_year=2010"), "'voc_year': 2010 is not one of"),
+    "tab-in-run-name": (_train("name=a\tb"), "'name'"),
     "unknown-override": (_train("colour=red"), "'colour'"),
     "jobs-not-an-int": (lambda tmp, run: ["sweep", "--config", "x.yaml", "--jobs", "abc"],
                         "--jobs"),
@@ -287,6 +289,11 @@ CATALOGUE = {
         "manifest_allow_outside_root"),
     "manifest-classes-latin-1": (lambda tmp, run: _manifest(tmp, lambda r: (
         r / "classes.txt").write_bytes("cat\ncaf\xe9\n".encode("latin-1"))), "classes.txt"),
+    "manifest-csv-latin-1": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "train.csv").write_bytes("path,labels\nimg/a.png,caf\xe9\n".encode("latin-1"))),
+        "train.csv: not UTF-8 text"),
+    "manifest-labels-separated-by-commas": (lambda tmp, run: _manifest(tmp, lambda r: (
+        r / "train.csv").write_text("path,labels\nimg/a.png,cat,dog\n")), "separate labels"),
     "manifest-png-not-an-image": (lambda tmp, run: _manifest(tmp, lambda r: (
         r / "img" / "a.png").write_text("not a png")), "a.png"),
     # --- run directories ----------------------------------------------------------------

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bmxlib.config import Config, ConfigError, from_dict, load_config, parse_override
+from bmxlib.config import (
+    Config,
+    ConfigError,
+    from_dict,
+    load_config,
+    parse_override,
+)
 
 
 def test_defaults_are_valid_and_match_the_paper_optimiser():
@@ -38,10 +44,14 @@ def test_yaml_then_overrides(tmp_path):
         (["dataset=coco"], "'data_root'"),
         (["name=a/b"], "'name'"),
         (["lr=.nan"], "'lr'"),
+        (["voc_year=2010"], "'voc_year': 2010 is not one of 2007, 2012"),
+        (["out_dir="], "'out_dir' is empty"),
+        (["name=a\tb"], "'name'"),
     ],
     ids=["unknown", "type", "zero-epochs", "negative-lr", "rate>1", "bad-choice", "bad-bool",
          "mislabel-without-rate", "no-equals", "epsilon<0.5", "coco-no-root",
-         "slash-name", "nan"],
+         "slash-name", "nan", "int-choice", "empty-out-dir",
+         "tab-in-name"],
 )
 def test_bad_overrides_are_one_line_errors_naming_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -65,6 +75,11 @@ def test_bad_files_name_the_file(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("nowhere.yaml")
+
+
+def test_a_later_override_of_a_key_wins():
+    # scripts and the benchmarks compose override lists: `--config x $COMMON epochs=5`
+    assert load_config(None, ["epochs=1", "lr=0.1", "epochs=2"]).epochs == 2
 
 
 def test_parse_override_reads_yaml_scalars():
