@@ -352,6 +352,19 @@ def _no_rows(root: Path) -> None:
     (root / "train.csv").write_text("path,labels\n")
 
 
+def _latin1_csv(root: Path) -> None:
+    (root / "train.csv").write_bytes("path,labels\nimg/caf\u00e9.png,cat\n".encode("latin-1"))
+
+
+def _comma_separated_labels(root: Path) -> None:
+    # the "dog" would be dropped without a word if the extra value were ignored
+    (root / "train.csv").write_text("path,labels\nimg/a.png,cat,dog\n")
+
+
+def _separator_in_class_name(root: Path) -> None:
+    (root / "classes.txt").write_text("cat\ndog;wolf\n")
+
+
 @pytest.mark.parametrize(
     ("breaker", "error", "pattern"),
     [
@@ -362,6 +375,10 @@ def _no_rows(root: Path) -> None:
         (_missing_image, FileNotFoundError, r"gone\.png"),
         (_duplicate_class, ValueError, r"duplicate class name 'cat'"),
         (_no_rows, ValueError, r"train\.csv: no rows"),
+        (_latin1_csv, ValueError, r"train\.csv: not UTF-8 text \(byte 19"),
+        (_comma_separated_labels, ValueError,
+         r"train\.csv row 2: 1 more value\(s\) than the header has columns"),
+        (_separator_in_class_name, ValueError, r"classes\.txt: class name 'dog;wolf' holds ';'"),
     ],
     ids=[
         "unknown-label",
@@ -371,12 +388,21 @@ def _no_rows(root: Path) -> None:
         "missing-image",
         "duplicate-class",
         "no-rows",
+        "latin-1-csv",
+        "comma-separated-labels",
+        "separator-in-class-name",
     ],
 )
 def test_manifest_errors(manifest_root: Path, breaker, error, pattern) -> None:
     breaker(manifest_root)
     with pytest.raises(error, match=pattern):
         ManifestDataset(manifest_root, "train")
+
+
+def test_manifest_root_file_that_is_no_csv_is_named(manifest_root: Path) -> None:
+    # it used to report a missing classes.txt beside the file
+    with pytest.raises(ValueError, match=r"classes\.txt is a file but not a \.csv manifest"):
+        ManifestDataset(manifest_root / "classes.txt", "train")
 
 
 def test_manifest_bad_shot_thresholds(manifest_root: Path) -> None:

@@ -20,6 +20,7 @@ Every kept image file is checked at construction (existence and the decode check
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from bmxlib.data.files import (
     FileList,
     FileListDataset,
     labels_from_pairs,
+    not_utf8,
     read_class_names,
     require_path,
 )
@@ -49,35 +51,44 @@ def read_manifest_rows(
     pos_rows: list[int] = []
     pos_cols: list[int] = []
     root = csv_path.parent.resolve()
-    # utf-8-sig: Excel writes a byte-order mark that would otherwise prefix the 'path' column
-    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        for column in REQUIRED_COLUMNS:
-            if column not in header:
-                raise ValueError(f"manifest {csv_path}: missing column {column!r}")
-        for row_number, row in enumerate(reader, start=2):
-            image = (row["path"] or "").strip()
-            if not image:
-                raise ValueError(f"manifest {csv_path} row {row_number}: empty path")
-            image_path = Path(image)
-            if not image_path.is_absolute():
-                image_path = csv_path.parent / image_path
-                if not allow_outside_root and not image_path.resolve().is_relative_to(root):
-                    raise ValueError(
-                        f"manifest {csv_path} row {row_number}: path {image!r} leads outside "
-                        f"{root}; set manifest_allow_outside_root=true if that is intended")
-            for name in (row["labels"] or "").split(";"):
-                name = name.strip()
-                if not name:
-                    continue
-                if name not in class_index:
-                    raise ValueError(
-                        f"manifest {csv_path} row {row_number}: label {name!r} not in classes.txt"
-                    )
-                pos_rows.append(len(paths))
-                pos_cols.append(class_index[name])
-            paths.append(str(image_path))
+    # utf-8-sig: Excel writes a byte-order mark that would otherwise prefix the 'path' column;
+    # decoded whole, so that an error's offset is the file's
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise not_utf8(csv_path, "manifest", error) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    rows = list(reader)
+    for column in REQUIRED_COLUMNS:
+        if column not in header:
+            raise ValueError(f"manifest {csv_path}: missing column {column!r}")
+    for row_number, row in enumerate(rows, start=2):
+        if None in row:  # DictReader's key for the values beyond the header's columns
+            raise ValueError(
+                f"manifest {csv_path} row {row_number}: {len(row[None])} more value(s) than "
+                f"the header has columns ({','.join(header)}); separate labels with ';'")
+        image = (row["path"] or "").strip()
+        if not image:
+            raise ValueError(f"manifest {csv_path} row {row_number}: empty path")
+        image_path = Path(image)
+        if not image_path.is_absolute():
+            image_path = csv_path.parent / image_path
+            if not allow_outside_root and not image_path.resolve().is_relative_to(root):
+                raise ValueError(
+                    f"manifest {csv_path} row {row_number}: path {image!r} leads outside "
+                    f"{root}; set manifest_allow_outside_root=true if that is intended")
+        for name in (row["labels"] or "").split(";"):
+            name = name.strip()
+            if not name:
+                continue
+            if name not in class_index:
+                raise ValueError(
+                    f"manifest {csv_path} row {row_number}: label {name!r} not in classes.txt"
+                )
+            pos_rows.append(len(paths))
+            pos_cols.append(class_index[name])
+        paths.append(str(image_path))
     if not paths:
         raise ValueError(f"manifest {csv_path}: no rows")
     return paths, pos_rows, pos_cols
@@ -134,11 +145,18 @@ class ManifestDataset(FileListDataset):
 
     def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:
         if root.is_file():
+            if root.suffix.lower() != ".csv":
+                raise ValueError(f"manifest root {root} is a file but not a .csv manifest; "
+                                 "give the manifest folder or one of its CSV files")
             csv_path, directory = root, root.parent
         else:
             directory = require_path(root, "manifest", directory=True)
             csv_path = require_path(directory / f"{split_name}.csv", "manifest")
         class_names = read_class_names(directory / "classes.txt", "manifest")
+        for name in class_names:
+            if ";" in name:  # no manifest row could name this class
+                raise ValueError(f"manifest {directory / 'classes.txt'}: class name {name!r} "
+                                 "holds ';', the separator of the labels column")
         class_index = {name: k for k, name in enumerate(class_names)}
         paths, pos_rows, pos_cols = read_manifest_rows(
             csv_path, class_index, allow_outside_root=self.allow_outside_root)
