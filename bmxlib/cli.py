@@ -145,13 +145,26 @@ def _report(args: argparse.Namespace) -> int:
     from .config import ConfigError, from_dict
     from .report import build_report
 
-    # every run's saved config passes training's validation, or the report is refused
+    # every run's saved config passes training's validation and every file its notebooks
+    # read can be read, or the report is refused before anything is written
     for run_dir in runs.run_dirs(args.dir):
         saved = runs.config_path(run_dir)
         try:
-            from_dict(runs.read_config(run_dir), source=str(saved))
+            values = runs.read_config(run_dir)
+            from_dict(values, source=str(saved))
         except ConfigError as error:
             raise ConfigError(f"report refused: {saved}: {error}") from None
+        missing = [key for key in ("method", "dataset", "epochs") if key not in values]
+        if missing:  # a run writes every key; truncated, the defaults would stand in
+            raise ConfigError(f"report refused: {saved} lacks {missing[0]!r} (truncated?)")
+        try:
+            run = runs.load_run(run_dir)  # names a corrupt labels.npz, JSON or metrics file
+        except ValueError as error:
+            raise ConfigError(f"report refused: {error}") from None
+        problem = run.complete and runs.epochs_recorded_once(run_dir, values["epochs"])
+        if problem:
+            raise ConfigError(f"report refused: {run_dir / runs.METRICS_FILE} of the finished "
+                              f"run holds {problem}")
 
     index, failures = build_report(args.dir, out=args.out, no_code=args.no_code)
     print(f"report written to {index}")

@@ -219,13 +219,49 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(_read_utf8(path).splitlines(), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
                 raise ValueError(f"{path} line {number} is not valid JSON") from None
     return records
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's contents ({} if it does not exist); ValueError names a corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(_read_utf8(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON (line {err.lineno}): the file is "
+                         "corrupt") from None
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file ({} if it does not exist; pickled objects refused);
+    ValueError names a corrupt file."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz file ({err.__class__.__name__}): "
+                         "the file is corrupt") from None
+
+
+def _read_utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}): the file is "
+                         "corrupt") from None
 
 
 def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -39,7 +38,9 @@ from .io import (
     atomic_savez,
     atomic_write_json,
     atomic_write_text,
+    read_json,
     read_jsonl,
+    read_npz,
     remove_temporaries,
     write_jsonl,
 )
@@ -268,12 +269,12 @@ def write_summary(run_dir: str | Path) -> dict[str, Any]:
 
 def read_provenance(run_dir: str | Path) -> dict[str, Any]:
     """provenance.json ({} when the run has not written it yet)."""
-    return _read_json(Path(run_dir) / PROVENANCE_FILE)
+    return read_json(Path(run_dir) / PROVENANCE_FILE)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     """summary.json as a mapping, or None while the run is not finished."""
-    return _read_json(Path(run_dir) / SUMMARY_FILE) or None
+    return read_json(Path(run_dir) / SUMMARY_FILE) or None
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -366,11 +367,8 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not is_run_dir(path):
         raise FileNotFoundError(f"{path} is not a run directory (no {CONFIG_FILE})")
-    config = yaml.safe_load(config_path(path).read_text()) or {}
-    arrays: dict[str, np.ndarray] = {}
-    if (path / LABELS_FILE).exists():
-        with np.load(path / LABELS_FILE, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+    config = read_config(path)
+    arrays = read_npz(path / LABELS_FILE)
     folder = path / DIAGNOSTICS_DIR
     epochs = sorted(int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.npz")) \
         if folder.is_dir() else []
@@ -386,12 +384,8 @@ def load_run(path: str | Path) -> Run:
         shot_groups=arrays.get("shot_groups"),
         diagnostic_epochs=epochs,
         reference_confidence=arrays.get("reference_confidence"),
-        dataset=_read_json(path / DATASET_FILE),
+        dataset=read_json(path / DATASET_FILE),
     )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 # ======================================================================================
@@ -437,7 +431,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     sweep_dir = Path(sweep_dir)
     if not is_sweep_dir(sweep_dir):
         raise FileNotFoundError(f"{sweep_dir} is not a sweep directory (no {SWEEP_FILE})")
-    meta = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    meta = read_json(sweep_dir / SWEEP_FILE)
     points = [SweepPoint(p["name"], dict(p["labels"]), sweep_dir / p["name"])
               for p in meta.get("points", [])]
     axes = list(points[0].labels) if points else []

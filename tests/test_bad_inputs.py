@@ -179,6 +179,15 @@ def _report_bad_config(tmp: Path, run: Path) -> list[str]:
     return ["report", str(target), "--out", str(tmp / "report")]
 
 
+def _report_after(change):
+    """Report on a copy of the finished run after ``change`` breaks one of its files."""
+    def make(tmp: Path, run: Path) -> list[str]:
+        target = _copied_run(tmp, run)
+        change(target)
+        return ["report", str(target), "--out", str(tmp / "report")]
+    return make
+
+
 def _fake_sweep(tmp: Path) -> Path:
     (tmp / "s").mkdir()
     (tmp / "s" / runs.SWEEP_FILE).write_text('{"source": "s.yaml", "points": []}')
@@ -347,6 +356,19 @@ CATALOGUE = {
     "resume-a-sweep-directory": (lambda tmp, run: ["train", "--resume", str(_fake_sweep(tmp))],
                                  "same bmx sweep command"),
     "report-bad-saved-config": (_report_bad_config, "'epochs'"),
+    # files of a finished run that used to fail inside the notebooks, a line per notebook
+    "report-metrics-line-cut-short": (_report_after(lambda r: (r / "metrics.jsonl").write_text(
+        (r / "metrics.jsonl").read_text() + '{"epoch": 3, "ma')), "line 3 is not valid JSON"),
+    "report-metrics-emptied": (_report_after(lambda r: (r / "metrics.jsonl").write_text("")),
+                               "metrics.jsonl of the finished run holds epochs []"),
+    "report-metrics-binary": (_report_after(lambda r: (r / "metrics.jsonl").write_bytes(
+        b"\xa1\xff\x00")), "metrics.jsonl is not UTF-8 text"),
+    "report-summary-corrupt": (_report_after(lambda r: (r / runs.SUMMARY_FILE).write_text("{")),
+                               "summary.json is not valid JSON"),
+    "report-labels-corrupt": (_report_after(lambda r: (r / runs.LABELS_FILE).write_bytes(
+        b"PK\x03\x04 not a zip")), "labels.npz is not a readable .npz file"),
+    "report-config-truncated": (_report_after(lambda r: runs.config_path(r).write_text(
+        "name: bm\nout_dir: runs\n")), "config.yaml lacks 'method' (truncated?)"),
     "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
     "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
     "report-out-inside-the-run": (lambda tmp, run: [

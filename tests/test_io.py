@@ -18,7 +18,9 @@ from bmxlib.io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    read_json,
     read_jsonl,
+    read_npz,
     remove_temporaries,
     to_jsonable,
     uninterrupted,
@@ -46,6 +48,42 @@ def test_jsonl_append_and_read(tmp_path):
         append_jsonl(path, {"epoch": epoch, "mAP": math.nan if epoch == 2 else 0.5})
     assert [r["epoch"] for r in read_jsonl(path)] == [1, 2, 3]
     assert read_jsonl(path)[1]["mAP"] is None  # NaN becomes null, valid JSON
+
+
+def test_readers_give_an_empty_result_for_a_missing_file(tmp_path):
+    assert read_json(tmp_path / "a.json") == {} and read_npz(tmp_path / "a.npz") == {}
+    assert read_jsonl(tmp_path / "a.jsonl") == []
+
+
+def test_readers_return_what_was_written(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": [1, 2]})
+    atomic_savez(tmp_path / "a.npz", clean=np.eye(2, dtype=np.uint8))
+    assert read_json(tmp_path / "a.json") == {"x": [1, 2]}
+    np.testing.assert_array_equal(read_npz(tmp_path / "a.npz")["clean"], np.eye(2))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reader", "message"),
+    [
+        ("s.json", b"{", read_json, r"s\.json is not valid JSON \(line 1\)"),
+        ("s.json", b"\xa1{}", read_json, r"s\.json is not UTF-8 text \(byte 0\)"),
+        ("m.jsonl", b'{"epoch": 1}\n\xff', read_jsonl, r"m\.jsonl is not UTF-8 text \(byte 13\)"),
+        ("l.npz", b"PK\x03\x04 cut", read_npz, r"l\.npz is not a readable \.npz file"),
+        ("l.npz", b"", read_npz, r"l\.npz is not a readable \.npz file"),
+    ],
+    ids=["json-cut", "json-binary", "jsonl-binary", "npz-cut", "npz-empty"],
+)
+def test_a_corrupt_file_is_one_line_naming_it(tmp_path, name, content, reader, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message) as info:
+        reader(tmp_path / name)
+    assert "\n" not in str(info.value)
+
+
+def test_read_npz_refuses_pickled_objects(tmp_path):
+    np.savez(tmp_path / "o.npz", names=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"o\.npz is not a readable \.npz file"):
+        read_npz(tmp_path / "o.npz")
 
 
 def test_to_jsonable_handles_numpy_and_inf():
