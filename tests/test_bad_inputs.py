@@ -247,6 +247,7 @@ CATALOGUE = {
                                     str(ROOT / "configs/demo.yaml"), "--jobs", "0",
                                     f"out_dir={tmp}"], "--jobs"),
     "unknown-benchmark": (lambda tmp, run: ["bench", "--only", "nope"], "'nope'"),
+    "no-benchmark-named": (lambda tmp, run: ["bench", "--only", " , "], "--only names no"),
     "bench-out-in-a-missing-folder": (lambda tmp, run: [
         "bench", "--quick", "--only", "gmm", "--out", str(tmp / "no" / "b.json")], "--out"),
     "data-stats-without-root": (lambda tmp, run: ["data", "stats", "voc"],

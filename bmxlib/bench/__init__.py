@@ -69,6 +69,8 @@ def _selected(only, device) -> list[str]:
     else:
         names = [only] if isinstance(only, str) else list(only)
         names = [n.strip() for name in names for n in name.split(",") if n.strip()]
+        if not names:  # `--only ""` ran nothing and said nothing
+            raise ValueError(f"--only names no benchmark; choose from {', '.join(NAMES)}")
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(NAMES)}")
