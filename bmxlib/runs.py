@@ -135,6 +135,9 @@ def check_writable(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Non
                                     "the same bmx sweep command again")
         if not is_run_dir(run_dir):
             raise FileNotFoundError(f"{run_dir} is not a run directory: nothing to resume")
+        if checkpoint_path(run_dir).is_file() and not read_npz(run_dir / LABELS_FILE):
+            raise FileNotFoundError(f"{run_dir / LABELS_FILE} is missing: the run's header is "
+                                    "incomplete; train it again")  # a corrupt one: ValueError
         return
     if not has_content(run_dir):
         return

@@ -370,6 +370,10 @@ CATALOGUE = {
         b"PK\x03\x04 not a zip")), "labels.npz is not a readable .npz file"),
     "report-config-truncated": (_report_after(lambda r: runs.config_path(r).write_text(
         "name: bm\nout_dir: runs\n")), "config.yaml lacks 'method' (truncated?)"),
+    "resume-without-labels": (_resume_after(lambda t, tmp: (t / runs.LABELS_FILE).unlink()),
+                              "labels.npz is missing"),
+    "resume-with-corrupt-labels": (_resume_after(lambda t, tmp: (t / runs.LABELS_FILE)
+                                                 .write_bytes(b"junk")), "labels.npz is not"),
     "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
     "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
     "report-out-inside-the-run": (lambda tmp, run: [
