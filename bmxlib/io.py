@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +244,6 @@ def read_json(path: str | Path) -> Any:
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of an .npz file ({} if it does not exist; pickled objects refused);
     ValueError names a corrupt file."""
-    import zipfile
-
     path = Path(path)
     if not path.is_file():
         return {}

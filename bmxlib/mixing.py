@@ -52,7 +52,7 @@ def sample_lambda(
     return float(lam) if size is None else lam
 
 
-def _check_shapes(x_r, y_r, x_m, y_m) -> None:
+def _check_batches(x_r, y_r, x_m, y_m) -> None:
     for name, tensor in (("x_r", x_r), ("y_r", y_r), ("x_m", x_m), ("y_m", y_m)):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor)}")
@@ -108,7 +108,7 @@ def mix_with(x_r, y_r, x_m, y_m, lam) -> tuple[torch.Tensor, torch.Tensor]:
     (x_mix, y_mix) : tensors shaped like x_r and y_r, on x_r's device; x_mix has x's
         dtype, y_mix the labels' float dtype (x's dtype when both are integer).
     """
-    _check_shapes(x_r, y_r, x_m, y_m)
+    _check_batches(x_r, y_r, x_m, y_m)
     lam = torch.as_tensor(lam, device=x_r.device)
     if lam.dim() not in (0, 1) or (lam.dim() == 1 and lam.shape[0] != x_r.shape[0]):
         raise ValueError(f"lam must be a scalar or have shape ({x_r.shape[0]},), got {lam.shape}")
@@ -149,7 +149,7 @@ def minority_mix(
     (x_mix, y_mix, lam) : lam is a 0-dim tensor, or shape (B,) when ``per_sample``, in
         [0.5, 1], dtype of x, on x_r's device.
     """
-    _check_shapes(x_r, y_r, x_m, y_m)
+    _check_batches(x_r, y_r, x_m, y_m)
     size = x_r.shape[0] if per_sample else None
     lam = torch.as_tensor(
         sample_lambda(alpha, size=size, generator=generator), dtype=x_r.dtype, device=x_r.device
