@@ -139,6 +139,8 @@ def check_writable(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Non
             raise FileNotFoundError(f"{run_dir / LABELS_FILE} is missing: the run's header is "
                                     "incomplete; train it again")  # a corrupt one: ValueError
         return
+    if file := next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None):
+        raise NotADirectoryError(f"out_dir: {file} is a file, not a folder")  # before any work
     if not has_content(run_dir):
         return
     if not overwrite:

@@ -374,6 +374,8 @@ CATALOGUE = {
                               "labels.npz is missing"),
     "resume-with-corrupt-labels": (_resume_after(lambda t, tmp: (t / runs.LABELS_FILE)
                                                  .write_bytes(b"junk")), "labels.npz is not"),
+    "out-dir-is-a-file": (lambda tmp, run: (tmp / "f").write_text("x") and _train(
+        f"out_dir={tmp / 'f' / 'runs'}")(tmp, run), "is a file, not a folder"),
     "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
     "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
     "report-out-inside-the-run": (lambda tmp, run: [
