@@ -81,10 +81,8 @@ def directory_kind(path: str | Path) -> str:
         return "sweep"
     if is_run_dir(path):
         return "run"
-    raise FileNotFoundError(
-        f"{path} is neither a run directory ({CONFIG_FILE}) nor a sweep directory "
-        f"({SWEEP_FILE})"
-    )
+    raise FileNotFoundError(f"{path} is neither a run directory ({CONFIG_FILE}) nor a sweep "
+                            f"directory ({SWEEP_FILE})")
 
 
 def is_bmxlib_dir(path: str | Path) -> bool:
@@ -368,6 +366,8 @@ def load_run(path: str | Path) -> Run:
     ------
     FileNotFoundError
         If ``path`` is not a run directory (no config.yaml).
+    ValueError
+        One line naming a run file that cannot be read (corrupt, truncated, not UTF-8).
     """
     path = Path(path)
     if not is_run_dir(path):
