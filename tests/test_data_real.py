@@ -216,6 +216,17 @@ def test_voc_unknown_class(voc_root: Path) -> None:
         VocDataset(voc_root, "test")
 
 
+@pytest.mark.parametrize("value", ["maybe", "2", "yes"])
+def test_voc_difficult_other_than_0_or_1_is_refused(voc_root: Path, value: str) -> None:
+    # it was read as "not difficult", which labels the class whatever was meant
+    path = voc_root / "VOC2007" / "Annotations" / "000003.xml"
+    path.write_text(
+        VOC_XML.format(id="000003", objects=VOC_OBJECT.format(name="car", difficult=value))
+    )
+    with pytest.raises(ValueError, match=rf"000003\.xml: object 'car' has <difficult>{value}<"):
+        VocDataset(voc_root, "test")
+
+
 def test_voc_missing_imageset(voc_root: Path) -> None:
     (voc_root / "VOC2007" / "ImageSets" / "Main" / "test.txt").unlink()
     with pytest.raises(FileNotFoundError, match="test.txt"):

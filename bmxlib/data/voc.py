@@ -132,8 +132,11 @@ def read_voc_objects(path: Path) -> list[tuple[str, bool]]:
     objects = []
     for node in tree.getroot().iter("object"):
         name = (node.findtext("name") or "").strip()
-        difficult = (node.findtext("difficult") or "0").strip() == "1"
-        objects.append((name, difficult))
+        difficult = (node.findtext("difficult") or "0").strip()
+        if difficult not in ("0", "1"):  # read as "not difficult", it would label silently
+            raise ValueError(f"voc {path}: object {name!r} has <difficult>{difficult}"
+                             "</difficult>; VOC writes 0 or 1")
+        objects.append((name, difficult == "1"))
     return objects
 
 
