@@ -7,7 +7,6 @@ studies/).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
@@ -55,12 +54,11 @@ def locate_in_archive(run_dir: Path, archive_dir: Path, config: Config) -> None:
     the archive."""
     atomic_write_text(runs.config_path(run_dir),
                       dataclasses.replace(config, out_dir=str(archive_dir)).to_yaml())
-    provenance_path = run_dir / runs.PROVENANCE_FILE
-    provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
+    provenance = runs.read_provenance(run_dir)
     if "copied_from" in provenance:
         source = Path(provenance["copied_from"])
         provenance["copied_from"] = f"{source.parent.name}/{source.name}"
-        atomic_write_json(provenance_path, provenance)
+        atomic_write_json(run_dir / runs.PROVENANCE_FILE, provenance)
 
 
 def recorded_backbone(run_dir: Path, config: Config) -> tuple[tuple, str | None]:

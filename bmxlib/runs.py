@@ -341,8 +341,7 @@ class Run:
         path = diagnostics_path(self.path, epoch)
         if not path.exists():
             raise FileNotFoundError(f"no diagnostics for epoch {epoch} in {self.path}")
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        return read_npz(path)
 
     def diagnostics_keys(self, epoch: int) -> list[str]:
         """Names of the arrays recorded at the end of ``epoch`` ([] when none were)."""
