@@ -150,18 +150,17 @@ def _report(args: argparse.Namespace) -> int:
     for run_dir in runs.run_dirs(args.dir):
         saved = runs.config_path(run_dir)
         try:
-            values = runs.read_config(run_dir)
-            from_dict(values, source=str(saved))
-        except ConfigError as error:
-            raise ConfigError(f"report refused: {saved}: {error}") from None
-        missing = [key for key in ("method", "dataset", "epochs") if key not in values]
-        if missing:  # a run writes every key; truncated, the defaults would stand in
-            raise ConfigError(f"report refused: {saved} lacks {missing[0]!r} (truncated?)")
-        try:
-            run = runs.load_run(run_dir)  # names a corrupt labels.npz, JSON or metrics file
+            run = runs.load_run(run_dir)  # names a corrupt config, labels.npz, JSON or metrics
         except ValueError as error:
             raise ConfigError(f"report refused: {error}") from None
-        problem = run.complete and runs.epochs_recorded_once(run_dir, values["epochs"])
+        try:
+            from_dict(run.config, source=str(saved))
+        except ConfigError as error:
+            raise ConfigError(f"report refused: {saved}: {error}") from None
+        missing = [key for key in ("method", "dataset", "epochs") if key not in run.config]
+        if missing:  # a run writes every key; truncated, the defaults would stand in
+            raise ConfigError(f"report refused: {saved} lacks {missing[0]!r} (truncated?)")
+        problem = run.complete and runs.epochs_recorded_once(run_dir, run.config["epochs"])
         if problem:
             raise ConfigError(f"report refused: {run_dir / runs.METRICS_FILE} of the finished "
                               f"run holds {problem}")
