@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bmxlib.config import (
-    Config,
-    ConfigError,
-    from_dict,
-    load_config,
-    parse_override,
-)
+from bmxlib.config import Config, ConfigError, from_dict, load_config, parse_override
 
 
 def test_defaults_are_valid_and_match_the_paper_optimiser():
