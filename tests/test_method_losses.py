@@ -128,6 +128,14 @@ def test_asl_gradient_flows_through_focusing_weight_by_default():
     neg_grad = torch.where(one_minus_shifted < 1, p * (1 - p) / one_minus_shifted, 0.0)
     expected = targets * weight_pos * -(1 - p) + (1 - targets) * weight_neg * neg_grad
     torch.testing.assert_close(detached, expected)
+    # The flowing gradient adds the focusing weight's own derivative (product rule, with
+    # dp/dz = p(1 - p)): for -(1 - p)^1 log p it is p(1 - p) log p - (1 - p)^2; for
+    # -p_m^4 log(1 - p_m) it is p(1 - p) (-4 p_m^3 log(1 - p_m) + p_m^4 / (1 - p_m)).
+    p_m = (p - 0.05).clamp(min=0)
+    pos_flowing = p * (1 - p) * torch.log(p) - (1 - p) ** 2
+    neg_flowing = torch.where(
+        p_m > 0, p * (1 - p) * (-4 * p_m**3 * torch.log(1 - p_m) + p_m**4 / (1 - p_m)), 0.0)
+    torch.testing.assert_close(flowing, targets * pos_flowing + (1 - targets) * neg_flowing)
 
 
 def test_asl_eps_floors_the_log():
