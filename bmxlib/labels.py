@@ -137,7 +137,9 @@ def _check_same_shape(reference: torch.Tensor, ref_name: str, **others) -> None:
 def _relabel(confidence, candidates, epsilon, relabel_to_zero):
     """Masks of labels re-labeled to 1 and to 0; NaN confidence ('not computed') never is."""
     to_one = candidates & (confidence > epsilon)
-    to_zero = candidates & (confidence < 1.0 - epsilon)
+    # the mirror of the 1-direction: ``confidence < 1 - epsilon`` would not be, as
+    # float(1 - 0.975) is 0.025000000000000022, which re-labels a confidence of 0.025
+    to_zero = candidates & (1.0 - confidence > epsilon)
     if not relabel_to_zero:
         to_zero = torch.zeros_like(to_zero)
     return to_one, to_zero

@@ -98,6 +98,17 @@ def test_exactly_at_threshold_is_not_relabeled():
     assert managed.targets.tolist() == [[0.0, 1.0, 1.0, 0.0]]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_the_default_thresholds_mirror_each_other(dtype):
+    # epsilon = 0.975 is not exact in binary, and float(1 - 0.975) = 0.025000000000000022:
+    # a confidence of 0.025 is exactly as far from 0 as 0.975 from 1 and, like it, stays
+    # ambiguous; one step further out is re-labeled either way.
+    confidence = torch.tensor([[0.975, 0.025, 0.9751, 0.0249]], dtype=dtype)
+    managed = manage_labels(torch.tensor([[0, 1, 0, 1]]), torch.full((1, 4), 0.1), confidence)
+    assert managed.state.tolist() == [[A, A, R, R]]
+    assert managed.targets.tolist() == [[0.0, 1.0, 1.0, 0.0]]
+
+
 def test_counts():
     managed = manage_labels(GIVEN, P_CLEAN, CONFIDENCE)
     assert managed.counts() == {"clean": 2, "relabeled": 2, "ambiguous": 4}
