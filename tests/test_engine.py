@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import average_precision_score
 
 import bmxlib.engine as engine
+import bmxlib.passes as passes
 from bmxlib.compute import TrainingDiverged
 from bmxlib.engine import fit
 from bmxlib.experiment import build
@@ -298,3 +301,16 @@ def test_amp_cpu_warns_once_only_where_bf16_is_emulated(tiny_config, monkeypatch
     assert err.count("amp_cpu=true on a CPU without AMX") == (1 if native is False else 0)
     build(tiny_config("amp_cpu=false"))
     assert "amp_cpu" not in capsys.readouterr().err
+
+
+def test_evaluation_ranks_logits_beyond_float32_sigmoid_saturation(monkeypatch):
+    # float32's sigmoid is exactly 1.0 for these four logits, so AP on the confidences
+    # would tie them (3/4); the logits keep the model's order: (1 + 1 + 3/4) / 3.
+    logits = torch.tensor([[25.0], [20.0], [18.0], [17.5], [-3.0]])
+    assert (torch.sigmoid(logits[:4]) == 1.0).all()
+    labels = np.array([[1], [1], [0], [1], [0]], dtype=np.uint8)
+    monkeypatch.setattr(passes, "predict", lambda *args, **kwargs: logits)
+    result = passes.evaluate(None, SimpleNamespace(labels=labels), np.array(["many"]),
+                             device=torch.device("cpu"), config=None)
+    assert result["mAP"] == pytest.approx(11 / 12)
+    assert result["mAP"] == pytest.approx(average_precision_score(labels[:, 0], logits[:, 0]))
