@@ -18,7 +18,10 @@ Deviations from the authors' code, each for the shared protocol of the compariso
 network keeps training through one cosine schedule instead of being reset to its
 best-validation warm-up weights and retrained with Adam; the loss is the forward
 correction docs/method.md §4 names instead of the authors' importance reweighting; no knowledge of
-the noise type is used (their code zeroes ρ0 or ρ1 when the *true* matrix has a zero).
+the noise type is used (their code zeroes ρ0 or ρ1 when the *true* matrix has a zero). The
+sample selection reads the last ``t_history`` warm-up epochs, at the end of the warm-up;
+the authors' code reads the 5 epochs up to its ``sample_epoch`` (epochs 6–10 of a 20-epoch
+warm-up in their scripts), the middle of its warm-up.
 Under Mixup the correction applies to the mixed targets: T is a property of the class, so
 nothing depends on a label's observed value.
 """

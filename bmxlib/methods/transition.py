@@ -18,9 +18,10 @@ partner class k (the paper's bilinear decomposition). N comes from the noisy lab
 the whole training set, c from the instances whose class-i label a sample selection
 calls clean (there ỹ_i = y_i). Every partner k with a valid solution gives a candidate;
 the one with the smallest total residual over all partners is kept. A class without a
-valid partner (or with fewer than ``min_selected`` selected positives or negatives) falls
-back to the Dual-T estimator on the model's predictions (:func:`dual_t_estimate`), as in
-the authors' code.
+valid partner falls back to the Dual-T estimator on the model's predictions
+(:func:`dual_t_estimate`), as in the authors' code; so does a class with fewer than
+``min_selected`` selected positives or negatives, which their code skips, leaving it an
+all-zero matrix that no loss can train on.
 
 Functions here are pure (arrays in, arrays out) so that each step is testable by hand.
 """
