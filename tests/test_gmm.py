@@ -79,6 +79,41 @@ def test_parity_with_sklearn(seed):
     assert agree / total >= 0.99
 
 
+def _optimal_two_means_split(values):
+    """The first value of the upper cluster of the best 1-D 2-means split, by brute force."""
+    ordered = np.sort(values)
+    within = [((ordered[:i] - ordered[:i].mean()) ** 2).sum()
+              + ((ordered[i:] - ordered[i:].mean()) ** 2).sum() for i in range(1, len(ordered))]
+    return ordered[int(np.argmin(within)) + 1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2], ids=lambda s: f"seed{s}")
+def test_em_matches_sklearn_from_the_same_start(seed):
+    # Overlapping components, where stock sklearn's k-means start varies with its
+    # random_state: started from the same optimal 2-means split (docs/method.md §1.4),
+    # the EM is sklearn's to rounding, with the same number of iterations.
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        n = int(rng.integers(30, 400))
+        x = np.concatenate([rng.normal(0.3, 0.15, n), rng.normal(0.6, 0.2, n // 2)])
+        x = (x - x.min()) / (x.max() - x.min())
+        upper = x >= _optimal_two_means_split(x)
+        variances = np.array([x[~upper].var(), x[upper].var()]) + 5e-4
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = GaussianMixture(
+                n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4,
+                weights_init=np.array([(~upper).mean(), upper.mean()]),
+                means_init=np.array([[x[~upper].mean()], [x[upper].mean()]]),
+                precisions_init=(1.0 / variances)[:, None, None]).fit(x[:, None])
+        values = torch.tensor(x)[None]
+        fit = fit_gmm_batched(values, torch.ones_like(values, dtype=torch.bool), max_iter=10,
+                              tol=1e-2, reg_covar=5e-4)
+        expected = reference.predict_proba(x[:, None])[:, reference.means_.argmin()]
+        np.testing.assert_allclose(fit.posterior_low(values)[0].numpy(), expected, atol=1e-10)
+        assert int(fit.n_iter[0]) == reference.n_iter_
+
+
 def test_batched_fit_equals_one_group_at_a_time():
     losses, labels = _bimodal_losses(3, num_items=300, num_classes=3)
     values = torch.from_numpy(losses).T.repeat_interleave(2, dim=0) / 4.0
