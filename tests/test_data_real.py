@@ -233,6 +233,35 @@ def test_voc_missing_imageset(voc_root: Path) -> None:
         VocDataset(voc_root, "test")
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"], ids=["bom", "utf16"])
+def test_voc_imageset_with_a_bom_or_not_utf8(voc_root: Path, encoding: str) -> None:
+    # a byte-order mark (Windows editors) joined the first id ("\ufeff000003.xml not found");
+    # UTF-16 (PowerShell's default) raised a bare UnicodeDecodeError
+    path = voc_root / "VOC2007" / "ImageSets" / "Main" / "test.txt"
+    path.write_text("000003\n", encoding=encoding)
+    if encoding == "utf-8-sig":
+        assert VocDataset(voc_root, "test").image_ids == ["000003"]
+    else:
+        with pytest.raises(ValueError, match=r"test\.txt: not UTF-8 text \(byte 0"):
+            VocDataset(voc_root, "test")
+
+
+@pytest.mark.parametrize(
+    ("loader", "option"),
+    [("voc", "difficult_as_positive"), ("coco", "include_crowd"),
+     ("manifest", "allow_outside_root")],
+    ids=["voc", "coco", "manifest"],
+)
+def test_boolean_options_refuse_strings(voc_root: Path, coco_root: Path, tmp_path: Path,
+                                        loader: str, option: str) -> None:
+    # bool("False") is True: the string silently meant the opposite (for the manifest, it
+    # let paths outside the root through)
+    root = {"voc": voc_root, "coco": coco_root,
+            "manifest": make_manifest(tmp_path / "m", tmp_path / "abs.png")}[loader]
+    with pytest.raises(TypeError, match=rf"{option} must be True or False, got 'False'"):
+        load_dataset(loader, "train", root=root, **{option: "False"})
+
+
 # --------------------------------------------------------------------------- manifest
 
 

@@ -196,7 +196,7 @@ class CocoDataset(FileListDataset):
         year: str = "2014",
         **options,
     ) -> None:
-        self.include_crowd = include_crowd
+        self.include_crowd = check_flag("include_crowd", include_crowd)
         self.drop_empty = check_flag("drop_empty", drop_empty)
         self.year = str(year)
         super().__init__(root, split, **options)

@@ -29,6 +29,7 @@ import numpy as np
 from bmxlib.data.files import (
     FileList,
     FileListDataset,
+    check_flag,
     labels_from_pairs,
     not_utf8,
     read_class_names,
@@ -140,7 +141,7 @@ class ManifestDataset(FileListDataset):
         **options,
     ) -> None:
         self.shot_many, self.shot_few = _check_shots(shot_many, shot_few)
-        self.allow_outside_root = bool(allow_outside_root)
+        self.allow_outside_root = check_flag("allow_outside_root", allow_outside_root)
         super().__init__(root, split, **options)
 
     def read_file_list(self, root: Path, split_name: str, max_images: int | None) -> FileList:

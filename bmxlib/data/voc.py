@@ -64,7 +64,9 @@ from bmxlib.data.files import (
     FileList,
     FileListDataset,
     check_class_names,
+    check_flag,
     labels_from_pairs,
+    not_utf8,
     read_class_names,
     require_path,
 )
@@ -115,7 +117,10 @@ def read_image_ids(path: Path, note: str = "") -> list[str]:
             f"voc: file not found: {path} ({path.parent.name}/ has {found}){note}"
         )
     require_path(path, "voc")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # utf-8-sig: a byte-order mark would otherwise join the first image id
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, "voc", error) from None
     ids = [line.split()[0] for line in lines if line.strip()]
     if not ids:
         raise ValueError(f"voc {path}: no image ids")
@@ -246,7 +251,7 @@ class VocDataset(FileListDataset):
     ) -> None:
         self.year = check_year(year)
         self.splits = VOC_SPLITS[self.year]
-        self.difficult_as_positive = difficult_as_positive
+        self.difficult_as_positive = check_flag("difficult_as_positive", difficult_as_positive)
         self._classes, self._class_source = _resolve_classes(classes, classes_file)
         super().__init__(root, split, **options)
 
