@@ -140,11 +140,13 @@ def train_step(method: Method, model: torch.nn.Module, batch: Batch,
 def train_one_epoch(s: Setup, epoch: int) -> dict[str, float]:
     """One epoch of ``ceil(N / batch)`` steps; returns loss, lr, seconds, images/s."""
     c, device = s.config, s.device
+    # first, so that the loaders read the epoch's sampling weights and subset from a
+    # method that has started it
+    s.method.start_epoch(epoch)
     first, second, _, augment = epoch_loaders(s, epoch)
     s.model.train()
     for module in s.method.extra_modules().values():
         module.train()
-    s.method.start_epoch(epoch)
     lam_generator = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch + 17)
     batches = zip(first, second) if second is not None else ((b, None) for b in first)
     bar = tqdm(

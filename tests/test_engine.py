@@ -314,3 +314,15 @@ def test_evaluation_ranks_logits_beyond_float32_sigmoid_saturation(monkeypatch):
                              device=torch.device("cpu"), config=None)
     assert result["mAP"] == pytest.approx(11 / 12)
     assert result["mAP"] == pytest.approx(average_precision_score(labels[:, 0], logits[:, 0]))
+
+
+def test_the_method_starts_its_epoch_before_the_loaders_ask_it_for_weights(tiny_config):
+    # a method whose start_epoch changes its sampling weights or subset must have them
+    # read after that, by the epoch's loaders
+    s = build(tiny_config("method=ros"))
+    calls = []
+    for hook in ("start_epoch", "instance_weights", "training_indices"):
+        original = getattr(s.method, hook)
+        setattr(s.method, hook, lambda *a, _f=original, _h=hook: calls.append(_h) or _f(*a))
+    train_one_epoch(s, 1)
+    assert calls[0] == "start_epoch" and {"instance_weights", "training_indices"} <= set(calls)

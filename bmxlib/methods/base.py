@@ -2,7 +2,8 @@
 
 The engine (``bmxlib.engine``) drives every method the same way:
 
-1. ``second_sampler`` says whether a step takes a second batch and from which sampler
+1. ``start_epoch(epoch)`` opens the epoch, before the epoch's loaders are built.
+   ``second_sampler`` says whether a step takes a second batch and from which sampler
    ("random": an independent shuffled pass; "weighted": an independent draw of the
    weighted sampler; "minority": docs/method.md §1.2; None: one batch). ``instance_weights()`` may
    replace the random sampler by a weighted one (ROS); ``training_indices()`` may keep some
