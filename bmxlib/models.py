@@ -133,8 +133,8 @@ def _resnet(arch: str, num_classes: int, *, pretrained: str, weights_path: str,
             enum = torchvision.models.get_model_weights(arch).DEFAULT
             try:
                 model.load_state_dict(enum.get_state_dict(progress=True))
-            except Exception as err:  # offline machines cannot download
-                raise RuntimeError(
+            except Exception as err:  # offline machines cannot download: a user's error,
+                raise OSError(  # one line at the command line, not a traceback
                     f"could not fetch ImageNet weights for {arch} ({err.__class__.__name__}); "
                     "set weights_path to a local .pth file or pretrained=none"
                 ) from None

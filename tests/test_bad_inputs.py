@@ -401,6 +401,23 @@ def test_bad_input_is_one_line_and_exit_2(entry, tmp_path, finished, capsys):
     assert _digest(finished) == before  # the existing run is untouched
 
 
+def test_imagenet_weights_that_cannot_be_fetched_are_one_line(tmp_path, monkeypatch, capsys):
+    # an offline machine: the download fails (it printed a RuntimeError traceback)
+    from urllib.error import URLError
+
+    from torchvision.models import WeightsEnum
+
+    def offline(self, *args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    code = cli.main(_train("arch=resnet18", "pretrained=imagenet")(tmp_path, None))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("bmx: error: could not fetch ImageNet weights for resnet18")
+    assert "weights_path" in err[0]
+
+
 def test_the_catalogue_is_large_enough():
     assert len(CATALOGUE) >= 30
 
