@@ -10,9 +10,20 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..metrics import pearson
-from .style import GROUP_COLORS, OKABE_ITO, as_array, integer_epoch_axis, label_axes, new_figure
+from .style import (
+    GROUP_COLORS,
+    MAX_FIGURE_WIDTH,
+    OKABE_ITO,
+    as_array,
+    figure_legend,
+    integer_epoch_axis,
+    label_axes,
+    new_figure,
+)
 
 __all__ = ["confidence_ap_groups", "confidence_ap_scatter"]
+
+NAMED_CLASSES = 20  # confidence_ap_scatter names every class up to this many
 
 
 def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
@@ -86,7 +97,8 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
     show = [int(e) for e in (show_epochs or epochs[-1:])]
     names = [str(c) for c in (range(positives.size) if class_names is None else class_names)]
     groups = np.asarray(groups if groups is not None else ["few"] * positives.size).astype(str)
-    fig, axes = new_figure(len(show), 1, width=5.2, height=3.8, title=title)  # legend at right
+    fig, axes = new_figure(len(show), 1, width=min(4.2, MAX_FIGURE_WIDTH / len(show)),
+                           height=3.8, title=title)
     for ax, epoch in zip(axes[0], show):
         i = epochs.index(epoch)
         frame = pd.DataFrame({"P(k)": presence[i], "AP(k)": ap[i], "shot group": groups,
@@ -98,11 +110,15 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
                         hue_order=[g for g in GROUP_COLORS if g in set(groups)],
                         size="positives", sizes=(20, 220), alpha=0.8, edgecolor="black",
                         linewidth=0.5, ax=ax)
-        for name, x, y in zip(frame["name"], frame["P(k)"], frame["AP(k)"]):
+        # every name up to NAMED_CLASSES classes; beyond, the highest and lowest AP only
+        named = frame if len(frame) <= NAMED_CLASSES else pd.concat(
+            [frame.nlargest(3, "AP(k)"), frame.nsmallest(3, "AP(k)")])
+        for name, x, y in zip(named["name"], named["P(k)"], named["AP(k)"]):
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         r = pearson(frame["P(k)"].to_numpy(), frame["AP(k)"].to_numpy())  # NaN below 2
         ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.05))
-        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.get_legend().remove()
         label_axes(ax, f"epoch {epoch} · per-class r = {r:.2f}",
                    "confidence in presence P(k)", "test AP(k)")
+    figure_legend(fig, axes)
     return fig

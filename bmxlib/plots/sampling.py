@@ -10,15 +10,19 @@ from matplotlib.figure import Figure
 
 from .style import (
     HEATMAP_CMAP,
+    MAX_FIGURE_WIDTH,
     OKABE_ITO,
     as_array,
     class_labels,
+    figure_legend,
     integer_epoch_axis,
     label_axes,
     new_figure,
 )
 
 __all__ = ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"]
+
+BAR_CLASSES_EACH_END = 10  # draw_share_bars shows all classes up to twice this many
 
 
 def sampling_distributions(probabilities, *, epochs, show_epochs=None, title: str = "") -> Figure:
@@ -87,19 +91,29 @@ def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
     """
     natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
     names = class_labels(class_names, natural.size)
+    shown, which = order, "classes sorted by frequency"
+    if natural.size > 2 * BAR_CLASSES_EACH_END:  # the head and the tail; the heatmap has all
+        shown = np.concatenate([order[:BAR_CLASSES_EACH_END], order[-BAR_CLASSES_EACH_END:]])
+        which = (f"the {BAR_CLASSES_EACH_END} most and {BAR_CLASSES_EACH_END} least frequent "
+                 f"of {natural.size} classes")
     series = ["natural frequency (random sampler)", *(f"minority sampler, epoch {e}"
                                                       for e in epochs)]
-    frame = pd.DataFrame({"class": [names[k] for k in order] * len(series),
-                          "share": np.concatenate([natural[order], *share[:, order]]),
-                          "series": np.repeat(series, natural.size)})
-    fig, axes = new_figure(1, 1, width=max(6.0, 0.6 * natural.size), height=3.6, title=title)
+    frame = pd.DataFrame({"class": [names[k] for k in shown] * len(series),
+                          "share": np.concatenate([natural[shown], *share[:, shown]]),
+                          "series": np.repeat(series, shown.size)})
+    fig, axes = new_figure(1, 1, width=min(MAX_FIGURE_WIDTH, max(6.0, 0.5 * shown.size)),
+                           height=3.8, title=title)
     ax = axes[0, 0]
+    # reddish purple: outside cividis, whose middle grey the epochs' bars take
+    colours = [OKABE_ITO["reddish_purple"], *sns.color_palette(HEATMAP_CMAP, len(epochs))]
     sns.barplot(frame, x="class", y="share", hue="series", errorbar=None, saturation=1, ax=ax,
-                palette=dict(zip(series, ["0.55", *sns.color_palette(HEATMAP_CMAP, len(epochs))])))
+                palette=dict(zip(series, colours)))
     ax.set_yscale("log")  # rare classes stay visible next to the head
-    ax.legend(fontsize=7)
-    label_axes(ax, "classes sorted by frequency", "class",
-               "share of draws holding the class (log scale)")
+    ax.get_legend().remove()
+    figure_legend(fig, axes)
+    if shown.size > 12:
+        ax.tick_params(axis="x", labelrotation=90)
+    label_axes(ax, which, "class", "share of draws holding the class (log scale)")
     return fig
 
 
@@ -113,14 +127,15 @@ def draw_share_heatmap(natural_share, draw_share, *, epochs, class_names=None,
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (share / natural).T[order]  # (K, E); a class without instances: blank
     names = class_labels(class_names, natural.size)
-    fig, axes = new_figure(1, 1, width=max(4.5, 0.55 * len(epochs) + 2.5),
-                           height=max(3.0, 0.3 * natural.size + 1.0), title=title)
+    fig, axes = new_figure(1, 1, width=min(MAX_FIGURE_WIDTH, max(4.5, 0.55 * len(epochs) + 2.5)),
+                           height=max(3.0, 0.22 * natural.size + 1.2), title=title)
     ax = axes[0, 0]
     frame = pd.DataFrame(np.where(np.isfinite(ratio), ratio, np.nan), columns=epochs,
                          index=[f"{names[k]} ({100 * natural[k]:.1f}%)" for k in order])
+    # "auto" tick labels: seaborn thins them where they would overlap
     sns.heatmap(frame, cmap=HEATMAP_CMAP, annot=ratio.size <= 400, fmt=".2f",
                 annot_kws={"fontsize": 7}, cbar_kws={"label": "draw share / natural share"},
-                ax=ax)
+                xticklabels="auto", yticklabels=True if natural.size <= 60 else "auto", ax=ax)
     label_axes(ax, "oversampling of each class by the minority sampler", "epoch",
                "class (natural frequency)")
     ax.tick_params(axis="y", labelrotation=0)

@@ -16,8 +16,8 @@ from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP",
-    "DPI", "new_figure", "label_axes", "integer_epoch_axis", "shade_warmup", "as_array",
-    "class_labels", "figure_legend",
+    "DPI", "MAX_FIGURE_WIDTH", "new_figure", "panel_grid", "label_axes", "integer_epoch_axis",
+    "shade_warmup", "as_array", "class_labels", "figure_legend",
 ]
 
 # Okabe & Ito (2008), the colour-blind-safe qualitative palette
@@ -31,12 +31,17 @@ OKABE_ITO = {
     "vermillion": "#D55E00",
     "reddish_purple": "#CC79A7",
 }
-CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion",
-                                "reddish_purple", "sky_blue", "black", "yellow")]
+# yellow is left out: on white it is all but invisible; a grey takes its place
+CYCLE = [*(OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion",
+                                  "reddish_purple", "sky_blue", "black")), "#999999"]
 STATE_NAMES = ("clean", "re-labeled", "ambiguous")  # LabelState 0, 1, 2
 STATE_COLORS = (OKABE_ITO["bluish_green"], OKABE_ITO["blue"], OKABE_ITO["orange"])
+# orange beside vermillion is the palette's least distinct pair: few-shot is reddish purple
 GROUP_COLORS = {"many": OKABE_ITO["blue"], "medium": OKABE_ITO["orange"],
-                "few": OKABE_ITO["vermillion"]}
+                "few": OKABE_ITO["reddish_purple"]}
+#: Widest figure (inches) the panel grids aim for: the report's column is 10 in at DPI 120,
+#: and text of a wider figure is raised to stay readable when shown scaled down
+MAX_FIGURE_WIDTH = 11.0
 HEATMAP_CMAP = "cividis"
 DPI = 120
 
@@ -55,6 +60,18 @@ def new_figure(ncols: int, nrows: int, *, width: float, height: float,
     fig.suptitle(textwrap.fill(title or "untitled", width=max(30, int(8.5 * width * ncols))),
                  fontsize=12)
     return fig, axes
+
+
+def panel_grid(count: int, *, width: float, height: float,
+               title: str) -> tuple[Figure, list]:
+    """``new_figure`` for ``count`` panels in rows of as many as fit ``MAX_FIGURE_WIDTH``;
+    the panels in reading order (the grid's unused cells are hidden)."""
+    ncols = max(1, min(count, int(MAX_FIGURE_WIDTH // width)))
+    nrows = -(-count // ncols)
+    fig, axes = new_figure(ncols, nrows, width=width, height=height, title=title)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:count])
 
 
 def label_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
@@ -101,6 +118,9 @@ def figure_legend(fig: Figure, axes: np.ndarray) -> None:
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
-    columns = max(1, min(len(entries), int(fig.get_figwidth() / 2.0)))
+    # as many columns as the longest entry (8 pt text, ~0.6 em a character, marker and gap)
+    # fits across the figure
+    entry_in = (0.6 * 8 * max((len(label) for label in entries), default=1) + 30) / 72
+    columns = max(1, min(len(entries), int(fig.get_figwidth() / entry_in)))
     fig.legend(list(entries.values()), list(entries), loc="outside lower center",
                ncols=columns, fontsize=8)
