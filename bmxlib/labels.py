@@ -202,7 +202,7 @@ def manage_labels(
 
     - clean: p_G > 0.5 → given target, weight 1.
     - re-labeled (``use_relabel``): p_G ≤ 0.5 and two-view mean confidence > ε → target 1,
-      or < 1 − ε → target 0 (only with ``relabel_to_zero``); weight 1.
+      or 1 − confidence > ε → target 0 (only with ``relabel_to_zero``); weight 1.
     - ambiguous: the rest → given target, weight p_G (``use_ambiguous``) or 0 (dropped).
     - ``use_clean=False`` (the Mixup / +minority-sampler ablation rows): no management;
       every label is reported CLEAN with its given target and weight 1, and the other

@@ -193,11 +193,11 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     train_tf, eval_tf = presets
     device = images.device
     count = len(images) // batch * batch
+    method.start_epoch(epoch)  # before its sampling probabilities are read, as in the engine
     order = torch.randperm(len(images), device=device)[:count]
     probabilities = method.minority_probabilities()
     second = (torch.multinomial(probabilities.to(device).float(), count, replacement=True)
               if probabilities is not None else torch.randperm(len(images), device=device)[:count])
-    method.start_epoch(epoch)
     sync(device)
     start = time.perf_counter()
     for step in range(count // batch):

@@ -20,8 +20,8 @@ best-validation warm-up weights and retrained with Adam; the loss is the forward
 correction docs/method.md §4 names instead of the authors' importance reweighting; no knowledge of
 the noise type is used (their code zeroes ρ0 or ρ1 when the *true* matrix has a zero). The
 sample selection reads the last ``t_history`` warm-up epochs, at the end of the warm-up;
-the authors' code reads the 5 epochs up to its ``sample_epoch`` (epochs 6–10 of a 20-epoch
-warm-up in their scripts), the middle of its warm-up.
+the authors' code reads the 5 epochs up to its ``sample_epoch``, the middle of its warm-up
+in their scripts (VOC: epochs 6–10 of 20; COCO: 11–15 of 30).
 Under Mixup the correction applies to the mixed targets: T is a property of the class, so
 nothing depends on a label's observed value.
 """
