@@ -16,6 +16,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from bmxlib import plots, results, runs
+from bmxlib.plots.style import MAX_FIGURE_WIDTH, panel_grid
 
 RNG = np.random.default_rng(0)
 E, K, N, B = 3, 4, 50, 40
@@ -263,6 +264,59 @@ def test_map_by_setting_bars_are_means_over_seeds_with_sd_error_bars():
     np.testing.assert_allclose(sorted(spans), sorted([2 * sd_bce] * 3 + [2 * sd_bmx] * 3))
     bars = {b.get_facecolor()[:3] for b in clean.patches if b.get_height() > 0}
     assert bars == {tuple(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)) for c in plots.CYCLE[:2]}
+
+
+def test_map_by_setting_wraps_many_panels_within_the_report_width():
+    # the paper grid: 8 methods × 6 noise settings was one row 106 in wide (its text then
+    # raised to 76 pt to stay readable in the report's 10 in column)
+    methods = ["bce", "mixup", "balancemix", "coteaching", "asl", "t_estimator", "ll_r", "ll_ct"]
+    noises = ["clean", "mislabel-20", "mislabel-40", "flip-20", "flip-40", "missing"]
+    table = pd.DataFrame([{"method": m, "noise": n, "seed": 0, "run": f"{m}-{n}",
+                           "measure": measure, "value": 0.5}
+                          for m in methods for n in noises
+                          for measure in ("all", "many", "medium", "few")])
+    fig = plots.map_by_setting(table, title="t")
+    assert fig.get_figwidth() <= MAX_FIGURE_WIDTH
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == [f"noise = {n}" for n in noises]
+    assert all(ax.get_legend() is None for ax in panels)  # one legend, below
+    (legend,) = fig.legends
+    assert legend.get_title().get_text() == "method"
+    assert [t.get_text() for t in legend.get_texts()] == methods
+
+
+@pytest.mark.parametrize("count", [4, 11], ids=["one-row", "wrapped"])
+def test_panel_grid_fits_the_width_and_hides_spare_cells(count):
+    fig, panels = panel_grid(count, width=3.0, height=2.0, title="t")
+    assert len(panels) == count and fig.get_figwidth() <= MAX_FIGURE_WIDTH
+    hidden = [ax for ax in fig.axes if not ax.get_visible()]
+    assert len(hidden) == (-count) % 3 if count > 3 else not hidden
+
+
+def test_draw_share_bars_keeps_the_head_and_tail_of_many_classes():
+    natural = np.linspace(0.5, 0.01, 30)  # already in frequency order
+    share = np.tile(natural, (2, 1))
+    names = [f"c{k}" for k in range(30)]
+    fig = plots.draw_share_bars(natural, share, epochs=[1, 2], class_names=names, title="t")
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_xticklabels()]
+    assert shown == names[:10] + names[-10:]
+    assert ax.get_title() == "the 10 most and 10 least frequent of 30 classes"
+    assert fig.get_figwidth() <= MAX_FIGURE_WIDTH
+
+
+@pytest.mark.parametrize("count", [5, 30], ids=["all-named", "extremes-named"])
+def test_scatter_names_every_class_or_the_extremes(count):
+    rng = np.random.default_rng(0)
+    ap = rng.random((1, count))
+    fig = plots.confidence_ap_scatter(rng.random((1, count)), ap, np.arange(1, count + 1),
+                                      epochs=[1], class_names=[f"c{k}" for k in range(count)],
+                                      title="t")
+    named = {t.get_text() for t in fig.axes[0].texts}
+    order = np.argsort(ap[0])
+    expected = ({f"c{k}" for k in range(count)} if count <= 20 else
+                {f"c{k}" for k in [*order[:3], *order[-3:]]})
+    assert named == expected
 
 
 def _fake_sweep(root: Path, points: dict[str, tuple[dict, int, float | None]]) -> Path:

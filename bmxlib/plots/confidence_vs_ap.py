@@ -87,6 +87,9 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
         One panel each (default: the last epoch).
     groups : array-like of str, shape (K,), optional
         Shot group per class ("many" / "medium" / "few"), the marker colour.
+
+    Every class is named up to ``NAMED_CLASSES`` classes; beyond, each panel names the three
+    with the highest and the three with the lowest AP.
     """
     presence = as_array(presence, "presence", 2)
     ap = as_array(ap, "ap", 2)

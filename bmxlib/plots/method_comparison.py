@@ -53,7 +53,7 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
     settings = list(dict.fromkeys(data["setting"]))
     palette = {s: CYCLE[i % len(CYCLE)] for i, s in enumerate(settings)}  # same in all panels
     panels = list(dict.fromkeys(data[panel].astype(str))) if panel else [""]
-    # 0.2 in a bar: the paper grid (8 methods × 4 groups) fills one report-wide panel
+    # 0.2 in a bar: the paper grid's panel (8 methods × 4 groups) is 7.6 in, one a row
     width = min(MAX_FIGURE_WIDTH, max(3.6, 0.2 * len(measures) * len(settings) + 1.2))
     fig, grid = panel_grid(len(panels), width=width, height=3.4, title=title)
     for ax, name in zip(grid, panels):
@@ -65,7 +65,7 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
         ax.get_legend().remove()  # one legend for all panels, below them
         label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group",
                    "test mAP (%, mean ± sd over seeds)")
-    figure_legend(fig, np.array(grid))
+    figure_legend(fig, np.array(grid), title=" / ".join(keys) or None)
     return fig
 
 

@@ -88,6 +88,10 @@ def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
     draw_share : array-like, shape (E, K)
         Expected share of minority draws holding class k at each of ``epochs``.
     epochs : array-like of int, shape (E,)
+
+    Classes are sorted by frequency; beyond ``2 * BAR_CLASSES_EACH_END`` classes only the
+    most and the least frequent ``BAR_CLASSES_EACH_END`` are drawn (the panel title says
+    so; :func:`draw_share_heatmap` shows every class).
     """
     natural, share, epochs, order = _draw_share_inputs(natural_share, draw_share, epochs)
     names = class_labels(class_names, natural.size)

@@ -64,8 +64,22 @@ def new_figure(ncols: int, nrows: int, *, width: float, height: float,
 
 def panel_grid(count: int, *, width: float, height: float,
                title: str) -> tuple[Figure, list]:
-    """``new_figure`` for ``count`` panels in rows of as many as fit ``MAX_FIGURE_WIDTH``;
-    the panels in reading order (the grid's unused cells are hidden)."""
+    """``new_figure`` with ``count`` panels in rows of as many as fit ``MAX_FIGURE_WIDTH``.
+
+    Parameters
+    ----------
+    count : int, >= 1
+        Number of panels.
+    width, height : float
+        One panel's size in inches.
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    (Figure, list of Axes of length ``count``)
+        The panels in reading order; the grid's unused cells are hidden.
+    """
     ncols = max(1, min(count, int(MAX_FIGURE_WIDTH // width)))
     nrows = -(-count // ncols)
     fig, axes = new_figure(ncols, nrows, width=width, height=height, title=title)
@@ -112,8 +126,9 @@ def class_labels(class_names, count: int) -> list[str]:
     return names
 
 
-def figure_legend(fig: Figure, axes: np.ndarray) -> None:
-    """One legend below all panels (panels keep their data uncovered)."""
+def figure_legend(fig: Figure, axes: np.ndarray, *, title: str | None = None) -> None:
+    """One legend below all panels (panels keep their data uncovered), entries of every
+    panel once, under ``title``."""
     entries: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -123,4 +138,4 @@ def figure_legend(fig: Figure, axes: np.ndarray) -> None:
     entry_in = (0.6 * 8 * max((len(label) for label in entries), default=1) + 30) / 72
     columns = max(1, min(len(entries), int(fig.get_figwidth() / entry_in)))
     fig.legend(list(entries.values()), list(entries), loc="outside lower center",
-               ncols=columns, fontsize=8)
+               ncols=columns, fontsize=8, title=title, title_fontsize=8)
