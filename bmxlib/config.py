@@ -70,6 +70,7 @@ class CoreConfig:
     shot_many: int = 0  # many-shot: more than this many training positives (0 = dataset's)
     shot_few: int = 0  # few-shot: fewer than this many (0 = dataset's; paper: 10,000 / 1,000)
     coco_drop_empty: bool = True  # COCO: drop images without annotations (ASL's loader does)
+    coco_year: int = 2014  # COCO: 2014 or 2017 (annotations/instances_{train,val}<year>.json)
     voc_year: int = 2007  # VOC: 2007 or 2012
     # VOC classes: "" = the 20 official ones; "auto" = the sorted object names of the
     # training split (the test split gets the same list); or "a,b,c" for your own data
@@ -172,6 +173,7 @@ _CHOICES = {
     "protocol": PROTOCOLS,
     "head": ("linear", "decoder"),
     "augmentation": AUGMENTATIONS,
+    "coco_year": (2014, 2017),
     "voc_year": (2007, 2012),
     **{key: h.choices for key, h in METHOD_KEYS.items() if h.choices is not None},
 }

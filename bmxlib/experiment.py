@@ -48,6 +48,7 @@ def dataset_options(config: Config) -> dict[str, Any]:
         options["max_images"] = config.max_images
     if config.dataset == "coco":
         options["drop_empty"] = config.coco_drop_empty
+        options["year"] = str(config.coco_year)
     if config.dataset == "manifest":
         options["allow_outside_root"] = config.manifest_allow_outside_root
     if config.dataset == "voc":

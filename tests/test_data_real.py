@@ -80,6 +80,23 @@ def test_coco_labels_and_names(coco_root: Path, split: str) -> None:
     assert (dataset.shot_many, dataset.shot_few) == (10_000, 1_000)
 
 
+def test_coco_year_from_the_config_reads_2017_files(coco_root: Path) -> None:
+    # COCO 2017 was reachable only through load_dataset(..., year="2017"), not a config
+    from bmxlib.config import ConfigError, load_config
+    from bmxlib.experiment import load_splits
+
+    for split in ("train", "val"):
+        (coco_root / f"{split}2014").rename(coco_root / f"{split}2017")
+        (coco_root / "annotations" / f"instances_{split}2014.json").rename(
+            coco_root / "annotations" / f"instances_{split}2017.json")
+    config = load_config(None, ["dataset=coco", f"data_root={coco_root}", "coco_year=2017",
+                                "coco_drop_empty=false", "arch=resnet18", "pretrained=none"])
+    train, test = load_splits(config)
+    assert train.image_paths[0].endswith("train2017/a.jpg") and len(test) == 3
+    with pytest.raises(ConfigError, match="'coco_year'"):
+        load_config(None, ["dataset=coco", "coco_year=2015"])
+
+
 def test_coco_crowd_excluded(coco_root: Path) -> None:
     dataset = CocoDataset(coco_root, "train", include_crowd=False, drop_empty=False)
     np.testing.assert_array_equal(dataset.labels, [[1, 0], [0, 0], [1, 0]])
