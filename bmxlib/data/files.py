@@ -132,19 +132,21 @@ def check_class_names(names: Sequence[str], what: str) -> list[str]:
     return list(names)
 
 
-def not_utf8(path: Path, what: str, error: UnicodeDecodeError) -> ValueError:
-    """The one-line error for a text file that is not UTF-8, naming the file and byte."""
-    return ValueError(f"{what} {path}: not UTF-8 text (byte {error.start}: "
-                      f"{error.object[error.start:error.start + 1]!r}); save it as UTF-8")
+def read_user_text(path: Path, what: str) -> str:
+    """A user's text file decoded whole as UTF-8, without the byte-order mark that Excel and
+    Windows editors write; else one ValueError naming the file and the first bad byte."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} {path}: not UTF-8 text (byte {error.start}: "
+                         f"{error.object[error.start:error.start + 1]!r}); save it as UTF-8"
+                         ) from None
 
 
 def read_class_names(path: Path, what: str) -> list[str]:
     """Class names from a text file, one per line (stripped); blank lines ignored."""
     require_path(path, what)
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
-    except UnicodeDecodeError as error:
-        raise not_utf8(path, what, error) from None
+    names = [line.strip() for line in read_user_text(path, what).splitlines()]
     return check_class_names([name for name in names if name], f"{what} {path}")
 
 

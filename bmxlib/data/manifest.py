@@ -31,8 +31,8 @@ from bmxlib.data.files import (
     FileListDataset,
     check_flag,
     labels_from_pairs,
-    not_utf8,
     read_class_names,
+    read_user_text,
     require_path,
 )
 
@@ -52,12 +52,7 @@ def read_manifest_rows(
     pos_rows: list[int] = []
     pos_cols: list[int] = []
     root = csv_path.parent.resolve()
-    # utf-8-sig: Excel writes a byte-order mark that would otherwise prefix the 'path' column;
-    # decoded whole, so that an error's offset is the file's
-    try:
-        text = csv_path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise not_utf8(csv_path, "manifest", error) from None
+    text = read_user_text(csv_path, "manifest")  # a byte-order mark would prefix 'path'
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     rows = list(reader)

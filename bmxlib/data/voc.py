@@ -66,8 +66,8 @@ from bmxlib.data.files import (
     check_class_names,
     check_flag,
     labels_from_pairs,
-    not_utf8,
     read_class_names,
+    read_user_text,
     require_path,
 )
 
@@ -117,10 +117,7 @@ def read_image_ids(path: Path, note: str = "") -> list[str]:
             f"voc: file not found: {path} ({path.parent.name}/ has {found}){note}"
         )
     require_path(path, "voc")
-    try:  # utf-8-sig: a byte-order mark would otherwise join the first image id
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as error:
-        raise not_utf8(path, "voc", error) from None
+    lines = read_user_text(path, "voc").splitlines()  # a byte-order mark would join an id
     ids = [line.split()[0] for line in lines if line.strip()]
     if not ids:
         raise ValueError(f"voc {path}: no image ids")
