@@ -120,7 +120,6 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         r = pearson(frame["P(k)"].to_numpy(), frame["AP(k)"].to_numpy())  # NaN below 2
         ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.05))
-        ax.get_legend().remove()
         label_axes(ax, f"epoch {epoch} · per-class r = {r:.2f}",
                    "confidence in presence P(k)", "test AP(k)")
     figure_legend(fig, axes)

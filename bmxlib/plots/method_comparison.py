@@ -62,7 +62,6 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
                     palette=palette, saturation=1, errorbar="sd", capsize=0.15,
                     err_kws={"linewidth": 1}, ax=ax)  # saturation 1: Okabe–Ito exactly
         ax.set_ylim(0, 100)
-        ax.get_legend().remove()  # one legend for all panels, below them
         label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group",
                    "test mAP (%, mean ± sd over seeds)")
     figure_legend(fig, np.array(grid), title=" / ".join(keys) or None)

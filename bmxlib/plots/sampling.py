@@ -113,7 +113,6 @@ def draw_share_bars(natural_share, draw_share, *, epochs, class_names=None,
     sns.barplot(frame, x="class", y="share", hue="series", errorbar=None, saturation=1, ax=ax,
                 palette=dict(zip(series, colours)))
     ax.set_yscale("log")  # rare classes stay visible next to the head
-    ax.get_legend().remove()
     figure_legend(fig, axes)
     if shown.size > 12:
         ax.tick_params(axis="x", labelrotation=90)

@@ -128,11 +128,13 @@ def class_labels(class_names, count: int) -> list[str]:
 
 def figure_legend(fig: Figure, axes: np.ndarray, *, title: str | None = None) -> None:
     """One legend below all panels (panels keep their data uncovered), entries of every
-    panel once, under ``title``."""
+    panel once, under ``title``; a panel's own legend (seaborn draws one) is removed."""
     entries: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
     # as many columns as the longest entry (8 pt text, ~0.6 em a character, marker and gap)
     # fits across the figure
     entry_in = (0.6 * 8 * max((len(label) for label in entries), default=1) + 30) / 72
