@@ -174,6 +174,15 @@ def sensitivity_table(directory: str | Path):
     return pd.DataFrame(rows, columns=["noise", "factor", "level", "seed", "value"])
 
 
+def sensitivity_factors(table) -> list[tuple[str, str, list[float]]]:
+    """(factor, axis label, its levels in increasing order) of each factor with rows in a
+    :func:`sensitivity_table`, in ``SENSITIVITY_FACTORS`` order: the ``factors`` of
+    ``plots.sensitivity_curves``."""
+    return [(factor, label, sorted(float(v) for v in table.loc[table["factor"] == factor,
+                                                                "level"].unique()))
+            for factor, _key, label in SENSITIVITY_FACTORS if (table["factor"] == factor).any()]
+
+
 def stable_region(table, *, tolerance: float = 0.01) -> dict[tuple[str, str], list[float]]:
     """{(factor, noise): levels whose mean mAP is within ``tolerance`` of the best level's}."""
     region = {}

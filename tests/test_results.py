@@ -153,3 +153,49 @@ def test_take_off_epoch_is_the_first_evaluated_epoch_above_the_threshold(maps, e
 def test_take_off_epoch_refuses_a_threshold_outside_the_unit_interval():
     with pytest.raises(ValueError, match="threshold"):
         results.take_off_epoch([], threshold=15)
+
+
+# --- the sensitivity sweep ----------------------------------------------------------------
+DEFAULTS = {"mix_alpha": 4.0, "relabel_epsilon": 0.975, "warmup_epochs": 3}
+
+
+def _sensitivity_sweep(root: Path, points: list[tuple[str, str, dict, float]]) -> Path:
+    """A sweep with (noise, setting, seed) axes: (noise, setting, config changes, mAP)."""
+    labels = []
+    for i, (noise, setting, changes, value) in enumerate(points):
+        name = f"p{i}"
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text(yaml.safe_dump(
+            {"method": "balancemix", **DEFAULTS, **changes}))
+        (root / name / "summary.json").write_text(json.dumps(_summary(value)))
+        labels.append({"name": name, "labels": {"noise": noise, "setting": setting,
+                                                "seed": "0"}})
+    (root / "sweep.json").write_text(json.dumps({"source": "s.yaml", "points": labels}))
+    return root
+
+
+def test_sensitivity_table_counts_the_default_in_every_factor(tmp_path):
+    sweep = _sensitivity_sweep(tmp_path / "s", [
+        ("clean", "default", {}, 0.80),
+        ("clean", "alpha-1", {"mix_alpha": 1.0}, 0.795),
+        ("clean", "alpha-16", {"mix_alpha": 16.0}, 0.70),
+        ("clean", "epsilon-0.9", {"relabel_epsilon": 0.9}, 0.60),
+    ])
+    table = results.sensitivity_table(sweep)
+    assert sorted(zip(table["factor"], table["level"], table["value"])) == [
+        ("alpha", 1.0, 0.795), ("alpha", 4.0, 0.80), ("alpha", 16.0, 0.70),
+        ("epsilon", 0.9, 0.60), ("epsilon", 0.975, 0.80), ("warmup", 3.0, 0.80)]
+    assert results.sensitivity_factors(table) == [
+        ("alpha", "mixing α", [1.0, 4.0, 16.0]), ("epsilon", "re-labeling ε", [0.9, 0.975]),
+        ("warmup", "warm-up epochs", [3.0])]
+    # within 1 point of the best level: α = 1 (0.5 below) and 4, not 16; ε = 0.975 only
+    assert results.stable_region(table, tolerance=0.01) == {
+        ("alpha", "clean"): [1.0, 4.0], ("epsilon", "clean"): [0.975],
+        ("warmup", "clean"): [3.0]}
+    assert results.stable_region(table, tolerance=0.25)[("epsilon", "clean")] == [0.9, 0.975]
+
+
+def test_sensitivity_table_refuses_a_sweep_without_a_setting_axis(tmp_path):
+    sweep = _fake_sweep(tmp_path / "s", {"b0": ({"method": "bce", "seed": "0"}, _summary(0.5))})
+    with pytest.raises(ValueError, match="no 'setting' axis"):
+        results.sensitivity_table(sweep)
