@@ -28,7 +28,11 @@ def _assert_labelled(fig: Figure) -> None:
     assert fig.get_suptitle().strip()
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert panels
-    for ax in panels:
+    for i, ax in enumerate(panels):
+        box = ax.get_position().bounds
+        if any(other.get_position().bounds == box for other in panels[:i]):
+            assert ax.get_ylabel(), "a right axis (twin) without a label"  # a panel's twin
+            continue
         assert ax.get_title(), "panel without a title"
         assert ax.get_xlabel() and ax.get_ylabel(), f"panel {ax.get_title()!r} lacks labels"
 
@@ -391,14 +395,22 @@ def test_resolve_path_of_a_sweep_gives_its_first_finished_balancemix_run(tmp_pat
                                            epochs=[1, 2]),
         lambda: plots.confidence_ap_groups(np.ones((2, 3)), np.ones((2, 3)), [0, 0],
                                            epochs=[1, 2], show_epochs=[7]),
+        lambda: plots.confidence_ap_scatter(np.ones((2, 3)), np.ones((2, 3)), [5, 3, 1],
+                                            epochs=[1, 2], show_epochs=[7]),
+        lambda: plots.confidence_ap_scatter(np.ones((2, 3)), np.ones((2, 3)), [5, 3, 1],
+                                            epochs=[1, 2, 3]),
         lambda: plots.draw_share_bars(np.ones(3), np.ones((2, 4)), epochs=[1, 2]),
         lambda: plots.sampling_distributions(np.ones(5), epochs=[1]),
+        lambda: plots.sampling_distributions(np.full((2, 4), 0.25), epochs=[1, 2],
+                                             show_epochs=[3]),
         lambda: plots.map_by_setting(_long_table().assign(value=np.nan)),
         lambda: plots.map_curves({}),
         lambda: plots.memorization_curves({}),
     ],
     ids=["epochs-length", "class-out-of-range", "group-shapes", "unknown-show-epoch",
-         "share-shape", "probabilities-1d", "no-rows", "no-curves", "no-memorization"],
+         "scatter-unknown-show-epoch", "scatter-epochs-length",
+         "share-shape", "probabilities-1d", "sampling-unknown-show-epoch", "no-rows",
+         "no-curves", "no-memorization"],
 )
 def test_bad_shapes_raise_value_error(call):
     with pytest.raises(ValueError):
@@ -440,7 +452,8 @@ PUBLIC = {
     "OKABE_ITO", "CYCLE", "STATE_NAMES", "STATE_COLORS", "GROUP_COLORS", "HEATMAP_CMAP", "DPI",
     "GMM_KEYS", "MEASURE_LABELS", "save", "publish", "png_bytes", "check_figures",
     "readable_text", "min_font_pt", "READING_WIDTH_PX", "MIN_DISPLAY_PT",
-    "default_classes", "default_epochs", "default_explorer_epoch", "stack_diagnostics",
+    "default_classes", "default_epochs", "default_explorer_epoch", "epoch_rows",
+    "stack_diagnostics",
     "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap", "confidence_arrays",
     "sampling_arrays", "explorer_arrays", "loss_histograms", "selection_curves",
     "confidence_ap_groups", "confidence_ap_scatter", "sampling_distributions",
@@ -477,3 +490,23 @@ def test_modules_do_not_name_run_directory_files(path):
     for text in strings:
         assert not file_name.search(text) and text not in ("diagnostics", "checkpoints"), \
             f"{path.name} names a run file: {text!r}"
+
+
+def test_label_panel_gives_the_oversampling_a_right_axis_of_its_own():
+    """A rare class is drawn up to ~14 times its natural share: on the precision / recall
+    axis it flattened both curves into the bottom of the panel."""
+    inputs = _label_panel_inputs(True)
+    inputs["oversampling"] = np.linspace(1.0, 14.0, E)
+    fig = plots.label_panel(**inputs)
+    left, right = fig.axes[3], fig.axes[4]
+    assert right.get_shared_x_axes().joined(left, right)  # a twin of the history panel
+    assert left.get_ylim() == (-0.02, 1.02)
+    assert max(right.get_lines()[0].get_ydata()) == 14.0
+    assert right.get_ylabel() == "draw share / natural share"
+    texts = [t.get_text() for t in right.get_legend().get_texts()]
+    assert texts == ["selection precision", "selection recall",
+                     "draw share / natural share (right axis)"]
+    # without selection data the ratio keeps the panel's own axis
+    inputs.update(precision=None, recall=None)
+    fig = plots.label_panel(**inputs)
+    assert len(fig.axes) == 4 and fig.axes[3].get_ylabel() == "draw share / natural share"

@@ -133,6 +133,20 @@ def test_default_epochs_first_middle_last_after_warmup(available, warmup, expect
     assert plots.default_epochs(list(available), warmup_epochs=warmup) == expected
 
 
+def test_epoch_rows_in_the_wanted_order_or_one_line_naming_the_epoch():
+    assert plots.epoch_rows(np.array([2, 4, 6]), [6, 2]) == [2, 0]
+    assert plots.epoch_rows([2, 4, 6], []) == []
+    with pytest.raises(ValueError, match=r"^epoch 5 has no diagnostics; available: \[2, 4, 6\]$"):
+        plots.epoch_rows([6, 2, 4], [4, 5])
+
+
+def test_sampling_distributions_draws_the_chosen_epochs():
+    probabilities = np.full((4, 5), 0.2)
+    fig = plots.sampling_distributions(probabilities, epochs=[1, 2, 3, 4], show_epochs=[4, 2])
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["2", "4"]
+
+
 def test_default_choices_reject_empty_inputs():
     with pytest.raises(ValueError, match="no diagnostics"):
         plots.default_epochs([])

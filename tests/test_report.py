@@ -216,7 +216,8 @@ def test_explorer_widget_redraws_on_every_control(bm_run, capsys):
     box = plots.explorer_widget([bm_run], run_dir=f"{bm_run}/", class_index=0, label_value=1)
     (run_box, class_box), (epoch_box, value_box) = (c.children for c in box.children[:2])
     first = box.last_figure
-    assert len(first.axes) == 4 and "class 0 · positive" in first.axes[0].get_title()
+    # four panels, the last with the oversampling on a right axis of its own
+    assert len(first.axes) == 5 and "class 0 · positive" in first.axes[0].get_title()
     class_box.value = 3
     assert "class 3 · positive" in box.last_figure.axes[0].get_title()
     value_box.value = 0

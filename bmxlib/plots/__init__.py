@@ -33,6 +33,7 @@ from .arrays import (
     default_epochs,
     default_explorer_epoch,
     epoch_ap,
+    epoch_rows,
     explorer_arrays,
     gmm_arrays,
     sampling_arrays,
@@ -74,7 +75,7 @@ __all__ = [
     "save", "publish", "png_bytes", "check_figures", "readable_text", "min_font_pt",
     "READING_WIDTH_PX", "MIN_DISPLAY_PT",
     # run → arrays
-    "GMM_KEYS", "default_classes", "default_epochs", "default_explorer_epoch",
+    "GMM_KEYS", "default_classes", "default_epochs", "default_explorer_epoch", "epoch_rows",
     "stack_diagnostics", "clean_boundary", "gmm_arrays", "selection_arrays", "epoch_ap",
     "confidence_arrays", "sampling_arrays", "explorer_arrays",
     # figures, one group per notebook

@@ -81,6 +81,18 @@ def default_epochs(available: Sequence[int], *, warmup_epochs: int = 0) -> list[
     return sorted(dict.fromkeys(picked))
 
 
+def epoch_rows(available: Sequence[int], wanted: Sequence[int]) -> list[int]:
+    """Row of each of ``wanted`` in ``available`` (the ``epochs`` of a run → arrays helper).
+
+    Raises ``ValueError`` naming the first wanted epoch that has no row, and the epochs that do.
+    """
+    rows = {int(e): i for i, e in enumerate(available)}
+    for e in wanted:
+        if int(e) not in rows:
+            raise ValueError(f"epoch {e} has no diagnostics; available: {sorted(rows)}")
+    return [rows[int(e)] for e in wanted]
+
+
 def default_explorer_epoch(run) -> int:
     """The last epoch holding the full per-label arrays, else the last with diagnostics."""
     epochs = default_epochs(run.diagnostic_epochs)  # raises for a run without diagnostics

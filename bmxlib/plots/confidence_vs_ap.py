@@ -10,6 +10,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..metrics import pearson
+from .arrays import epoch_rows
 from .style import (
     GROUP_COLORS,
     MAX_FIGURE_WIDTH,
@@ -47,12 +48,10 @@ def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
     if confidence.shape != ap.shape or not len(epochs) == confidence.shape[0] == pearson_r.size:
         raise ValueError("group_confidence, group_ap, pearson_r and epochs disagree in shape")
     show = [int(e) for e in (show_epochs or epochs[-1:])]
-    if any(e not in epochs for e in show):
-        raise ValueError(f"show_epochs {show} must be among epochs {epochs}")
+    rows = epoch_rows(epochs, show)
     fig, axes = new_figure(len(show) + 1, 1, width=3.8, height=3.3, title=title)
     x = np.arange(1, confidence.shape[1] + 1)
-    for ax, epoch in zip(axes[0], show):
-        i = epochs.index(epoch)
+    for ax, epoch, i in zip(axes[0], show, rows):
         ax.bar(x - 0.2, confidence[i], 0.4, color=OKABE_ITO["blue"], label="mean confidence P(k)")
         ax.bar(x + 0.2, ap[i], 0.4, color=OKABE_ITO["orange"], label="mean test AP")
         ax.set_ylim(0, 1.05)
@@ -95,15 +94,15 @@ def confidence_ap_scatter(presence, ap, positives, *, epochs, show_epochs=None,
     ap = as_array(ap, "ap", 2)
     positives = as_array(positives, "positives", 1)
     epochs = [int(e) for e in epochs]
-    if presence.shape != ap.shape or presence.shape[1] != positives.size:
-        raise ValueError("presence, ap and positives disagree in shape")
+    if presence.shape != ap.shape or presence.shape != (len(epochs), positives.size):
+        raise ValueError("presence, ap, positives and epochs disagree in shape")
     show = [int(e) for e in (show_epochs or epochs[-1:])]
+    rows = epoch_rows(epochs, show)
     names = [str(c) for c in (range(positives.size) if class_names is None else class_names)]
     groups = np.asarray(groups if groups is not None else ["few"] * positives.size).astype(str)
     fig, axes = new_figure(len(show), 1, width=min(4.2, MAX_FIGURE_WIDTH / len(show)),
                            height=3.8, title=title)
-    for ax, epoch in zip(axes[0], show):
-        i = epochs.index(epoch)
+    for ax, epoch, i in zip(axes[0], show, rows):
         frame = pd.DataFrame({"P(k)": presence[i], "AP(k)": ap[i], "shot group": groups,
                               "positives": positives.astype(int), "name": names}).dropna()
         if len(frame) >= 3 and frame["P(k)"].nunique() > 1:

@@ -47,8 +47,8 @@ def label_panel(*, hist, means, variances, weights, low_component, boundary, deg
     integer_epoch_axis(ax)
     ax.legend(fontsize=7)
     label_axes(ax, f"class {class_name}: confidence over epochs", "epoch", "mean confidence")
-    _draw_group_history(axes[1, 1], history_epochs, oversampling, precision, recall, epoch)
-    label_axes(axes[1, 1], f"class {class_name} · {kind} labels over epochs", "epoch", "value")
+    _draw_group_history(axes[1, 1], history_epochs, oversampling, precision, recall, epoch,
+                        title=f"class {class_name} · {kind} labels over epochs")
     return fig
 
 
@@ -71,23 +71,35 @@ def _draw_confidence_by_state(ax, confidence, state, corrupted, label_value: int
     ax.legend(fontsize=7, loc="upper center" if label_value else "upper right")
 
 
-def _draw_group_history(ax, epochs, oversampling, precision, recall, epoch: int) -> None:
-    drawn = False
+def _draw_group_history(ax, epochs, oversampling, precision, recall, epoch: int, *,
+                        title: str) -> None:
+    """Selection precision and recall in [0, 1] on the left axis; the class's oversampling
+    (1 = drawn at its natural share) on a right axis of its own, since for a rare class it
+    runs far past 1 and would flatten the two curves."""
+    ratio_label = "draw share / natural share"
+    lines, ratio_ax = [], ax
     if precision is not None:
-        ax.plot(epochs, precision, marker="o", color=OKABE_ITO["blue"],
-                label=BY_NAME["selection_precision"].label)
-        ax.plot(epochs, recall, marker="s", color=OKABE_ITO["vermillion"],
-                label=BY_NAME["selection_recall"].label)
-        drawn = True
+        lines += ax.plot(epochs, precision, marker="o", color=OKABE_ITO["blue"],
+                         label=BY_NAME["selection_precision"].label)
+        lines += ax.plot(epochs, recall, marker="s", color=OKABE_ITO["vermillion"],
+                         label=BY_NAME["selection_recall"].label)
+        ax.set_ylim(-0.02, 1.02)
+        if oversampling is not None:
+            ratio_ax = ax.twinx()
     if oversampling is not None:
-        ax.plot(epochs, oversampling, marker="^", color=OKABE_ITO["reddish_purple"],
-                label="draw share / natural share")
-        drawn = True
+        twin = ratio_ax is not ax
+        lines += ratio_ax.plot(epochs, oversampling, marker="^", color=OKABE_ITO["reddish_purple"],
+                               label=f"{ratio_label} (right axis)" if twin else ratio_label)
+        ratio_ax.axhline(1.0, color="0.8", lw=0.8)
+        ratio_ax.set_ylabel(ratio_label, fontsize=8)
+        ratio_ax.tick_params(labelsize=7)
     ax.axvline(epoch, color="0.5", ls=":", lw=1)
-    ax.axhline(1.0, color="0.8", lw=0.8)
     integer_epoch_axis(ax)
-    if drawn:
-        ax.legend(fontsize=7)
+    left = ("selection precision / recall" if precision is not None
+            else ratio_label if oversampling is not None else "value")
+    label_axes(ax, title, "epoch", left)
+    if lines:  # on the top axes, so the right axis's curve cannot hide it
+        ratio_ax.legend(lines, [line.get_label() for line in lines], fontsize=7)
     else:
         ax.text(0.5, 0.5, "no sampler or selection data", transform=ax.transAxes,
                 ha="center", fontsize=8)

@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from .arrays import epoch_rows
 from .style import (
     HEATMAP_CMAP,
     MAX_FIGURE_WIDTH,
@@ -41,12 +42,12 @@ def sampling_distributions(probabilities, *, epochs, show_epochs=None, title: st
     if len(epochs) != probabilities.shape[0]:
         raise ValueError("epochs and probabilities disagree in length")
     relative = probabilities * probabilities.shape[1]  # 1 = uniform
-    show = list(show_epochs) if show_epochs else \
+    show = [int(e) for e in show_epochs] if show_epochs else \
         [epochs[i] for i in np.unique(np.linspace(0, len(epochs) - 1, 6).round().astype(int))]
     fig, axes = new_figure(2, 1, width=4.8, height=3.4, title=title)
     ax = axes[0, 0]
-    frame = pd.DataFrame({"N · p(n)": relative[[epochs.index(int(e)) for e in show]].ravel(),
-                          "epoch": np.repeat([int(e) for e in show], relative.shape[1])})
+    frame = pd.DataFrame({"N · p(n)": relative[epoch_rows(epochs, show)].ravel(),
+                          "epoch": np.repeat(show, relative.shape[1])})
     sns.histplot(frame, x="N · p(n)", hue="epoch", element="step", fill=False, linewidth=1.6,
                  bins=np.linspace(relative.min(), relative.max() + 1e-9, 40),
                  palette=sns.color_palette(HEATMAP_CMAP, len(show)), ax=ax)
