@@ -510,3 +510,30 @@ def test_label_panel_gives_the_oversampling_a_right_axis_of_its_own():
     inputs.update(precision=None, recall=None)
     fig = plots.label_panel(**inputs)
     assert len(fig.axes) == 4 and fig.axes[3].get_ylabel() == "draw share / natural share"
+
+
+@pytest.mark.parametrize(("epochs", "every"), [(12, 1), (400, 20), (59, 2)],
+                         ids=["demo", "long-schedule", "odd"])
+def test_lines_over_epochs_carry_about_twenty_markers(epochs, every):
+    """A marker at each of 400 epochs smeared every line into a band."""
+    x = np.arange(1, epochs + 1)
+    share = np.linspace(0.2, 0.6, epochs)
+    figures = {
+        "map_curves": plots.map_curves({"bce": (x, share), "bm": (x, share / 2)}, title="t"),
+        "memorization_curves": plots.memorization_curves({"bce": (x, share, 1 - share)},
+                                                         title="t"),
+        "selection_curves": plots.selection_curves(x, share, share, share, title="t"),
+        "confidence_ap_groups": plots.confidence_ap_groups(
+            np.ones((epochs, 3)), np.ones((epochs, 3)), share, epochs=x, title="t"),
+        "sampling_distributions": plots.sampling_distributions(
+            np.full((epochs, 4), 0.25), epochs=x, title="t"),
+        "label_panel": plots.label_panel(**{**_label_panel_inputs(True), "history_epochs": x,
+                                            "presence": share, "absence": share,
+                                            "oversampling": 1 + share, "precision": share,
+                                            "recall": share}),
+    }
+    for name, fig in figures.items():
+        lines = [line for ax in fig.axes for line in ax.get_lines()
+                 if len(line.get_xdata()) == epochs and line.get_marker() not in ("None", "")]
+        assert lines, name
+        assert all(line.get_markevery() == every for line in lines), name

@@ -20,6 +20,7 @@ from .style import (
     integer_epoch_axis,
     label_axes,
     new_figure,
+    thin_markers,
 )
 
 __all__ = ["confidence_ap_groups", "confidence_ap_scatter"]
@@ -61,6 +62,7 @@ def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
                    "class group (most → least frequent)", "value")
     ax = axes[0, -1]
     ax.plot(epochs, pearson_r, marker="o", color=OKABE_ITO["reddish_purple"], label="Pearson r")
+    thin_markers(ax)
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     integer_epoch_axis(ax)

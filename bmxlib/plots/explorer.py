@@ -13,7 +13,15 @@ from ..measures import BY_NAME
 from .arrays import default_explorer_epoch, explorer_arrays
 from .gmm_fits import draw_gmm
 from .output import png_bytes
-from .style import OKABE_ITO, STATE_COLORS, STATE_NAMES, integer_epoch_axis, label_axes, new_figure
+from .style import (
+    OKABE_ITO,
+    STATE_COLORS,
+    STATE_NAMES,
+    integer_epoch_axis,
+    label_axes,
+    new_figure,
+    thin_markers,
+)
 
 __all__ = ["label_panel", "explorer_widget"]
 
@@ -42,6 +50,7 @@ def label_panel(*, hist, means, variances, weights, low_component, boundary, deg
     ax = axes[1, 0]
     ax.plot(history_epochs, presence, marker="o", color=OKABE_ITO["blue"], label="P(k) presence")
     ax.plot(history_epochs, absence, marker="s", color=OKABE_ITO["orange"], label="A(k) absence")
+    thin_markers(ax)
     ax.axvline(epoch, color="0.5", ls=":", lw=1)
     ax.set_ylim(-0.02, 1.02)
     integer_epoch_axis(ax)
@@ -84,6 +93,7 @@ def _draw_group_history(ax, epochs, oversampling, precision, recall, epoch: int,
         lines += ax.plot(epochs, recall, marker="s", color=OKABE_ITO["vermillion"],
                          label=BY_NAME["selection_recall"].label)
         ax.set_ylim(-0.02, 1.02)
+        thin_markers(ax)
         if oversampling is not None:
             ratio_ax = ax.twinx()
     if oversampling is not None:
@@ -93,6 +103,7 @@ def _draw_group_history(ax, epochs, oversampling, precision, recall, epoch: int,
         ratio_ax.axhline(1.0, color="0.8", lw=0.8)
         ratio_ax.set_ylabel(ratio_label, fontsize=8)
         ratio_ax.tick_params(labelsize=7)
+        thin_markers(ratio_ax)
     ax.axvline(epoch, color="0.5", ls=":", lw=1)
     integer_epoch_axis(ax)
     left = ("selection precision / recall" if precision is not None

@@ -22,6 +22,7 @@ from .style import (
     label_axes,
     new_figure,
     shade_warmup,
+    thin_markers,
 )
 
 __all__ = ["loss_histograms", "selection_curves", "draw_gmm"]
@@ -188,9 +189,8 @@ def selection_curves(epochs, precision, recall, relabel_accuracy, *, counts=None
     for name, values, color, marker in series:
         values = as_array(values, name, 1)
         known |= bool(np.isfinite(values).any())
-        # about 20 markers a line: enough to tell the lines apart, not a smear over 400 epochs
-        ax.plot(epochs, values, marker=marker, color=color, label=name,
-                markevery=max(1, len(values) // 20))
+        ax.plot(epochs, values, marker=marker, color=color, label=name)
+    thin_markers(ax)
     if not known:
         ax.text(0.5, 0.5, "true labels unknown or no label management yet",
                 transform=ax.transAxes, ha="center", fontsize=8)

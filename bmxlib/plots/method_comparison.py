@@ -17,6 +17,7 @@ from .style import (
     label_axes,
     new_figure,
     panel_grid,
+    thin_markers,
 )
 
 __all__ = ["MEASURE_LABELS", "map_by_setting", "map_curves", "memorization_curves"]
@@ -81,6 +82,7 @@ def _draw_runs(ax, frame: pd.DataFrame, y: str, *, legend: bool = True) -> None:
     sns.lineplot(frame, x="epoch", y=y, hue="run", style="run", markers=True, estimator=None,
                  palette=sns.color_palette(CYCLE, frame["run"].nunique()), markersize=5,
                  legend=legend, ax=ax)
+    thin_markers(ax)
     integer_epoch_axis(ax)
 
 

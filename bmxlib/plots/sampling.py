@@ -19,6 +19,7 @@ from .style import (
     integer_epoch_axis,
     label_axes,
     new_figure,
+    thin_markers,
 )
 
 __all__ = ["sampling_distributions", "draw_share_bars", "draw_share_heatmap"]
@@ -60,6 +61,7 @@ def sampling_distributions(probabilities, *, epochs, show_epochs=None, title: st
                     label="5–95% of instances")
     ax.plot(epochs, median, marker="o", color=OKABE_ITO["blue"], label="median")
     ax.plot(epochs, relative.max(axis=1), marker="^", color=OKABE_ITO["vermillion"], label="max")
+    thin_markers(ax)
     ax.axhline(1.0, color="black", ls=":", lw=1)
     integer_epoch_axis(ax)
     ax.legend(fontsize=7)

@@ -44,6 +44,9 @@ GROUP_COLORS = {"many": OKABE_ITO["blue"], "medium": OKABE_ITO["orange"],
 MAX_FIGURE_WIDTH = 11.0
 HEATMAP_CMAP = "cividis"
 DPI = 120
+#: Markers a line over epochs carries at most about: enough to tell the lines apart, not a
+#: smear over a 400-epoch run
+MARKERS_PER_LINE = 20
 
 
 def new_figure(ncols: int, nrows: int, *, width: float, height: float,
@@ -100,6 +103,12 @@ def integer_epoch_axis(ax) -> None:
     """Integer ticks only on the x axis (epochs), also when it spans less than two epochs
     (``min_n_ticks=1``: the default falls back to ticks like 1.9, 2.0, 2.1 there)."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def thin_markers(ax) -> None:
+    """Every line of ``ax`` marks about ``MARKERS_PER_LINE`` of its points (every n-th)."""
+    for line in ax.get_lines():
+        line.set_markevery(max(1, len(line.get_xdata()) // MARKERS_PER_LINE))
 
 
 def shade_warmup(ax, warmup_epochs: int) -> None:
