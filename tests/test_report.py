@@ -118,6 +118,29 @@ def test_failing_notebook_is_named_with_its_cell_and_the_others_are_produced(
         assert (out / target).is_file()
 
 
+def test_confidence_notebook_defaults_to_evaluated_epochs(bm_run, tmp_path, monkeypatch):
+    """Under eval_every > 1 only the evaluated epochs have group AP; the notebook picked its
+    default epochs among all epochs with diagnostics and failed on a 400-epoch run. Here the
+    last epoch loses its evaluation, so the default (the last epoch) has no group AP."""
+    import numpy as np
+
+    from bmxlib.engine import GROUP_AP, GROUP_CONFIDENCE
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(bm_run, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    last = max(runs.load_run(run_dir).diagnostic_epochs)
+    path = runs.diagnostics_path(run_dir, last)
+    arrays = {k: v for k, v in np.load(path).items() if k not in (GROUP_AP, GROUP_CONFIDENCE)}
+    np.savez(path, **arrays)
+    monkeypatch.setattr(report, "NOTEBOOKS", ("confidence_vs_ap",))
+    out = tmp_path / "report"
+    assert cli.main(["report", str(run_dir), "--out", str(out)]) == 0
+    executed = nbformat.read(out / "confidence_vs_ap.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                      for o in c.outputs if o.output_type == "stream")
+    assert f"epochs [{last - 1}]" in printed and "checks passed" in printed
+
+
 def test_non_balancemix_run_gets_the_profile_and_method_comparison_only(bce_run, tmp_path):
     out = tmp_path / "bce-report"
     index, failures = report.build_report(bce_run, out=out, progress=False)
