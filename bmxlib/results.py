@@ -350,10 +350,9 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
     Returns
     -------
     dict with ``axes`` (list of str), ``rows`` (:func:`results_rows`: mean / std of mAP,
-    mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``curves`` {run label:
-    (epochs, test mAP)}, ``memorization`` {run label: (epochs, memorized_noisy, fit_clean)}
-    for runs with synthetic noise, ``ablation`` (rows of the BalanceMix-component table) and
-    ``summaries`` {run label: summary.json}.
+    mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``curves`` (:func:`curve_table`),
+    ``ablation`` (rows of the BalanceMix-component table) and ``summaries`` {run directory
+    name: summary.json}.
     """
     directory = Path(directory)
     axes, records = collect(directory)
@@ -361,28 +360,39 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
         raise ValueError(f"{directory} has no finished run ({runs.SUMMARY_FILE})")
     sweep = runs.directory_kind(directory) == "sweep"
     root = directory if sweep else directory.parent
-    labels = {r["run"]: " / ".join(str(r[a]) for a in axes) for r in records}
     loaded = {r["run"]: runs.load_run(root / r["run"]) for r in records}
     rows = results_rows(axes, records)
     return {
         "axes": axes,
         "rows": rows,
-        "curves": {labels[name]: (run.metric("epoch"), run.metric("mAP"))
-                   for name, run in loaded.items()},
-        "memorization": {labels[name]: curve for name, run in loaded.items()
-                         if (curve := memorization_curve(run)) is not None},
+        "curves": curve_table(axes, records, loaded),
         "ablation": ablation_rows(axes, records, rows, loaded),
-        "summaries": {labels[name]: run.summary for name, run in loaded.items()},
+        "summaries": {name: run.summary for name, run in loaded.items()},
     }
 
 
-def memorization_curve(run: runs.Run) -> tuple[list[int], list[float], list[float]] | None:
-    """(epochs, memorized_noisy, fit_clean) at the epochs that measured them, or None."""
-    records = [r for r in run.metrics if r.get("memorized_noisy") is not None]
-    if not records:
-        return None
-    return ([r["epoch"] for r in records], [r["memorized_noisy"] for r in records],
-            [r["fit_clean"] for r in records])
+#: the per-epoch records drawn as curves: test mAP, and the memorization of the noise
+CURVE_MEASURES = ("mAP", *(name for name, _ in MEMORIZATION_MEASURES))
+
+
+def curve_table(axes: list[str], records: list[dict[str, Any]], loaded: dict[str, runs.Run]):
+    """The runs' curves as a tidy DataFrame, one row per (run, epoch, measure recorded then).
+
+    Columns: the setting axes, ``seed`` (as in :func:`long_table`), ``run``, ``epoch``,
+    ``measure`` (a name of ``CURVE_MEASURES``) and ``value`` in [0, 1]; memorization only
+    at the epochs that measured it (synthetic noise), mAP at the evaluated epochs.
+    """
+    import pandas as pd
+
+    keys = setting_axes(axes)
+    rows = []
+    for record in records:
+        run = loaded[record["run"]]
+        seed = record["seed"] if "seed" in axes else run.config.get("seed")
+        base = {**{k: record[k] for k in keys}, "seed": seed, "run": record["run"]}
+        rows += [{**base, "epoch": int(m["epoch"]), "measure": name, "value": float(m[name])}
+                 for m in run.metrics for name in CURVE_MEASURES if m.get(name) is not None]
+    return pd.DataFrame(rows, columns=[*keys, "seed", "run", "epoch", "measure", "value"])
 
 
 TAKE_OFF_MAP = 0.15  # "has started to learn": 4x a random ranking's mAP on glyphs-coco (3.6%)

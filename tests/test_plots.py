@@ -4,6 +4,7 @@ style and the package's public surface (the run → arrays layer: test_plots_arr
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 from pathlib import Path
@@ -61,6 +62,23 @@ def _sensitivity_table():
             for noise in ("mislabel-40", "missing") for seed in (0, 1)
             for factor, levels in (("alpha", (1, 2, 4, 8)), ("epsilon", (0.9, 0.975)))
             for level in levels]
+    return pd.DataFrame(rows)
+
+
+def _curve_table(epochs=(1, 2, 3), *, memorization: bool = True) -> pd.DataFrame:
+    """The tidy curves of results.curve_table: bce and balancemix at 2 seeds under two noise
+    settings (mAP at every epoch, memorization where the noise is synthetic)."""
+    rows = []
+    for method, noise, seed in itertools.product(("bce", "balancemix"), ("clean", "flip-40"),
+                                                 (0, 1)):
+        for e in epochs:
+            share = 0.2 + 0.5 * e / max(epochs) + 0.02 * seed
+            base = {"method": method, "noise": noise, "seed": seed,
+                    "run": f"{method}-{noise}-{seed}", "epoch": e}
+            rows.append({**base, "measure": "mAP", "value": share})
+            if memorization and noise != "clean":
+                rows += [{**base, "measure": "memorized_noisy", "value": share / 3},
+                         {**base, "measure": "fit_clean", "value": 1 - share / 5}]
     return pd.DataFrame(rows)
 
 
@@ -146,13 +164,11 @@ FIGURES = {
     "map_by_setting": lambda: plots.map_by_setting(_long_table(), title="mAP — sweep"),
     "map_by_setting_one_axis": lambda: plots.map_by_setting(
         _long_table().drop(columns="noise"), title="mAP"),
-    "map_curves": lambda: plots.map_curves(
-        {"bce": ([1, 2, 3], [0.2, 0.3, 0.35]), "balancemix": ([1, 2], [0.25, np.nan])},
-        title="curves — sweep"),
+    "map_curves": lambda: plots.map_curves(_curve_table(), title="curves — sweep"),
+    "map_curves_one_panel": lambda: plots.map_curves(
+        _curve_table().query("noise == 'clean'").drop(columns="noise"), title="curves"),
     "memorization_curves": lambda: plots.memorization_curves(
-        {"bce": ([5, 10], [0.2, 0.16], [0.95, 0.99]), "balancemix": ([5, 10], [0.2, 0.05],
-                                                                   [0.96, 0.99])},
-        title="memorization — sweep"),
+        _curve_table(), title="memorization — sweep"),
     "label_profile": lambda: plots.label_profile(
         np.array([900, 120, 40, 7]), class_names=["a", "b", "c", "d"], shot_many=500,
         shot_few=50, pos_neg=9.1, title="labels — run"),
@@ -214,9 +230,9 @@ def test_loss_histograms_leave_out_groups_without_labels_and_never_show_nan():
 
 @pytest.mark.parametrize("epochs", [[2], [1, 2], list(range(1, 13))])
 def test_epoch_axes_have_integer_ticks_even_for_one_epoch(epochs):
-    shares = np.linspace(0.2, 0.6, len(epochs))
-    for fig in (plots.memorization_curves({"run a": (epochs, shares, 1 - shares)}, title="t"),
-                plots.map_curves({"run a": (epochs, shares)}, title="t")):
+    curves = _curve_table(tuple(epochs))
+    for fig in (plots.memorization_curves(curves, title="t"),
+                plots.map_curves(curves, title="t")):
         fig.draw_without_rendering()
         for ax in fig.axes:
             low, high = sorted(ax.get_xlim())
@@ -404,8 +420,8 @@ def test_resolve_path_of_a_sweep_gives_its_first_finished_balancemix_run(tmp_pat
         lambda: plots.sampling_distributions(np.full((2, 4), 0.25), epochs=[1, 2],
                                              show_epochs=[3]),
         lambda: plots.map_by_setting(_long_table().assign(value=np.nan)),
-        lambda: plots.map_curves({}),
-        lambda: plots.memorization_curves({}),
+        lambda: plots.map_curves(_curve_table().iloc[:0]),
+        lambda: plots.memorization_curves(_curve_table(memorization=False)),
     ],
     ids=["epochs-length", "class-out-of-range", "group-shapes", "unknown-show-epoch",
          "scatter-unknown-show-epoch", "scatter-epochs-length",
@@ -519,9 +535,7 @@ def test_lines_over_epochs_carry_about_twenty_markers(epochs, every):
     x = np.arange(1, epochs + 1)
     share = np.linspace(0.2, 0.6, epochs)
     figures = {
-        "map_curves": plots.map_curves({"bce": (x, share), "bm": (x, share / 2)}, title="t"),
-        "memorization_curves": plots.memorization_curves({"bce": (x, share, 1 - share)},
-                                                         title="t"),
+        "map_curves": plots.map_curves(_curve_table(tuple(x)), title="t"),
         "selection_curves": plots.selection_curves(x, share, share, share, title="t"),
         "confidence_ap_groups": plots.confidence_ap_groups(
             np.ones((epochs, 3)), np.ones((epochs, 3)), share, epochs=x, title="t"),
@@ -537,3 +551,21 @@ def test_lines_over_epochs_carry_about_twenty_markers(epochs, every):
                  if len(line.get_xdata()) == epochs and line.get_marker() not in ("None", "")]
         assert lines, name
         assert all(line.get_markevery() == every for line in lines), name
+
+
+def test_map_curves_average_the_seeds_a_line_per_setting_a_panel_per_noise():
+    """A 144-run sweep once drew 144 lines and a legend taller than the figure."""
+    fig = plots.map_curves(_curve_table(), title="t")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["noise = clean", "noise = flip-40"]
+    for ax in panels:
+        lines = [line for line in ax.get_lines() if len(line.get_xdata())]  # not legend keys
+        assert len(lines) == 2  # bce and balancemix, each the mean of its two seeds
+        assert sorted(line.get_ydata()[-1] for line in lines) == pytest.approx([71.0, 71.0])
+        assert len(ax.collections) == 2  # the ±1 sd bands
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["bce", "balancemix"]
+    memorization = plots.memorization_curves(_curve_table(), title="t")
+    panels = [ax for ax in memorization.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["noise = flip-40"]  # clean has no noise
+    texts = [t.get_text() for t in memorization.legends[0].get_texts()]
+    assert texts == ["bce", "balancemix", "memorized noisy", "fit clean"]  # no group heads

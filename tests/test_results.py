@@ -86,19 +86,23 @@ def test_comparison_data_and_tables(tiny_report, bm_run):
     data = results.comparison_data(tiny_report["sweep_dir"])
     assert data["axes"] == ["method", "noise", "setting"]
     assert [row["method"] for row in data["rows"]] == ["bce", "balancemix"]
-    assert set(data["curves"]) == {"balancemix / mislabel-40 / default",
-                                   "bce / mislabel-40 / default"}
-    epochs, values = data["curves"]["bce / mislabel-40 / default"]
-    assert list(epochs) == [1, 2] and 0 <= values[-1] <= 1
+    curves = data["curves"]
+    assert list(curves.columns) == ["method", "noise", "setting", "seed", "run", "epoch",
+                                    "measure", "value"]
+    bce = "method=bce__noise=mislabel-40__setting=default"
+    assert set(curves["run"]) == {bce, "method=balancemix__noise=mislabel-40__setting=default"}
+    bce_map = curves[(curves["run"] == bce) & (curves["measure"] == "mAP")]
+    assert list(bce_map["epoch"]) == [1, 2] and list(bce_map["method"]) == ["bce", "bce"]
+    assert bce_map["value"].iloc[-1] == data["summaries"][bce]["mAP"]
+    assert set(curves["seed"]) == {0}  # no seed axis: the configured seed
     assert len(data["ablation"]) == 1 and data["ablation"][0]["re-labeling"] is True
     table = results.results_table_html(data["rows"], data["axes"])
     assert table.count("<tr>") == 3 and "selection precision" in table
     assert "memorized noisy" in table and "fit clean" in table
-    epochs, memorized, fit_clean = data["memorization"]["bce / mislabel-40 / default"]
-    bce_run = tiny_report["sweep_dir"] / "method=bce__noise=mislabel-40__setting=default"
-    last = load_run(bce_run).metrics[-1]
-    assert epochs[-1] == 2 and memorized[-1] == last["memorized_noisy"]
-    assert fit_clean[-1] == last["fit_clean"]
+    last = load_run(tiny_report["sweep_dir"] / bce).metrics[-1]
+    for measure in ("memorized_noisy", "fit_clean"):
+        rows = curves[(curves["run"] == bce) & (curves["measure"] == measure)]
+        assert rows["epoch"].iloc[-1] == 2 and rows["value"].iloc[-1] == last[measure]
     assert table.count("✓") == 0 and results.ablation_table_html(data["ablation"]).count("✓") == 5
     # paper layout: one row per method, a column group per noise setting
     paper = results.paper_table_html(data["rows"], data["axes"])

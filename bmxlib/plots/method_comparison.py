@@ -8,14 +8,13 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ..measures import table_measures
+from ..measures import BY_NAME, table_measures
 from .style import (
     CYCLE,
     MAX_FIGURE_WIDTH,
     figure_legend,
     integer_epoch_axis,
     label_axes,
-    new_figure,
     panel_grid,
     thin_markers,
 )
@@ -45,15 +44,9 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
     data = table.dropna(subset=["value"])
     if data.empty:
         raise ValueError("the table has no finite mAP: no finished run to compare")
-    axes = [c for c in table.columns if c not in ("seed", "run", "measure", "value")]
-    panel = panel if panel in axes else None
-    keys = sorted((a for a in axes if a != panel), key=lambda a: a != hue)  # hue first
-    label = data[keys].astype(str).agg(" / ".join, axis=1) if keys else "run"
-    data = data.assign(value=100 * data["value"], setting=label)
+    data, keys, panel, palette, panels = _settings(data, hue=hue, panel=panel)
     measures = [m for m in MEASURE_LABELS.values() if m in set(data["measure"])]
-    settings = list(dict.fromkeys(data["setting"]))
-    palette = {s: CYCLE[i % len(CYCLE)] for i, s in enumerate(settings)}  # same in all panels
-    panels = list(dict.fromkeys(data[panel].astype(str))) if panel else [""]
+    settings = list(palette)
     # 0.2 in a bar: the paper grid's panel (8 methods × 4 groups) is 7.6 in, one a row
     width = min(MAX_FIGURE_WIDTH, max(3.6, 0.2 * len(measures) * len(settings) + 1.2))
     fig, grid = panel_grid(len(panels), width=width, height=3.4, title=title)
@@ -69,57 +62,75 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
     return fig
 
 
-def _curves_frame(curves: dict[str, tuple], columns: tuple[str, ...]) -> pd.DataFrame:
-    """{run label: (epochs, *shares in [0, 1])} as a long frame: run, epoch, *columns in %."""
-    return pd.concat([pd.DataFrame({"run": label, "epoch": np.asarray(c[0], float), **{
-        name: 100 * np.asarray(v, float) for name, v in zip(columns, c[1:])}})
-        for label, c in curves.items()], ignore_index=True)
+def _settings(data: pd.DataFrame, *, hue: str, panel: str):
+    """A tidy frame's rows labelled by setting — the ``hue`` axis, then the other axes but
+    ``panel``, joined — with values in %: (data, those axes, the panel axis or None, a
+    colour per setting, the panel labels)."""
+    axes = [c for c in data.columns if c not in ("seed", "run", "epoch", "measure", "value")]
+    panel = panel if panel in axes else None
+    keys = sorted((a for a in axes if a != panel), key=lambda a: a != hue)  # hue first
+    label = data[keys].astype(str).agg(" / ".join, axis=1) if keys else "run"
+    data = data.assign(value=100 * data["value"], setting=label)
+    settings = list(dict.fromkeys(data["setting"]))
+    palette = {s: CYCLE[i % len(CYCLE)] for i, s in enumerate(settings)}  # same in all panels
+    panels = list(dict.fromkeys(data[panel].astype(str))) if panel else [""]
+    return data, keys, panel, palette, panels
 
 
-def _draw_runs(ax, frame: pd.DataFrame, y: str, *, legend: bool = True) -> None:
-    """One line per run at its finite points: Okabe–Ito colours, seaborn's dashes and markers."""
-    frame = frame.dropna(subset=[y])  # e.g. epochs without a test evaluation (eval_every)
-    sns.lineplot(frame, x="epoch", y=y, hue="run", style="run", markers=True, estimator=None,
-                 palette=sns.color_palette(CYCLE, frame["run"].nunique()), markersize=5,
-                 legend=legend, ax=ax)
-    thin_markers(ax)
-    integer_epoch_axis(ax)
-
-
-def map_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
-    """Test mAP over epochs, one line per run.
-
-    Parameters
-    ----------
-    curves : dict[str, (epochs (E,), mAP (E,))]
-        mAP in [0, 1] per epoch (NaN allowed), keyed by the run label.
-    """
-    if not curves:
-        raise ValueError("curves is empty: no run to draw")
-    fig, axes = new_figure(1, 1, width=6.0, height=3.8, title=title)
-    _draw_runs(axes[0, 0], _curves_frame(curves, ("mAP",)), "mAP")
-    axes[0, 0].legend(fontsize=7, loc="best")
-    label_axes(axes[0, 0], "learning curves", "epoch", "test mAP (%)")
+def _curves_figure(curves: pd.DataFrame, measures: tuple[str, ...], *, hue: str, panel: str,
+                   ylabel: str, title: str) -> Figure:
+    """Mean ± 1 sd over seeds of ``measures`` against the epoch: a line per setting, a
+    panel per value of ``panel``, one legend below."""
+    data = curves[curves["measure"].isin(measures)].dropna(subset=["value"])
+    if data.empty:
+        raise ValueError(f"the curves hold no {' or '.join(measures)} value to draw")
+    data, keys, panel, palette, panels = _settings(data, hue=hue, panel=panel)
+    data = data.assign(measure=data["measure"].map(lambda m: BY_NAME[m].label))
+    fig, grid = panel_grid(len(panels), width=min(MAX_FIGURE_WIDTH, 5.4), height=3.8,
+                           title=title)
+    for ax, name in zip(grid, panels):
+        members = data[data[panel].astype(str) == name] if panel else data
+        if len(measures) > 1:  # the measures by dashes, the settings by colour
+            sns.lineplot(members, x="epoch", y="value", hue="setting", style="measure",
+                         palette=palette, errorbar="sd", ax=ax)
+        else:  # colour, dashes and markers all name the setting
+            sns.lineplot(members, x="epoch", y="value", hue="setting", style="setting",
+                         markers=True, palette=palette, errorbar="sd", markersize=5, ax=ax)
+        thin_markers(ax)
+        integer_epoch_axis(ax)
+        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "epoch", ylabel)
+    figure_legend(fig, np.array(grid), title=" / ".join(keys) or None,
+                  leave_out=("setting", "measure"))
     return fig
 
 
-def memorization_curves(curves: dict[str, tuple], *, title: str = "") -> Figure:
-    """How much of the label noise each run's model fits, over epochs.
+def map_curves(curves: pd.DataFrame, *, hue: str = "method", panel: str = "noise",
+               title: str = "") -> Figure:
+    """Test mAP over epochs: mean ± 1 sd over seeds, a line per setting, a panel per noise.
 
     Parameters
     ----------
-    curves : dict[str, (epochs (E,), memorized_noisy (E,), fit_clean (E,))]
-        Per run label, the shares in [0, 1] of the corrupted and of the correct training
-        labels that the model's decision agrees with (``metrics.noisy_label_fit``), at the
-        epochs where they were recorded.
+    curves : pandas.DataFrame
+        Tidy, one row per (run, epoch, measure), as :func:`bmxlib.results.curve_table`
+        builds it: the sweep's axis columns, ``seed``, ``run``, ``epoch``, ``measure``
+        (rows of "mAP" are drawn) and ``value`` in [0, 1].
+    hue, panel : str
+        As :func:`map_by_setting`.
     """
-    if not curves:
-        raise ValueError("curves is empty: no run recorded memorization (synthetic noise)")
-    fig, axes = new_figure(2, 1, width=4.6, height=3.6, title=title)
-    frame = _curves_frame(curves, ("memorized", "fit"))
-    _draw_runs(axes[0, 0], frame, "memorized")
-    _draw_runs(axes[0, 1], frame, "fit", legend=False)
-    axes[0, 0].legend(fontsize=7, loc="best")
-    label_axes(axes[0, 0], "corrupted labels fitted (memorization)", "epoch", "share (%)")
-    label_axes(axes[0, 1], "correct labels fitted", "epoch", "share (%)")
-    return fig
+    return _curves_figure(curves, ("mAP",), hue=hue, panel=panel, title=title,
+                          ylabel="test mAP (%, mean ± sd over seeds)")
+
+
+def memorization_curves(curves: pd.DataFrame, *, hue: str = "method", panel: str = "noise",
+                        title: str = "") -> Figure:
+    """How much of the label noise each setting's model fits, over epochs: the shares of
+    the corrupted (solid) and of the correct (dashed) training labels its decision agrees
+    with (``metrics.noisy_label_fit``), mean ± 1 sd over seeds, a panel per noise.
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        As :func:`map_curves` (rows of "memorized_noisy" and "fit_clean" are drawn).
+    """
+    return _curves_figure(curves, ("memorized_noisy", "fit_clean"), hue=hue, panel=panel,
+                          title=title, ylabel="training labels fitted (%)")

@@ -135,13 +135,17 @@ def class_labels(class_names, count: int) -> list[str]:
     return names
 
 
-def figure_legend(fig: Figure, axes: np.ndarray, *, title: str | None = None) -> None:
+def figure_legend(fig: Figure, axes: np.ndarray, *, title: str | None = None,
+                  leave_out: tuple[str, ...] = ()) -> None:
     """One legend below all panels (panels keep their data uncovered), entries of every
-    panel once, under ``title``; a panel's own legend (seaborn draws one) is removed."""
+    panel once, under ``title``; a panel's own legend (seaborn draws one) is removed.
+    ``leave_out``: labels not to list (seaborn heads each semantic's entries with its
+    column name)."""
     entries: dict[str, Any] = {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
+            if label not in leave_out:
+                entries.setdefault(label, handle)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     # as many columns as the longest entry (8 pt text, ~0.6 em a character, marker and gap)
