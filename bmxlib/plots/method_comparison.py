@@ -46,9 +46,8 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
         raise ValueError("the table has no finite mAP: no finished run to compare")
     data, keys, panel, palette, panels = _settings(data, hue=hue, panel=panel)
     measures = [m for m in MEASURE_LABELS.values() if m in set(data["measure"])]
-    settings = list(palette)
     # 0.2 in a bar: the paper grid's panel (8 methods × 4 groups) is 7.6 in, one a row
-    width = min(MAX_FIGURE_WIDTH, max(3.6, 0.2 * len(measures) * len(settings) + 1.2))
+    width = min(MAX_FIGURE_WIDTH, max(3.6, 0.2 * len(measures) * len(palette) + 1.2))
     fig, grid = panel_grid(len(panels), width=width, height=3.4, title=title)
     for ax, name in zip(grid, panels):
         members = data[data[panel].astype(str) == name] if panel else data
@@ -86,8 +85,7 @@ def _curves_figure(curves: pd.DataFrame, measures: tuple[str, ...], *, hue: str,
         raise ValueError(f"the curves hold no {' or '.join(measures)} value to draw")
     data, keys, panel, palette, panels = _settings(data, hue=hue, panel=panel)
     data = data.assign(measure=data["measure"].map(lambda m: BY_NAME[m].label))
-    fig, grid = panel_grid(len(panels), width=min(MAX_FIGURE_WIDTH, 5.4), height=3.8,
-                           title=title)
+    fig, grid = panel_grid(len(panels), width=5.4, height=3.8, title=title)
     for ax, name in zip(grid, panels):
         members = data[data[panel].astype(str) == name] if panel else data
         if len(measures) > 1:  # the measures by dashes, the settings by colour
