@@ -7,8 +7,8 @@ their renderings (Markdown, CSV, HTML) for sweeps, reports and notebooks.
   seed), in grid order.
 - ``results_rows(axes, records)``: mean ± std over the seed axis, one row per setting of
   the other axes, in grid order.
-- ``long_table(directory)``: the tidy table, one row per (run, measure), that seaborn
-  aggregates over seeds itself (``bmxlib.plots.map_by_setting``).
+- ``long_table(directory)``: the tidy table (``measure_table``), one row per (run,
+  measure), that seaborn aggregates over seeds itself (``bmxlib.plots.map_by_setting``).
 - ``write_tables(sweep_dir)``: the sweep's ``results.csv`` and ``results.md``.
 - ``compare_sweeps(reference, candidate)``: two sweeps of one grid side by side, setting
   by setting (mean ± std over seeds, difference, within the reference's seed std).
@@ -118,29 +118,33 @@ def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[st
 
 
 def long_table(directory: str | Path):
-    """The tidy results of a sweep (or of one run): a pandas DataFrame, one row per
-    (finished run, measure of MEASURES).
+    """The tidy results (:func:`measure_table`) of a sweep's finished runs, or of one run."""
+    axes, records = collect(directory)
+    return measure_table(axes, records, run_seeds(axes, records, Path(directory)))
 
-    Columns: the setting axes (the sweep's labels), ``seed`` (the seed axis's label, else
-    the run's configured seed), ``run``, ``measure`` ("all", "many", "medium", "few") and
-    ``value``, the last-epoch mAP in [0, 1] (NaN where the run has no class in the group).
-    No finished run gives an empty table with these columns.
-    """
+
+def run_seeds(axes: list[str], records: list[dict[str, Any]], directory: Path) -> dict[str, Any]:
+    """{run: its seed}: the seed axis's label, else the seed in the run's config.yaml
+    (``records`` as :func:`collect` gives them for ``directory``, a sweep or one run)."""
+    if "seed" in axes:
+        return {r["run"]: r["seed"] for r in records}
+    root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
+    return {r["run"]: runs.read_config(root / r["run"]).get("seed") for r in records}
+
+
+def measure_table(axes: list[str], records: list[dict[str, Any]], seeds: dict[str, Any]):
+    """One row per (run, measure of MEASURES), what seaborn aggregates over seeds itself
+    (``bmxlib.plots.map_by_setting``): a pandas DataFrame with the setting axes, ``seed``
+    (``seeds[run]``), ``run``, ``measure`` ("all", "many", "medium", "few") and ``value``,
+    the last-epoch mAP in [0, 1] (NaN where the run has no class in the group); no record,
+    no row (the columns stay)."""
     import pandas as pd
 
-    directory = Path(directory)
-    axes, records = collect(directory)
-    root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
     keys = setting_axes(axes)
-    rows = []
-    for record in records:
-        seed = record["seed"] if "seed" in axes else \
-            runs.read_config(root / record["run"]).get("seed")
-        for measure, label in MEASURES:
-            value = record.get(measure)
-            rows.append({**{k: record[k] for k in keys}, "seed": seed, "run": record["run"],
-                         "measure": label.removeprefix("mAP "),
-                         "value": math.nan if value is None else float(value)})
+    rows = [{**{k: record[k] for k in keys}, "seed": seeds[record["run"]],
+             "run": record["run"], "measure": label.removeprefix("mAP "),
+             "value": math.nan if record.get(measure) is None else float(record[measure])}
+            for record in records for measure, label in MEASURES]
     return pd.DataFrame(rows, columns=[*keys, "seed", "run", "measure", "value"])
 
 
@@ -350,22 +354,21 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
     Returns
     -------
     dict with ``axes`` (list of str), ``rows`` (:func:`results_rows`: mean / std of mAP,
-    mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``curves`` (:func:`curve_table`),
-    ``ablation`` (rows of the BalanceMix-component table) and ``summaries`` {run directory
-    name: summary.json}.
-    """
+    mAP_many, mAP_medium, mAP_few in [0, 1] per setting), ``table`` (:func:`measure_table`),
+    ``curves`` (:func:`curve_table`), ``ablation`` (rows of the BalanceMix-component table)
+    and ``summaries`` {run directory name: summary.json}."""
     directory = Path(directory)
     axes, records = collect(directory)
     if not records:
         raise ValueError(f"{directory} has no finished run ({runs.SUMMARY_FILE})")
-    sweep = runs.directory_kind(directory) == "sweep"
-    root = directory if sweep else directory.parent
+    root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
     loaded = {r["run"]: runs.load_run(root / r["run"]) for r in records}
-    rows = results_rows(axes, records)
+    rows, seeds = results_rows(axes, records), run_seeds(axes, records, directory)
     return {
         "axes": axes,
         "rows": rows,
-        "curves": curve_table(axes, records, loaded),
+        "table": measure_table(axes, records, seeds),
+        "curves": curve_table(axes, records, loaded, seeds),
         "ablation": ablation_rows(axes, records, rows, loaded),
         "summaries": {name: run.summary for name, run in loaded.items()},
     }
@@ -375,23 +378,22 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
 CURVE_MEASURES = ("mAP", *(name for name, _ in MEMORIZATION_MEASURES))
 
 
-def curve_table(axes: list[str], records: list[dict[str, Any]], loaded: dict[str, runs.Run]):
+def curve_table(axes: list[str], records: list[dict[str, Any]], loaded: dict[str, runs.Run],
+                seeds: dict[str, Any]):
     """The runs' curves as a tidy DataFrame, one row per (run, epoch, measure recorded then).
 
-    Columns: the setting axes, ``seed`` (as in :func:`long_table`), ``run``, ``epoch``,
+    Columns: the setting axes, ``seed`` (``seeds[run]``, :func:`run_seeds`), ``run``, ``epoch``,
     ``measure`` (a name of ``CURVE_MEASURES``) and ``value`` in [0, 1]; memorization only
-    at the epochs that measured it (synthetic noise), mAP at the evaluated epochs.
-    """
+    at the epochs that measured it (synthetic noise), mAP at the evaluated epochs."""
     import pandas as pd
 
     keys = setting_axes(axes)
     rows = []
     for record in records:
-        run = loaded[record["run"]]
-        seed = record["seed"] if "seed" in axes else run.config.get("seed")
-        base = {**{k: record[k] for k in keys}, "seed": seed, "run": record["run"]}
+        run = record["run"]
+        base = {**{k: record[k] for k in keys}, "seed": seeds[run], "run": run}
         rows += [{**base, "epoch": int(m["epoch"]), "measure": name, "value": float(m[name])}
-                 for m in run.metrics for name in CURVE_MEASURES if m.get(name) is not None]
+                 for m in loaded[run].metrics for name in CURVE_MEASURES if m.get(name) is not None]
     return pd.DataFrame(rows, columns=[*keys, "seed", "run", "epoch", "measure", "value"])
 
 

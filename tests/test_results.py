@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -95,6 +96,9 @@ def test_comparison_data_and_tables(tiny_report, bm_run):
     assert list(bce_map["epoch"]) == [1, 2] and list(bce_map["method"]) == ["bce", "bce"]
     assert bce_map["value"].iloc[-1] == data["summaries"][bce]["mAP"]
     assert set(curves["seed"]) == {0}  # no seed axis: the configured seed
+    # the bars' long table comes with the sweep's one collection, as long_table builds it
+    pd.testing.assert_frame_equal(data["table"], results.long_table(tiny_report["sweep_dir"]))
+    assert len(data["table"]) == 4 * 2 and set(data["table"]["seed"]) == {0}
     assert len(data["ablation"]) == 1 and data["ablation"][0]["re-labeling"] is True
     table = results.results_table_html(data["rows"], data["axes"])
     assert table.count("<tr>") == 3 and "selection precision" in table
