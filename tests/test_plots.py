@@ -569,3 +569,15 @@ def test_map_curves_average_the_seeds_a_line_per_setting_a_panel_per_noise():
     assert [ax.get_title() for ax in panels] == ["noise = flip-40"]  # clean has no noise
     texts = [t.get_text() for t in memorization.legends[0].get_texts()]
     assert texts == ["bce", "balancemix", "memorized noisy", "fit clean"]  # no group heads
+
+
+@pytest.mark.parametrize("draw, tidy", [
+    (plots.map_by_setting, _long_table), (plots.map_curves, _curve_table),
+    (plots.memorization_curves, _curve_table)], ids=["bars", "map_curves", "memorization"])
+def test_value_axis_says_whether_seeds_were_averaged(draw, tidy):
+    """A one-seed sweep's figure claimed a mean ± sd over seeds that nobody computed."""
+    two_seeds, one_seed = draw(tidy(), title="t"), draw(tidy().query("seed == 0"), title="t")
+    for fig, says in ((two_seeds, "mean ± sd over seeds"), (one_seed, "one run per setting")):
+        labels = {ax.get_ylabel() for ax in fig.axes if ax.get_visible()}
+        assert len(labels) == 1 and says in labels.pop()
+    plt.close("all")

@@ -56,16 +56,21 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
                     err_kws={"linewidth": 1}, ax=ax)  # saturation 1: Okabe–Ito exactly
         ax.set_ylim(0, 100)
         label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group",
-                   "test mAP (%, mean ± sd over seeds)")
+                   f"test mAP (%{_spread(data)})")
     figure_legend(fig, np.array(grid), title=" / ".join(keys) or None)
     return fig
+
+
+def setting_columns(data: pd.DataFrame) -> list[str]:
+    """The sweep's axis columns of a tidy frame (all but the seed and the per-row columns)."""
+    return [c for c in data.columns if c not in ("seed", "run", "epoch", "measure", "value")]
 
 
 def _settings(data: pd.DataFrame, *, hue: str, panel: str):
     """A tidy frame's rows labelled by setting — the ``hue`` axis, then the other axes but
     ``panel``, joined — with values in %: (data, those axes, the panel axis or None, a
     colour per setting, the panel labels)."""
-    axes = [c for c in data.columns if c not in ("seed", "run", "epoch", "measure", "value")]
+    axes = setting_columns(data)
     panel = panel if panel in axes else None
     keys = sorted((a for a in axes if a != panel), key=lambda a: a != hue)  # hue first
     label = data[keys].astype(str).agg(" / ".join, axis=1) if keys else "run"
@@ -74,6 +79,13 @@ def _settings(data: pd.DataFrame, *, hue: str, panel: str):
     palette = {s: CYCLE[i % len(CYCLE)] for i, s in enumerate(settings)}  # same in all panels
     panels = list(dict.fromkeys(data[panel].astype(str))) if panel else [""]
     return data, keys, panel, palette, panels
+
+
+def _spread(data: pd.DataFrame) -> str:
+    """What a value drawn from ``data`` is: a mean ± sd over seeds when some setting (in some
+    panel) has several runs; one run's value otherwise (seaborn then draws no spread)."""
+    several = (data.groupby(setting_columns(data))["run"].nunique() > 1).any()
+    return ", mean ± sd over seeds" if several else ", one run per setting"
 
 
 def _curves_figure(curves: pd.DataFrame, measures: tuple[str, ...], *, hue: str, panel: str,
@@ -96,7 +108,8 @@ def _curves_figure(curves: pd.DataFrame, measures: tuple[str, ...], *, hue: str,
                          markers=True, palette=palette, errorbar="sd", markersize=5, ax=ax)
         thin_markers(ax)
         integer_epoch_axis(ax)
-        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "epoch", ylabel)
+        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "epoch",
+                   f"{ylabel} (%{_spread(data)})")
     figure_legend(fig, np.array(grid), title=" / ".join(keys) or None,
                   leave_out=("setting", "measure"))
     return fig
@@ -116,7 +129,7 @@ def map_curves(curves: pd.DataFrame, *, hue: str = "method", panel: str = "noise
         As :func:`map_by_setting`.
     """
     return _curves_figure(curves, ("mAP",), hue=hue, panel=panel, title=title,
-                          ylabel="test mAP (%, mean ± sd over seeds)")
+                          ylabel="test mAP")
 
 
 def memorization_curves(curves: pd.DataFrame, *, hue: str = "method", panel: str = "noise",
@@ -131,4 +144,4 @@ def memorization_curves(curves: pd.DataFrame, *, hue: str = "method", panel: str
         As :func:`map_curves` (rows of "memorized_noisy" and "fit_clean" are drawn).
     """
     return _curves_figure(curves, ("memorized_noisy", "fit_clean"), hue=hue, panel=panel,
-                          title=title, ylabel="training labels fitted (%)")
+                          title=title, ylabel="training labels fitted")
