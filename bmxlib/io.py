@@ -129,6 +129,16 @@ def kill_if_stuck(processes, *, after_s: float) -> threading.Timer:
     return timer
 
 
+def make_folder(path: Path, what: str) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)``; where that fails (a read-only or special
+    file system), an error of the same OSError type naming ``what`` (e.g. "run directory"),
+    the folder and the reason, in one line."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise type(err)(f"cannot create the {what} {path}: {err.strerror or err}") from None
+
+
 def _atomic_replace(path: Path, write) -> None:
     with uninterrupted():
         _replace_with_temporary(Path(path), write)

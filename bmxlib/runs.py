@@ -38,6 +38,7 @@ from .io import (
     atomic_savez,
     atomic_write_json,
     atomic_write_text,
+    make_folder,
     read_json,
     read_jsonl,
     read_npz,
@@ -164,14 +165,13 @@ def writer_lock(run_dir: str | Path) -> Iterator[Path]:
     An advisory ``fcntl.flock`` on ``LOCK_FILE`` inside the directory: the OS releases it
     when the holder exits or dies (kill -9 leaves no stale lock). Re-entrant within one
     process (a sweep locks a point, then ``fit`` locks it again). Raises RunDirBusy, one
-    line naming the directory and the holder's pid, when another process holds it.
-    """
+    line naming the directory and the holder's pid, when another process holds it."""
     run_dir = Path(run_dir)
     key = str(run_dir.resolve())
     if key in _HELD_LOCKS:
         yield run_dir
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir, "run directory")
     fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

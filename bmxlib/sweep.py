@@ -44,6 +44,7 @@ from .config import (
     read_yaml,
     result_differences,
 )
+from .io import make_folder
 from .launchers import (
     LAUNCHERS,
     ClusterOptions,
@@ -322,7 +323,7 @@ def run_sweep(
     if runs.is_run_dir(sweep_dir) or sweep_dir.exists() and not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir} exists and is no sweep directory (a run or a file); "
                           "choose another sweep name (--name) or out_dir")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(sweep_dir, "sweep directory")
     runs.write_sweep_manifest(sweep_dir, source=str(path),
                               points=[(p.name, p.labels) for p in points])
     for point_name, source in reuse_finished_points(sweep_dir, selected, reusable):

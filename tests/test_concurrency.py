@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,16 @@ def test_the_lock_dies_with_its_holder(tmp_path, holder):
     process.wait()
     with runs.writer_lock(run_dir):  # no stale lock after kill -9
         with runs.writer_lock(run_dir):  # re-entrant in one process
+            pass
+
+
+def test_a_run_directory_that_cannot_be_created_is_named_with_the_reason(tmp_path):
+    """out_dir=/sys/x once said only "[Errno 1] Operation not permitted: '/sys/x'"."""
+    (tmp_path / "file").write_text("not a folder")
+    run_dir = tmp_path / "file" / "run"
+    pattern = rf"^cannot create the run directory {re.escape(str(run_dir))}: \w"
+    with pytest.raises(OSError, match=pattern):
+        with runs.writer_lock(run_dir):
             pass
 
 

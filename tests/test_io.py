@@ -18,6 +18,7 @@ from bmxlib.io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    make_folder,
     read_json,
     read_jsonl,
     read_npz,
@@ -206,3 +207,16 @@ def test_kill_if_stuck_kills_only_a_process_that_outlives_the_grace(ignores_sigt
     else:
         assert process.exitcode == -signal.SIGTERM
         assert "did not stop" not in err
+
+
+def test_make_folder_names_the_folder_and_the_reason_and_keeps_the_error_type(tmp_path):
+    make_folder(tmp_path / "a" / "b", "run directory")
+    make_folder(tmp_path / "a" / "b", "run directory")  # an existing folder is fine
+    assert (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError) as caught:
+        make_folder(tmp_path / "file" / "sweep", "sweep directory")
+    assert isinstance(caught.value, (NotADirectoryError, FileExistsError))  # as mkdir's
+    message = str(caught.value)
+    assert message.startswith(f"cannot create the sweep directory {tmp_path}/file/sweep: ")
+    assert "Errno" not in message and len(message.splitlines()) == 1
