@@ -130,13 +130,30 @@ def kill_if_stuck(processes, *, after_s: float) -> threading.Timer:
 
 
 def make_folder(path: Path, what: str) -> None:
-    """``path.mkdir(parents=True, exist_ok=True)``; where that fails (a read-only or special
-    file system), an error of the same OSError type naming ``what`` (e.g. "run directory"),
-    the folder and the reason, in one line."""
+    """``path.mkdir(parents=True, exist_ok=True)``; where that fails (a file in the way, a
+    read-only or special file system), an error of the same OSError type naming ``what``
+    (e.g. "run directory"), the folder and the reason, in one line."""
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"the {what} {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise type(err)(f"cannot create the {what} {path}: {err.strerror or err}") from None
+
+
+def check_can_write(path: Path, what: str) -> None:
+    """Make sure a file can be written at ``path`` before the work that produces it: its
+    folder is made if missing and a temporary file is created there and removed
+    (``os.access`` is not enough: root passes it on read-only file systems). Raises an
+    OSError naming ``what``, the path and the reason, in one line."""
+    if path.is_dir():
+        raise IsADirectoryError(f"the {what} {path} is a folder, not a file name")
+    make_folder(path.parent, f"folder of the {what}")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise type(err)(f"cannot write the {what} {path}: {err.strerror or err}") from None
 
 
 def _atomic_replace(path: Path, write) -> None:
@@ -145,9 +162,12 @@ def _atomic_replace(path: Path, write) -> None:
 
 
 def _replace_with_temporary(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{path.name}{TEMPORARY_INFIX}",
-                               dir=path.parent)
+    make_folder(path.parent, "folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{path.name}{TEMPORARY_INFIX}",
+                                   dir=path.parent)
+    except OSError as err:  # name the file asked for, not the temporary's random name
+        raise type(err)(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import results, runs
+from .io import make_folder
 from .notebook_specs import NotebookSpec, notebook_specs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -320,7 +321,7 @@ def build_report(directory: str | Path, *, out: str | Path | None = None, notebo
         if Path(inputs).resolve() in (out.resolve(), *out.resolve().parents):
             raise ValueError(f"--out {out}: lies in {what} ({inputs}), whose files the "
                              "report would overwrite; choose a folder outside it")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "report folder (--out)")
     out = out.resolve()
     outcomes: dict[str, Outcome] = {}
     runnable = [job for job in jobs if job.skip_reason is None]

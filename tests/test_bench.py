@@ -130,6 +130,18 @@ def test_bad_selection_is_refused(only, match):
         bench.run_bench(only=only, quick=True)
 
 
+@pytest.mark.parametrize("target", ["folder", "under-a-file"])
+def test_an_unwritable_out_is_refused_before_any_benchmark_runs(tmp_path, capsys, target):
+    """`bmx bench --out /sys/b.json` once ran every benchmark, then failed to write."""
+    (tmp_path / "file").write_text("x")
+    out = tmp_path if target == "folder" else tmp_path / "file" / "b.json"
+    assert cli_main(["bench", "--quick", "--only", "ap", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "AP N=" not in captured.out  # nothing was measured
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "bench output (--out)" in err[0] and str(tmp_path) in err[0]
+
+
 def test_only_runs_the_selection(capsys):
     report = bench.run_bench(only="ap", quick=True)
     assert list(report["results"]) == ["ap"]

@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import stat
+import tempfile
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ from bmxlib.io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_can_write,
     make_folder,
     read_json,
     read_jsonl,
@@ -220,3 +222,30 @@ def test_make_folder_names_the_folder_and_the_reason_and_keeps_the_error_type(tm
     message = str(caught.value)
     assert message.startswith(f"cannot create the sweep directory {tmp_path}/file/sweep: ")
     assert "Errno" not in message and len(message.splitlines()) == 1
+
+
+def test_make_folder_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(NotADirectoryError, match="^the report folder .*file is a file, not a"):
+        make_folder(tmp_path / "file", "report folder")
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_check_can_write_leaves_nothing_and_names_what_cannot_be_written(tmp_path):
+    check_can_write(tmp_path / "new" / "b.json", "bench output")
+    assert [p.name for p in tmp_path.rglob("*")] == ["new"]  # the folder, no file
+    with pytest.raises(IsADirectoryError, match="^the bench output .* is a folder"):
+        check_can_write(tmp_path, "bench output")
+
+
+def test_a_write_the_folder_refuses_names_the_target_not_the_temporary(tmp_path, monkeypatch):
+    """`bmx bench --out /sys/b.json` once said "Permission denied: '/sys/.b.json.tmp-p_wduo8n'"."""
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".b.json.tmp-x"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError, match=f"^cannot write {tmp_path}/b.json: Permission"):
+        atomic_write_text(tmp_path / "b.json", "{}")
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(PermissionError, match="^cannot write the bench output .*: Permission"):
+        check_can_write(tmp_path / "b.json", "bench output")

@@ -181,6 +181,13 @@ def test_a_report_folder_never_lies_over_its_inputs(bce_run, tmp_path, inside):
     assert not (bce_run / "report").exists()
 
 
+def test_a_report_folder_that_is_a_file_is_one_line(bce_run, tmp_path):
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(NotADirectoryError, match=r"^the report folder \(--out\) .*file is a file"):
+        report.build_report(bce_run, out=tmp_path / "file", progress=False)
+    assert (tmp_path / "file").read_text() == "kept"
+
+
 def test_plan_picks_the_first_balancemix_point_of_a_sweep(tmp_path):
     sweep = _fake_sweep(tmp_path / "s", {"bce": {"method": "bce"},
                                          "bm1": {"method": "balancemix"},

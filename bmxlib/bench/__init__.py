@@ -105,13 +105,11 @@ def run_bench(*, device: str = "cpu", out: str | None = None, quick: bool = Fals
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench: --device cuda requested but CUDA is not available")
     if out:  # before minutes of benchmarking, not after
-        import os
         from pathlib import Path
 
-        target = Path(out)
-        if target.is_dir() or not target.parent.is_dir() or not os.access(target.parent,
-                                                                           os.W_OK):
-            raise ValueError(f"bench: --out {out}: not a file name in a writable folder")
+        from ..io import check_can_write
+
+        check_can_write(Path(out), "bench output (--out)")
     torch_device = torch.device(device)
     sizes = QUICK if quick else FULL
     names = _selected(only, torch_device)
