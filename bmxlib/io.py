@@ -143,17 +143,37 @@ def make_folder(path: Path, what: str) -> None:
 
 def check_can_write(path: Path, what: str) -> None:
     """Make sure a file can be written at ``path`` before the work that produces it: its
-    folder is made if missing and a temporary file is created there and removed
-    (``os.access`` is not enough: root passes it on read-only file systems). Raises an
-    OSError naming ``what``, the path and the reason, in one line."""
+    folder exists and takes a file (:func:`refusal`). Raises an OSError naming ``what``, the
+    path and the reason, in one line; writes nothing."""
     if path.is_dir():
         raise IsADirectoryError(f"the {what} {path} is a folder, not a file name")
-    make_folder(path.parent, f"folder of the {what}")
+    if not path.parent.is_dir():
+        state = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise FileNotFoundError(f"the {what} {path}: its folder {path.parent} {state}")
+    if reason := refusal(path.parent):
+        raise OSError(f"cannot write the {what} {path}: {reason}")
+
+
+def check_folder_writable(folder: Path, what: str) -> None:
+    """Make sure ``folder`` can be made (where missing) and written in, before any work: its
+    nearest existing ancestor is a folder that takes a file (:func:`refusal`). Raises an
+    OSError naming ``what``, the folder and the reason, in one line; writes nothing."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"the {what} {folder}: {existing} is a file, not a folder")
+    if reason := refusal(existing):
+        raise OSError(f"cannot write in {existing} for the {what} {folder}: {reason}")
+
+
+def refusal(folder: Path) -> str | None:
+    """Why ``folder`` does not take a new file (the OS's reason), or None when it does: a
+    temporary file is created there and removed. ``os.access`` is not enough: root passes
+    it on read-only and special file systems."""
     try:
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
+        with tempfile.TemporaryFile(dir=folder):
+            return None
     except OSError as err:
-        raise type(err)(f"cannot write the {what} {path}: {err.strerror or err}") from None
+        return err.strerror or str(err)
 
 
 def _atomic_replace(path: Path, write) -> None:
@@ -162,7 +182,7 @@ def _atomic_replace(path: Path, write) -> None:
 
 
 def _replace_with_temporary(path: Path, write) -> None:
-    make_folder(path.parent, "folder")
+    make_folder(path.parent, f"folder of {path.name}")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{path.name}{TEMPORARY_INFIX}",
                                    dir=path.parent)

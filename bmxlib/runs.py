@@ -38,6 +38,7 @@ from .io import (
     atomic_savez,
     atomic_write_json,
     atomic_write_text,
+    check_folder_writable,
     make_folder,
     read_json,
     read_jsonl,
@@ -140,6 +141,7 @@ def check_writable(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Non
         return
     if file := next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None):
         raise NotADirectoryError(f"out_dir: {file} is a file, not a folder")  # before any work
+    check_folder_writable(run_dir, "run directory")  # read-only, /sys: before any work too
     if not has_content(run_dir):
         return
     if not overwrite:

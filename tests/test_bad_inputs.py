@@ -376,6 +376,12 @@ CATALOGUE = {
                                                  .write_bytes(b"junk")), "labels.npz is not"),
     "out-dir-is-a-file": (lambda tmp, run: (tmp / "f").write_text("x") and _train(
         f"out_dir={tmp / 'f' / 'runs'}")(tmp, run), "is a file, not a folder"),
+    # procfs takes no new file, even from root: refused before any data is built (it was
+    # refused after pretraining with a bare "[Errno 2] No such file or directory: '/proc/x'")
+    "out-dir-the-file-system-refuses": (_train("out_dir=/proc/bmxlib-test"),
+                                        "cannot write in /proc for the run directory"),
+    "report-out-the-file-system-refuses": (lambda tmp, run: [
+        "report", str(run), "--out", "/proc/bmxlib-test"], "cannot create the report folder"),
     "report-missing-dir": (lambda tmp, run: ["report", str(tmp / "gone")], "gone"),
     "report-not-a-run": (lambda tmp, run: ["report", str(tmp)], "neither a run"),
     "report-out-inside-the-run": (lambda tmp, run: [

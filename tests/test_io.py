@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from bmxlib import io
 from bmxlib.io import (
     append_jsonl,
     atomic_savez,
@@ -20,6 +21,7 @@ from bmxlib.io import (
     atomic_write_json,
     atomic_write_text,
     check_can_write,
+    check_folder_writable,
     make_folder,
     read_json,
     read_jsonl,
@@ -231,11 +233,28 @@ def test_make_folder_refuses_a_file_in_the_way(tmp_path):
     assert (tmp_path / "file").read_text() == "kept"
 
 
-def test_check_can_write_leaves_nothing_and_names_what_cannot_be_written(tmp_path):
-    check_can_write(tmp_path / "new" / "b.json", "bench output")
-    assert [p.name for p in tmp_path.rglob("*")] == ["new"]  # the folder, no file
+def test_check_can_write_writes_nothing_and_names_what_cannot_be_written(tmp_path):
+    check_can_write(tmp_path / "b.json", "bench output")
+    assert list(tmp_path.iterdir()) == []  # the probe's temporary file is gone
     with pytest.raises(IsADirectoryError, match="^the bench output .* is a folder"):
         check_can_write(tmp_path, "bench output")
+    with pytest.raises(FileNotFoundError, match="its folder .*new does not exist"):
+        check_can_write(tmp_path / "new" / "b.json", "bench output")  # a typo, not made
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(FileNotFoundError, match="its folder .*file is a file, not a folder"):
+        check_can_write(tmp_path / "file" / "b.json", "bench output")
+
+
+def test_check_folder_writable_probes_the_nearest_existing_folder(tmp_path, monkeypatch):
+    check_folder_writable(tmp_path / "a" / "b", "run directory")
+    assert list(tmp_path.iterdir()) == []  # nothing made, nothing left
+    (tmp_path / "file").write_text("kept")
+    with pytest.raises(NotADirectoryError, match=f"{tmp_path}/file is a file, not a folder"):
+        check_folder_writable(tmp_path / "file" / "run", "run directory")
+    monkeypatch.setattr(io, "refusal", lambda folder: "Read-only file system")
+    with pytest.raises(OSError, match=f"^cannot write in {tmp_path} for the run directory "
+                                      f"{tmp_path}/a/b: Read-only file system$"):
+        check_folder_writable(tmp_path / "a" / "b", "run directory")
 
 
 def test_a_write_the_folder_refuses_names_the_target_not_the_temporary(tmp_path, monkeypatch):
@@ -247,5 +266,6 @@ def test_a_write_the_folder_refuses_names_the_target_not_the_temporary(tmp_path,
     with pytest.raises(PermissionError, match=f"^cannot write {tmp_path}/b.json: Permission"):
         atomic_write_text(tmp_path / "b.json", "{}")
     monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
-    with pytest.raises(PermissionError, match="^cannot write the bench output .*: Permission"):
+    assert io.refusal(tmp_path) == "Permission denied"
+    with pytest.raises(OSError, match="^cannot write the bench output .*: Permission denied$"):
         check_can_write(tmp_path / "b.json", "bench output")
