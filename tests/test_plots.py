@@ -581,3 +581,13 @@ def test_value_axis_says_whether_seeds_were_averaged(draw, tidy):
         labels = {ax.get_ylabel() for ax in fig.axes if ax.get_visible()}
         assert len(labels) == 1 and says in labels.pop()
     plt.close("all")
+
+
+def test_confidence_groups_keep_their_bars_uncovered_one_legend_below():
+    """Each bar panel had its own legend in the upper right, over the tallest bars."""
+    fig = FIGURES["confidence_ap_groups"]()
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "mean confidence P(k)", "mean test AP", "Pearson r"]
+    plt.close(fig)

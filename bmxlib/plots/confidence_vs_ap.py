@@ -57,7 +57,6 @@ def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
         ax.bar(x + 0.2, ap[i], 0.4, color=OKABE_ITO["orange"], label="mean test AP")
         ax.set_ylim(0, 1.05)
         ax.set_xticks(x)
-        ax.legend(fontsize=7, loc="upper right")
         label_axes(ax, f"epoch {epoch} · Pearson r = {pearson_r[i]:.2f}",
                    "class group (most → least frequent)", "value")
     ax = axes[0, -1]
@@ -66,8 +65,8 @@ def confidence_ap_groups(group_confidence, group_ap, pearson_r, *, epochs,
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     integer_epoch_axis(ax)
-    ax.legend(fontsize=7, loc="best")
     label_axes(ax, "correlation across groups", "epoch", "Pearson r (confidence, AP)")
+    figure_legend(fig, axes)  # below: a panel's own legend covered its tallest bars
     return fig
 
 
