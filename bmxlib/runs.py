@@ -139,9 +139,8 @@ def check_writable(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Non
             raise FileNotFoundError(f"{run_dir / LABELS_FILE} is missing: the run's header is "
                                     "incomplete; train it again")  # a corrupt one: ValueError
         return
-    if file := next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None):
-        raise NotADirectoryError(f"out_dir: {file} is a file, not a folder")  # before any work
-    check_folder_writable(run_dir, "run directory")  # read-only, /sys: before any work too
+    # before any work: a file in the way, a read-only or special file system (/sys, /proc)
+    check_folder_writable(run_dir, "run directory (out_dir/name)")
     if not has_content(run_dir):
         return
     if not overwrite:
