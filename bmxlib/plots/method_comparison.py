@@ -49,14 +49,14 @@ def map_by_setting(table, *, hue: str = "method", panel: str = "noise",
     # 0.2 in a bar: the paper grid's panel (8 methods × 4 groups) is 7.6 in, one a row
     width = min(MAX_FIGURE_WIDTH, max(3.6, 0.2 * len(measures) * len(palette) + 1.2))
     fig, grid = panel_grid(len(panels), width=width, height=3.4, title=title)
+    ylabel = f"test mAP (%{_spread(data)})"
     for ax, name in zip(grid, panels):
         members = data[data[panel].astype(str) == name] if panel else data
         sns.barplot(members, x="measure", y="value", hue="setting", order=measures,
                     palette=palette, saturation=1, errorbar="sd", capsize=0.15,
                     err_kws={"linewidth": 1}, ax=ax)  # saturation 1: Okabe–Ito exactly
         ax.set_ylim(0, 100)
-        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group",
-                   f"test mAP (%{_spread(data)})")
+        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "shot group", ylabel)
     figure_legend(fig, np.array(grid), title=" / ".join(keys) or None)
     return fig
 
@@ -98,6 +98,7 @@ def _curves_figure(curves: pd.DataFrame, measures: tuple[str, ...], *, hue: str,
     data, keys, panel, palette, panels = _settings(data, hue=hue, panel=panel)
     data = data.assign(measure=data["measure"].map(lambda m: BY_NAME[m].label))
     fig, grid = panel_grid(len(panels), width=5.4, height=3.8, title=title)
+    ylabel = f"{ylabel} (%{_spread(data)})"
     for ax, name in zip(grid, panels):
         members = data[data[panel].astype(str) == name] if panel else data
         if len(measures) > 1:  # the measures by dashes, the settings by colour
@@ -108,8 +109,7 @@ def _curves_figure(curves: pd.DataFrame, measures: tuple[str, ...], *, hue: str,
                          markers=True, palette=palette, errorbar="sd", markersize=5, ax=ax)
         thin_markers(ax)
         integer_epoch_axis(ax)
-        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "epoch",
-                   f"{ylabel} (%{_spread(data)})")
+        label_axes(ax, f"{panel} = {name}" if panel else "all runs", "epoch", ylabel)
     figure_legend(fig, np.array(grid), title=" / ".join(keys) or None,
                   leave_out=("setting", "measure"))
     return fig
