@@ -522,6 +522,11 @@ def test_label_panel_gives_the_oversampling_a_right_axis_of_its_own():
     texts = [t.get_text() for t in right.get_legend().get_texts()]
     assert texts == ["selection precision", "selection recall",
                      "draw share / natural share (right axis)"]
+    # the legend lies below the panel: inside it, "best" saw only the right axis's line and
+    # covered the precision / recall curves of late epochs
+    fig.draw_without_rendering()
+    legend_top = right.get_legend().get_window_extent().y1
+    assert legend_top < left.get_window_extent().y0
     # without selection data the ratio keeps the panel's own axis
     inputs.update(precision=None, recall=None)
     fig = plots.label_panel(**inputs)

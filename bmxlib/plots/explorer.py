@@ -109,8 +109,13 @@ def _draw_group_history(ax, epochs, oversampling, precision, recall, epoch: int,
     left = ("selection precision / recall" if precision is not None
             else ratio_label if oversampling is not None else "value")
     label_axes(ax, title, "epoch", left)
-    if lines:  # on the top axes, so the right axis's curve cannot hide it
-        ratio_ax.legend(lines, [line.get_label() for line in lines], fontsize=7)
+    if lines and ratio_ax is not ax:
+        # below the panel: "best" on either axis sees only that axis's lines, so inside it
+        # covered the other axis's curves (precision / recall of late epochs)
+        ratio_ax.legend(lines, [line.get_label() for line in lines], fontsize=7, ncol=2,
+                        loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    elif lines:
+        ax.legend(fontsize=7, loc="best")
     else:
         ax.text(0.5, 0.5, "no sampler or selection data", transform=ax.transAxes,
                 ha="center", fontsize=8)
