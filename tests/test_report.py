@@ -8,11 +8,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import yaml
 from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR
 
-from bmxlib import cli, plots, report, runs
+from bmxlib import cli, plots, report, results, runs
+from bmxlib.engine import GROUP_AP, GROUP_CONFIDENCE
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +70,6 @@ def test_index_shows_the_results_table_and_every_notebook_ok(tiny_report, bm_run
 
 
 def test_results_tables_show_the_paper_layout_only_when_it_adds_something():
-    from bmxlib import results
-
     def row(method, noise, seeds):
         scores = {f"{m}_{s}": 0.5 for m, _ in results.MEASURES for s in ("mean", "std")}
         return {"method": method, "noise": noise, "seeds": seeds, **scores}
@@ -122,10 +122,6 @@ def test_confidence_notebook_defaults_to_evaluated_epochs(bm_run, tmp_path, monk
     """Under eval_every > 1 only the evaluated epochs have group AP; the notebook picked its
     default epochs among all epochs with diagnostics and failed on a 400-epoch run. Here the
     last epoch loses its evaluation, so the default (the last epoch) has no group AP."""
-    import numpy as np
-
-    from bmxlib.engine import GROUP_AP, GROUP_CONFIDENCE
-
     run_dir = tmp_path / "run"
     shutil.copytree(bm_run, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
     last = max(runs.load_run(run_dir).diagnostic_epochs)
