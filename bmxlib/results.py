@@ -53,8 +53,7 @@ COMPONENTS = (("minority_sampler", "minority sampler"), ("clean_labels", "clean 
 def collect(directory: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     """(axis names, one record per finished run: axis labels + ``run`` + its summary).
 
-    A run directory counts as a one-point sweep whose only axis is ``method``.
-    """
+    A run directory counts as a one-point sweep whose only axis is ``method``."""
     directory = Path(directory)
     if runs.directory_kind(directory) == "run":
         summary = runs.read_summary(directory)
@@ -119,17 +118,18 @@ def results_rows(axes: list[str], records: list[dict[str, Any]]) -> list[dict[st
 
 def long_table(directory: str | Path):
     """The tidy results (:func:`measure_table`) of a sweep's finished runs, or of one run."""
+    directory = Path(directory)
     axes, records = collect(directory)
-    return measure_table(axes, records, run_seeds(axes, records, Path(directory)))
+    root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
+    seeds = run_seeds(axes, records, lambda run: runs.read_config(root / run))
+    return measure_table(axes, records, seeds)
 
 
-def run_seeds(axes: list[str], records: list[dict[str, Any]], directory: Path) -> dict[str, Any]:
-    """{run: its seed}: the seed axis's label, else the seed in the run's config.yaml
-    (``records`` as :func:`collect` gives them for ``directory``, a sweep or one run)."""
+def run_seeds(axes: list[str], records: list[dict[str, Any]], config_of) -> dict[str, Any]:
+    """{run: its seed}: the seed axis's label, else that of ``config_of(run)`` (config.yaml)."""
     if "seed" in axes:
         return {r["run"]: r["seed"] for r in records}
-    root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
-    return {r["run"]: runs.read_config(root / r["run"]).get("seed") for r in records}
+    return {r["run"]: config_of(r["run"]).get("seed") for r in records}
 
 
 def measure_table(axes: list[str], records: list[dict[str, Any]], seeds: dict[str, Any]):
@@ -363,7 +363,7 @@ def comparison_data(directory: str | Path) -> dict[str, Any]:
         raise ValueError(f"{directory} has no finished run ({runs.SUMMARY_FILE})")
     root = directory if runs.directory_kind(directory) == "sweep" else directory.parent
     loaded = {r["run"]: runs.load_run(root / r["run"]) for r in records}
-    rows, seeds = results_rows(axes, records), run_seeds(axes, records, directory)
+    rows, seeds = results_rows(axes, records), run_seeds(axes, records, lambda r: loaded[r].config)
     return {
         "axes": axes,
         "rows": rows,
