@@ -133,10 +133,10 @@ def make_folder(path: Path, what: str) -> None:
     """``path.mkdir(parents=True, exist_ok=True)``; where that fails (a file in the way, a
     read-only or special file system), an error of the same OSError type naming ``what``
     (e.g. "run directory"), the folder and the reason, in one line."""
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"the {what} {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok covers a folder: what is there is not one
+        raise NotADirectoryError(f"the {what} {path} is a file, not a folder") from None
     except OSError as err:
         raise type(err)(f"cannot create the {what} {path}: {err.strerror or err}") from None
 
