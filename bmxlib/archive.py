@@ -24,8 +24,8 @@ def archive_diagnostics(run_dir: Path, target: Path, config: Config) -> None:
     T-estimator's transition matrices at the end of its warm-up)."""
     import numpy as np
 
-    from .engine import is_full_diagnostics_epoch
     from .io import atomic_savez
+    from .steps import is_full_diagnostics_epoch
 
     run = runs.load_run(run_dir)
     label_shape = None if run.noisy_labels is None else run.noisy_labels.shape

@@ -17,7 +17,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,16 +28,10 @@ from .config import Config
 from .experiment import Setup, cached_inputs
 from .provenance import run_provenance
 from .stats import dataset_facts
+from .steps import EpochRecord
 from .tensorboard import EpochWriter
 
 MIN_FREE_BYTES = 256 << 20  # stop (keeping the last checkpoint) below this much free disk
-
-
-class EpochRecord(NamedTuple):
-    """What one epoch produced: its metrics.jsonl record and its diagnostics arrays."""
-
-    metrics: dict[str, Any]
-    diagnostics: dict[str, np.ndarray]
 
 
 @contextlib.contextmanager

@@ -281,7 +281,7 @@ def test_the_real_graph_is_read():
     modules = read_modules(PACKAGE)
     assert {"engine", "runs", "methods.balancemix", "data.digits_lt"} <= set(modules)
     engine_imports = {t for t, *_ in modules["engine"].imports}
-    assert {"runs", "passes"} <= engine_imports
+    assert {"runs", "steps"} <= engine_imports
     assert "runs" in {t for t, *_ in modules["results"].imports}
     assert "metrics.jsonl" in _run_file_names(modules)
 

@@ -122,9 +122,8 @@ def _worker(out_dir: str) -> None:
 
     from bmxlib import distributed as dist
     from bmxlib.config import load_config
-    from bmxlib.engine import EngineContext
     from bmxlib.experiment import build
-    from bmxlib.steps import epoch_loaders, seed_epoch, train_one_epoch
+    from bmxlib.steps import EngineContext, open_epoch, seed_epoch, train_one_epoch
 
     dist.init()
     assert dist.world_size() == 2
@@ -142,7 +141,7 @@ def _worker(out_dir: str) -> None:
             record[f"{key}_{epoch}"] = diagnostics[key]
     record["state_2"] = setup.method.managed.state.cpu().numpy()
     record["weight_2"] = setup.method.managed.weight.cpu().numpy()
-    minority = epoch_loaders(setup, 3).minority  # the sampler of the next epoch, new p
+    minority = open_epoch(setup, 3).minority  # the sampler of the next epoch, new p
     record["global_draws"] = minority.global_indices().numpy()
     record["my_draws"] = np.array(list(minority))
     params = torch.cat([p.detach().flatten() for p in setup.model.parameters()])
@@ -163,9 +162,8 @@ def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
     """ROS, co-teaching and T-estimator under DDP: what every rank must agree on."""
     from bmxlib.config import load_config
     from bmxlib.distributed import unwrap
-    from bmxlib.engine import EngineContext
     from bmxlib.experiment import build
-    from bmxlib.steps import epoch_loaders, seed_epoch, train_one_epoch
+    from bmxlib.steps import EngineContext, open_epoch, seed_epoch, train_one_epoch
 
     record: dict[str, np.ndarray] = {}
     for method in ("ros", "coteaching", "t_estimator"):
@@ -176,7 +174,7 @@ def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
         steps = []
         for epoch in (1, 2):
             seed_epoch(config.seed, epoch)
-            first, second, _, _ = epoch_loaders(setup, epoch)
+            first, second, _, _ = open_epoch(setup, epoch)
             steps += [len(first), len(second)]
             train_one_epoch(setup, epoch)
             setup.method.end_of_epoch(EngineContext(setup, epoch, False))
@@ -184,7 +182,7 @@ def _other_methods(out_dir: str) -> dict[str, np.ndarray]:
         record[f"{method}_steps_match"] = np.array([s == setup.steps_per_epoch for s in steps])
         record[f"{method}_weights"] = _checksum(setup.model)
         if method == "ros":
-            first = epoch_loaders(setup, 3).first
+            first = open_epoch(setup, 3).first
             record["ros_global_draws"] = first.sampler.global_indices().numpy()
             record["ros_my_draws"] = np.array(list(first.sampler))
         if method == "coteaching":

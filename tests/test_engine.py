@@ -10,8 +10,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-import bmxlib.engine as engine
 import bmxlib.passes as passes
+import bmxlib.steps as steps
 from bmxlib.compute import TrainingDiverged
 from bmxlib.engine import fit
 from bmxlib.experiment import build
@@ -55,7 +55,7 @@ def test_resume_repeats_the_uninterrupted_run(tiny_config, method):
     # "interrupt" after 2 epochs: train a 4-epoch run whose loop stops at epoch 2
     config = tiny_config(*common, "name=resumed")
 
-    original = engine.evaluate
+    original = steps.evaluate
     calls = {"n": 0}
 
     def interrupt_after_two(*args, **kwargs):
@@ -64,12 +64,12 @@ def test_resume_repeats_the_uninterrupted_run(tiny_config, method):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    engine.evaluate = interrupt_after_two
+    steps.evaluate = interrupt_after_two
     try:
         with pytest.raises(KeyboardInterrupt):
             fit(config)
     finally:
-        engine.evaluate = original
+        steps.evaluate = original
     assert not (straight.parent / "resumed" / "summary.json").exists()
     resumed = fit(config, resume=True)
     a, b = _weights(straight), _weights(resumed)
@@ -123,10 +123,10 @@ def test_memorization_reuses_the_methods_full_data_pass(tiny_config, monkeypatch
                           "warmup_epochs=1"))
     train_one_epoch(s, 1)
     passes = []
-    original = engine.full_data_pass
-    monkeypatch.setattr(engine, "full_data_pass",
+    original = steps.full_data_pass
+    monkeypatch.setattr(steps, "full_data_pass",
                         lambda *a, **k: passes.append(1) or original(*a, **k))
-    context = engine.EngineContext(s, 1, True)
+    context = steps.EngineContext(s, 1, True)
     s.method.end_of_epoch(context)
     measured = context.noise_fit()
     assert len(passes) == 1  # BalanceMix's own pass, measured before its in-place sigmoid

@@ -79,14 +79,14 @@ def test_the_notebook_set_is_the_one_the_report_runs():
 def test_declares_what_it_needs_consistently_with_its_parameters(name):
     """metadata["bmxlib"]: figures it publishes, a parameters cell taking what it needs,
     and diagnostics keys that the modules writing them define."""
-    import bmxlib.engine as engine
     import bmxlib.methods.balancemix as balancemix
+    import bmxlib.steps as steps
 
     spec = SPECS[name]
     assert spec.figures, f"{name}: declares no figures"
     first = _code_cells(_read(name))[0].source
     assert ("run_dir =" if spec.needs == "run" else "sweep_dir =") in first
-    written = {value for module in (balancemix, engine) for key, value in vars(module).items()
+    written = {value for module in (balancemix, steps) for key, value in vars(module).items()
                if key.isupper() and isinstance(value, str)}
     assert set(spec.diagnostics) <= written, set(spec.diagnostics) - written
     for key in spec.switches:  # a switch is a config key

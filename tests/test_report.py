@@ -14,7 +14,7 @@ import yaml
 from test_notebooks import EXPECTED_FIGURES, NOTEBOOK_DIR
 
 from bmxlib import cli, plots, report, results, runs
-from bmxlib.engine import GROUP_AP, GROUP_CONFIDENCE
+from bmxlib.steps import GROUP_AP, GROUP_CONFIDENCE
 
 
 @pytest.fixture(scope="session")

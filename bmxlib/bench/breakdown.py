@@ -40,9 +40,9 @@ REGIME = Path(__file__).resolve().parents[2] / "configs" / "regime" / "base.yaml
 #: the functions timed, as (module, attribute path, bucket): the attribute is looked up
 #: where its caller finds it (``steps.train_one_epoch`` calls ``steps.train_step``)
 TIMED = (("steps", "train_step", "step"), ("steps", "to_device", "augmentation"),
-         ("engine", "train_one_epoch", "train_one_epoch"), ("engine", "run_epoch", "run_epoch"),
-         ("engine", "evaluate", "evaluation"), ("engine", "full_data_pass", "full_data_pass"),
-         ("engine", "relabel_views", "relabel_views"),
+         ("steps", "train_one_epoch", "train_one_epoch"), ("engine", "run_epoch", "run_epoch"),
+         ("steps", "evaluate", "evaluation"), ("steps", "full_data_pass", "full_data_pass"),
+         ("steps", "relabel_views", "relabel_views"),
          ("recorder", "Recorder.write_epoch", "writes"))
 
 

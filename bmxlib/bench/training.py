@@ -28,10 +28,10 @@ def _digits_config(method: str, sizes: Sizes, out_dir: str):
 
 
 def _timed_context_class():
-    from ..engine import EngineContext
+    from ..steps import EngineContext
 
     class TimedContext(EngineContext):
-        """The engine's context, adding up the time of the full-data pass and views."""
+        """The training loop's context, adding up the time of the full-data pass and views."""
 
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
@@ -51,9 +51,9 @@ def _timed_context_class():
 def _loading_seconds(setup, epoch: int) -> float:
     """Time to draw one epoch of training batches without the model: the loader plus the
     per-batch augmentation (RandAugment, float, normalise) that the engine applies."""
-    from ..steps import epoch_loaders
+    from ..steps import open_epoch
 
-    first, second, _, augment = epoch_loaders(setup, epoch)
+    first, second, _, augment = open_epoch(setup, epoch)
     start = time.perf_counter()
     for batches in zip(first, second) if second is not None else ((b,) for b in first):
         for images, *_ in batches:  # (images, indices, ok)
@@ -186,7 +186,7 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     ``images`` are uint8 on the device; each batch gets the training preset's per-batch part
     (per-image RandAugment, float, normalise) on the device, as in ``steps.train_one_epoch``.
     """
-    from ..compute import to_device
+    from ..compute import autocast, to_device
     from ..methods import Batch
     from ..steps import train_step
 
@@ -198,6 +198,7 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
     probabilities = method.minority_probabilities()
     second = (torch.multinomial(probabilities.to(device).float(), count, replacement=True)
               if probabilities is not None else torch.randperm(len(images), device=device)[:count])
+    precision = autocast(device, True)
     sync(device)
     start = time.perf_counter()
     for step in range(count // batch):
@@ -207,7 +208,7 @@ def _throughput_epoch(method, model, optimizer, images, epoch: int, batch: int, 
                            index_r=index_r,
                            x_m=to_device(images[index_m], device, True, train_tf),
                            index_m=index_m, epoch=epoch, generator=generator)
-        train_step(method, model, step_batch, optimizer, amp=True, step=step)
+        train_step(method, model, step_batch, optimizer, precision=precision, step=step)
     method.end_of_epoch(InMemoryContext(model, images, epoch=epoch, batch=2 * batch,
                                         train_tf=train_tf, eval_tf=eval_tf))
     sync(device)

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import GROUP_AP, GROUP_CONFIDENCE
 from ..gmm import GMMFit
 from ..methods.balancemix import (
     ABSENCE_CONFIDENCE,
@@ -36,6 +35,7 @@ from ..methods.balancemix import (
     STATE,
     STATE_COUNTS,
 )
+from ..steps import GROUP_AP, GROUP_CONFIDENCE
 from .style import STATE_NAMES
 
 __all__ = [
